@@ -1,0 +1,139 @@
+//! The output as a list of chunks: byte ranges of the input (copied straight
+//! from the map), small owned pieces (headers, LEBs), and runs of zeros.
+//! Its length is known before the first byte is written, which is what lets
+//! enclosing section sizes be written first.
+
+use std::io::{self, Write};
+
+use wasm_encoder::Encode;
+
+use crate::segment::Part;
+
+#[derive(Debug, Clone)]
+enum Chunk {
+    /// A range of the input.
+    Input(std::ops::Range<usize>),
+    /// A range of `Output::owned`.
+    Owned(std::ops::Range<usize>),
+    Zeros(u64),
+}
+
+/// The planned output bytes, not yet written.
+#[derive(Debug, Clone)]
+pub(crate) struct Output<'a> {
+    input: &'a [u8],
+    chunks: Vec<Chunk>,
+    owned: Vec<u8>,
+    len: u64,
+}
+
+impl<'a> Output<'a> {
+    /// An empty output over `input`, the whole input binary.
+    pub(crate) fn new(input: &'a [u8]) -> Self {
+        Output {
+            input,
+            chunks: Vec::new(),
+            owned: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// The total length in bytes.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Appends a range of the input, written later straight from it.
+    pub(crate) fn input(&mut self, range: std::ops::Range<usize>) {
+        if range.is_empty() {
+            return;
+        }
+        self.len += range.len() as u64;
+        // Neighbouring input ranges become one write.
+        match self.chunks.last_mut() {
+            Some(Chunk::Input(last)) if last.end == range.start => last.end = range.end,
+            _ => self.chunks.push(Chunk::Input(range)),
+        }
+    }
+
+    /// Appends a slice that borrows from the input.
+    fn input_slice(&mut self, bytes: &[u8]) {
+        let start = (bytes.as_ptr() as usize)
+            .checked_sub(self.input.as_ptr() as usize)
+            .filter(|s| s + bytes.len() <= self.input.len())
+            .expect("payload bytes borrow from the input");
+        self.input(start..start + bytes.len());
+    }
+
+    /// Appends small bytes that the plan made.
+    pub(crate) fn owned(&mut self, bytes: &[u8]) {
+        self.len += bytes.len() as u64;
+        let start = self.owned.len();
+        self.owned.extend_from_slice(bytes);
+        let end = self.owned.len();
+        match self.chunks.last_mut() {
+            Some(Chunk::Owned(r)) if r.end == start => r.end = end,
+            _ => self.chunks.push(Chunk::Owned(start..end)),
+        }
+    }
+
+    /// Appends an unsigned LEB128.
+    pub(crate) fn uleb(&mut self, v: u64) {
+        let mut buf = Vec::with_capacity(10);
+        v.encode(&mut buf);
+        self.owned(&buf);
+    }
+
+    /// Appends `n` zero bytes.
+    pub(crate) fn zeros(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.len += n;
+        match self.chunks.last_mut() {
+            Some(Chunk::Zeros(m)) => *m += n,
+            _ => self.chunks.push(Chunk::Zeros(n)),
+        }
+    }
+
+    /// Appends a packed segment's payload.
+    pub(crate) fn parts(&mut self, parts: &[Part<'a>]) {
+        for part in parts {
+            match *part {
+                Part::Bytes(b) => self.input_slice(b),
+                Part::Zeros(n) => self.zeros(n),
+            }
+        }
+    }
+
+    /// Appends another output (a nested module's).
+    pub(crate) fn append(&mut self, other: Output<'a>) {
+        for chunk in other.chunks {
+            match chunk {
+                Chunk::Input(r) => self.input(r),
+                Chunk::Owned(r) => self.owned(&other.owned[r]),
+                Chunk::Zeros(n) => self.zeros(n),
+            }
+        }
+    }
+
+    /// Writes every byte, in order.
+    pub(crate) fn write_to(&self, out: &mut dyn Write) -> io::Result<()> {
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        for chunk in &self.chunks {
+            match chunk {
+                Chunk::Input(r) => out.write_all(&self.input[r.clone()])?,
+                Chunk::Owned(r) => out.write_all(&self.owned[r.clone()])?,
+                Chunk::Zeros(n) => {
+                    let mut left = *n;
+                    while left > 0 {
+                        let k = left.min(ZEROS.len() as u64) as usize;
+                        out.write_all(&ZEROS[..k])?;
+                        left -= k as u64;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

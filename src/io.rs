@@ -1,0 +1,146 @@
+//! Files: mapping the input (stdin spooled to a temporary file first) and
+//! writing the output through a temporary file beside the target, renamed
+//! into place only when complete.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use crate::error::{Error, Result};
+
+/// The input bytes, mapped from a file.
+#[derive(Debug)]
+pub struct Input {
+    // `None` for an empty file: a zero-length mapping is not allowed.
+    map: Option<Mmap>,
+    name: String,
+}
+
+impl Input {
+    /// Maps the file at `path`, or spools stdin to an unnamed temporary file
+    /// and maps that when `path` is `None` or `-`.
+    ///
+    /// The file must not be changed while the input is alive: a mapped file
+    /// that shrinks under us would fault on access. segpack's own output goes
+    /// to a new file renamed over the target, never into the mapped one.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`](crate::ErrorKind::Io) when the file cannot be opened, read or mapped.
+    ///
+    /// ```no_run
+    /// let input = segpack::io::Input::open(Some("module.wasm".as_ref()))?;
+    /// println!("{} bytes", input.bytes().len());
+    /// # Ok::<(), segpack::Error>(())
+    /// ```
+    pub fn open(path: Option<&Path>) -> Result<Input> {
+        match path {
+            Some(p) if p != Path::new("-") => {
+                let name = p.display().to_string();
+                let file =
+                    File::open(p).map_err(|e| Error::io(format!("cannot open {name}"), e))?;
+                Self::from_file(file, name)
+            }
+            _ => {
+                let mut file = tempfile::tempfile()
+                    .map_err(|e| Error::io("cannot create a temporary file for stdin", e))?;
+                io::copy(&mut io::stdin().lock(), &mut file)
+                    .map_err(|e| Error::io("cannot read stdin", e))?;
+                Self::from_file(file, "<stdin>".to_string())
+            }
+        }
+    }
+
+    fn from_file(file: File, name: String) -> Result<Input> {
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(format!("cannot read {name}"), e))?
+            .len();
+        if len == 0 {
+            return Ok(Input { map: None, name });
+        }
+        // SAFETY: the map is only read; segpack never writes to its input
+        // file (output goes to a new file renamed into place). Another process
+        // truncating the file meanwhile is outside what we can prevent, as for
+        // every tool that maps its input (see memmap2's docs).
+        let map =
+            unsafe { Mmap::map(&file) }.map_err(|e| Error::io(format!("cannot map {name}"), e))?;
+        #[cfg(unix)]
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Ok(Input {
+            map: Some(map),
+            name,
+        })
+    }
+
+    /// The input's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+
+    /// The file's name as given, or `<stdin>`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Writes a file atomically: `write` fills a temporary file in the target's
+/// directory, which is renamed over `target` only when `write` succeeded.
+/// On error the target is untouched and the temporary file removed. An
+/// existing target's permissions are kept.
+///
+/// # Errors
+/// [`ErrorKind::Io`](crate::ErrorKind::Io) when the file cannot be created, written or renamed.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let target = dir.path().join("out.wasm");
+/// segpack::io::write_atomically(&target, |w| w.write_all(b"\0asm"))?;
+/// assert_eq!(std::fs::read(&target).unwrap(), b"\0asm");
+/// # Ok::<(), segpack::Error>(())
+/// ```
+pub fn write_atomically(
+    target: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<()> {
+    let name = target.display();
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let temp = tempfile::Builder::new()
+        .prefix(".segpack-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| {
+            Error::io(
+                format!("cannot create a temporary file in {}", dir.display()),
+                e,
+            )
+        })?;
+    let mut writer = BufWriter::with_capacity(1 << 20, temp.as_file());
+    write(&mut writer)
+        .and_then(|()| writer.flush())
+        .map_err(|e| Error::io(format!("cannot write {name}"), e))?;
+    drop(writer);
+    // Temporary files are private (0600); the result should look like any
+    // file the user writes: the target's old permissions, or 0644.
+    match std::fs::metadata(target) {
+        Ok(meta) => {
+            let _ = temp.as_file().set_permissions(meta.permissions());
+        }
+        #[cfg(unix)]
+        Err(_) => {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = temp
+                .as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644));
+        }
+        #[cfg(not(unix))]
+        Err(_) => {}
+    }
+    temp.persist(target)
+        .map_err(|e| Error::io(format!("cannot replace {name}"), e.error))?;
+    Ok(())
+}

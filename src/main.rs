@@ -1,0 +1,296 @@
+//! The `segpack` command: parses arguments, opens files, prints. The work is
+//! in the library.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use segpack::io::{Input, write_atomically};
+use segpack::{ENGINE_MAX_SEGMENTS, PackOptions, PackReport, Plan};
+
+#[derive(Parser)]
+#[command(
+    name = "segpack",
+    version,
+    about = "Pack the data segments of WebAssembly modules and components",
+    long_about = "Pack the data segments of WebAssembly modules and components: the smallest \
+data section that gives the same memories at instantiation.",
+    after_help = "Examples:\n  segpack pack snapshot.wasm -o packed.wasm --stats\n  cat in.wasm | segpack pack > out.wasm\n  segpack inspect snapshot.wasm"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Pack a module or component ('-' or nothing: stdin / stdout)
+    #[command(
+        after_help = "Examples:\n  segpack pack in.wasm -o out.wasm --stats\n  segpack pack in.wasm -o in.wasm            # in place, atomically\n  cat in.wasm | segpack pack > out.wasm\n  segpack pack --max-segments 100000 in.wasm -o out.wasm"
+    )]
+    Pack(PackArgs),
+    /// Show what packing would save, without writing anything
+    #[command(
+        after_help = "Examples:\n  segpack inspect snapshot.wasm\n  segpack inspect snapshot.wasm --json"
+    )]
+    Inspect(InspectArgs),
+}
+
+#[derive(Args)]
+struct Common {
+    /// The most data segments the output may have (engines reject more than 100,000)
+    #[arg(long, value_name = "N", default_value_t = segpack::DEFAULT_MAX_SEGMENTS,
+          value_parser = clap::value_parser!(u32).range(1..=ENGINE_MAX_SEGMENTS as i64))]
+    max_segments: u32,
+    /// Pack imported memories too: promise that the host hands them in zeroed
+    #[arg(long)]
+    zero_filled_imports: bool,
+    /// Worker threads for scanning (default: all cores); the output is the same for any value
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: usize,
+}
+
+impl Common {
+    fn options(&self) -> PackOptions {
+        PackOptions {
+            max_segments: self.max_segments,
+            zero_filled_imports: self.zero_filled_imports,
+            threads: self.threads,
+        }
+    }
+}
+
+#[derive(Args)]
+struct PackArgs {
+    /// The input module or component ('-' or nothing: stdin)
+    input: Option<PathBuf>,
+    /// Where to write the output ('-' or nothing: stdout); may be the input itself
+    #[arg(short, long, value_name = "OUTPUT")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+    /// Print one summary line on stderr
+    #[arg(long)]
+    stats: bool,
+    /// Print the summary as JSON on stderr
+    #[arg(long)]
+    json: bool,
+    /// Do not print warnings
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// The input module or component
+    input: PathBuf,
+    #[command(flatten)]
+    common: Common,
+    /// Print JSON instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+/// An error and the exit status it maps to.
+struct Failure {
+    message: String,
+    status: u8,
+}
+
+impl From<segpack::Error> for Failure {
+    fn from(e: segpack::Error) -> Self {
+        let status = match e.kind() {
+            segpack::ErrorKind::InvalidOptions => 2,
+            _ => 1,
+        };
+        Failure {
+            message: e.to_string(),
+            status,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Pack(args) => pack(args),
+        Command::Inspect(args) => inspect(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.status)
+        }
+    }
+}
+
+fn is_stdio(path: &Option<PathBuf>) -> bool {
+    path.as_deref().is_none_or(|p| p.as_os_str() == "-")
+}
+
+fn pack(args: PackArgs) -> Result<(), Failure> {
+    let to_stdout = is_stdio(&args.output);
+    if to_stdout && std::io::stdout().is_terminal() {
+        return Err(Failure {
+            message: "refusing to write binary output to a terminal; pass -o FILE or redirect stdout (segpack pack in.wasm > out.wasm)".into(),
+            status: 2,
+        });
+    }
+    let started = Instant::now();
+    let input = Input::open(args.input.as_deref())?;
+    let plan = Plan::new(input.bytes(), &args.common.options())?;
+    if !args.quiet {
+        for warning in plan.report().warnings() {
+            eprintln!("warning: {warning}");
+        }
+    }
+    if to_stdout {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+        match plan.write_to(&mut out).and_then(|()| out.flush()) {
+            Ok(()) => {}
+            // The reader went away (`segpack pack x | head`): not our failure.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(segpack::Error::io("cannot write stdout", e).into()),
+        }
+    } else {
+        let target = args.output.as_deref().expect("checked above");
+        write_atomically(target, |w| plan.write_to(w))?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    if args.json {
+        eprintln!("{}", report_json(plan.report(), elapsed));
+    } else if args.stats {
+        eprintln!("{}", stats_line(plan.report(), elapsed));
+    }
+    Ok(())
+}
+
+fn inspect(args: InspectArgs) -> Result<(), Failure> {
+    let started = Instant::now();
+    let input = Input::open(Some(&args.input))?;
+    let plan = Plan::new(input.bytes(), &args.common.options())?;
+    let report = plan.report();
+    let elapsed = started.elapsed().as_secs_f64();
+    if args.json {
+        println!("{}", report_json(report, elapsed));
+        return Ok(());
+    }
+    for m in &report.modules {
+        let name = if m.path.is_empty() { "module" } else { &m.path };
+        println!(
+            "{name}: segments {} -> {}, data {} -> {}",
+            group(m.segments_before),
+            group(m.segments_after),
+            bytes(m.data_bytes_before),
+            bytes(m.data_bytes_after)
+        );
+        for (memory, why) in &m.unpacked_memories {
+            println!("  memory {memory} not packed: {why}");
+        }
+        for w in &m.warnings {
+            println!("  warning: {w}");
+        }
+    }
+    println!("{}", stats_line(report, elapsed));
+    Ok(())
+}
+
+/// `segments 1,204 -> 37, data 4.1 MiB -> 1.3 MiB (-68%), 0.21 s`
+fn stats_line(r: &PackReport, seconds: f64) -> String {
+    format!(
+        "segments {} -> {}, data {} -> {} ({}), {seconds:.2} s",
+        group(r.segments_before()),
+        group(r.segments_after()),
+        bytes(r.data_bytes_before()),
+        bytes(r.data_bytes_after()),
+        percent(r.data_bytes_before(), r.data_bytes_after())
+    )
+}
+
+fn report_json(r: &PackReport, seconds: f64) -> serde_json::Value {
+    let modules: Vec<_> = r
+        .modules
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "path": m.path,
+                "segments_before": m.segments_before,
+                "segments_after": m.segments_after,
+                "data_bytes_before": m.data_bytes_before,
+                "data_bytes_after": m.data_bytes_after,
+                "changed": m.changed,
+                "unpacked_memories": m.unpacked_memories.iter().map(|(i, why)| serde_json::json!({"memory": i, "reason": why})).collect::<Vec<_>>(),
+                "warnings": m.warnings,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "segments_before": r.segments_before(),
+        "segments_after": r.segments_after(),
+        "data_bytes_before": r.data_bytes_before(),
+        "data_bytes_after": r.data_bytes_after(),
+        "input_bytes": r.input_len,
+        "output_bytes": r.output_len,
+        "changed": r.changed(),
+        "seconds": seconds,
+        "modules": modules,
+    })
+}
+
+fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+fn percent(before: u64, after: u64) -> String {
+    if before == 0 {
+        return "-0%".into();
+    }
+    let change = (after as f64 - before as f64) / before as f64 * 100.0;
+    format!("{change:+.0}%")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_like_the_spec() {
+        assert_eq!(group(1204), "1,204");
+        assert_eq!(group(37), "37");
+        assert_eq!(group(1_000_000), "1,000,000");
+        assert_eq!(bytes(4_300_000), "4.1 MiB");
+        assert_eq!(percent(100, 32), "-68%");
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

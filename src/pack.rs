@@ -1,0 +1,491 @@
+//! Packing a whole binary: deciding per memory whether it may be re-packed
+//! (SPEC §2), laying out the new segment list (SPEC §3), and planning every
+//! output byte before any is written.
+
+use std::ops::Range;
+
+use wasmparser::BinaryReader;
+
+use crate::emit::Output;
+use crate::error::{Error, ErrorKind, Result};
+use crate::parse::{self, Binary, DataSegment, Module, Placement};
+use crate::plan::{self, MemoryImage};
+use crate::segment::{IndexType, PackedSegment, Part, encode_header, header_len, uleb_len};
+use crate::{ModuleReport, PackOptions};
+
+/// An entry of the output's data section.
+enum Entry {
+    /// An input segment, kept at its index.
+    Keep(usize),
+    /// A packed segment (index into the packed list), and the slot of the
+    /// re-packed input segment it replaces, if any.
+    Packed(Option<usize>, usize),
+    /// An empty passive segment holding a slot so later indices stay valid.
+    EmptyPassive,
+}
+
+const EMPTY_PASSIVE: [u8; 2] = [0x01, 0x00];
+
+/// Plans the binary at `range` of `input` into `out`, adding one report per
+/// core module to `reports`. `path` names the binary inside a component.
+pub(crate) fn plan_binary<'a>(
+    input: &'a [u8],
+    range: Range<usize>,
+    options: &PackOptions,
+    path: &str,
+    out: &mut Output<'a>,
+    reports: &mut Vec<ModuleReport>,
+) -> Result<()> {
+    match parse::parse(input, range.clone())? {
+        Binary::Module(module) => {
+            let (report, module_out) =
+                plan_module(input, range, &module, options).map_err(|e| e.in_context(path))?;
+            out.append(module_out);
+            reports.push(ModuleReport {
+                path: path.to_string(),
+                ..report
+            });
+        }
+        Binary::Component(sections) => {
+            // The 8-byte preamble: magic, version, layer.
+            out.input(range.start..range.start + 8);
+            let (mut modules, mut components) = (0, 0);
+            for section in sections {
+                let Some(nested) = section.nested else {
+                    out.input(section.range);
+                    continue;
+                };
+                let name = if section.id == parse::COMPONENT_MODULE_SECTION {
+                    modules += 1;
+                    format!("core module {}", modules - 1)
+                } else {
+                    components += 1;
+                    format!("component {}", components - 1)
+                };
+                let nested_path = if path.is_empty() {
+                    name
+                } else {
+                    format!("{path} / {name}")
+                };
+                let mut nested_out = Output::new(input);
+                plan_binary(
+                    input,
+                    nested,
+                    options,
+                    &nested_path,
+                    &mut nested_out,
+                    reports,
+                )?;
+                out.owned(&[section.id]);
+                out.uleb(nested_out.len());
+                out.append(nested_out);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why a memory is not re-packed.
+fn unpackable_reason(
+    module: &Module<'_>,
+    memory_index: usize,
+    options: &PackOptions,
+) -> Option<&'static str> {
+    let memory = module.memories[memory_index];
+    if memory.imported && !options.zero_filled_imports {
+        return Some("imported memory (pass --zero-filled-imports if the host zeroes it)");
+    }
+    let targets = |s: &&DataSegment<'_>| match s.placement {
+        Placement::Constant {
+            memory_index: m, ..
+        }
+        | Placement::Dynamic { memory_index: m } => m as usize == memory_index,
+        Placement::Passive => false,
+    };
+    if module
+        .segments
+        .iter()
+        .filter(targets)
+        .any(|s| matches!(s.placement, Placement::Dynamic { .. }))
+    {
+        return Some("a segment's offset is not a constant");
+    }
+    // If instantiation can trap on a segment whose offset is only known at run
+    // time, the segments written before the trap stay visible in an imported
+    // memory; packing reorders them, so leave imported memories alone then.
+    if memory.imported
+        && module
+            .segments
+            .iter()
+            .any(|s| matches!(s.placement, Placement::Dynamic { .. }))
+    {
+        return Some("imported memory, and another segment's offset is not a constant");
+    }
+    None
+}
+
+fn plan_module<'a>(
+    input: &'a [u8],
+    range: Range<usize>,
+    module: &Module<'a>,
+    options: &PackOptions,
+) -> Result<(ModuleReport, Output<'a>)> {
+    if let Some(err) = module.relocatable_error() {
+        return Err(err);
+    }
+    let data_section_len = module
+        .data_section
+        .map(|i| module.sections[i].range.len() as u64)
+        .unwrap_or(0);
+    let mut report = ModuleReport {
+        path: String::new(),
+        segments_before: module.segments.len() as u64,
+        segments_after: module.segments.len() as u64,
+        data_bytes_before: data_section_len,
+        data_bytes_after: data_section_len,
+        changed: false,
+        warnings: Vec::new(),
+        unpacked_memories: Vec::new(),
+    };
+    let unchanged = |report: ModuleReport| {
+        let mut out = Output::new(input);
+        out.input(range.clone());
+        (report, out)
+    };
+
+    // SPEC §2: a segment out of bounds makes instantiation trap; keep it so.
+    for (i, seg) in module.segments.iter().enumerate() {
+        if let Placement::Constant {
+            memory_index,
+            offset,
+        } = seg.placement
+        {
+            let memory = &module.memories[memory_index as usize];
+            if offset as u128 + seg.data.len() as u128 > memory.min_bytes {
+                report.warnings.push(format!(
+                    "data segment {i} (offset {offset:#x}, {} bytes) is out of bounds of memory {memory_index} ({} bytes): instantiation traps, data section left as is",
+                    seg.data.len(),
+                    memory.min_bytes
+                ));
+                return Ok(unchanged(report));
+            }
+        }
+    }
+
+    let mut packable = vec![false; module.memories.len()];
+    for (m, p) in packable.iter_mut().enumerate() {
+        let used = module.segments.iter().any(|s| {
+            matches!(s.placement, Placement::Constant { memory_index, .. } | Placement::Dynamic { memory_index } if memory_index as usize == m)
+        });
+        if !used {
+            continue;
+        }
+        match unpackable_reason(module, m, options) {
+            None => *p = true,
+            Some(reason) => report
+                .unpacked_memories
+                .push((m as u32, reason.to_string())),
+        }
+    }
+    let repacked = |s: &DataSegment<'_>| match s.placement {
+        Placement::Constant { memory_index, .. } => packable[memory_index as usize],
+        _ => false,
+    };
+    if !module.segments.iter().any(repacked) {
+        return Ok(unchanged(report));
+    }
+
+    // Images of the packable memories, in memory order.
+    let mut images = Vec::new();
+    for (m, _) in packable.iter().enumerate().filter(|(_, p)| **p) {
+        let segments: Vec<(u64, &[u8])> = module
+            .segments
+            .iter()
+            .filter_map(|s| match s.placement {
+                Placement::Constant {
+                    memory_index,
+                    offset,
+                } if memory_index as usize == m => Some((offset, s.data)),
+                _ => None,
+            })
+            .collect();
+        images.push(MemoryImage {
+            memory_index: m as u32,
+            index_type: module.memories[m].index_type,
+            pieces: plan::overlay(&segments),
+        });
+    }
+    let kept_active = module
+        .segments
+        .iter()
+        .filter(|s| !matches!(s.placement, Placement::Passive) && !repacked(s))
+        .count() as u64;
+    let budget = (options.max_segments as u64).saturating_sub(kept_active);
+    let packed = plan::pack_images(&images, budget);
+    if !packed.cap_met {
+        report.warnings.push(format!(
+            "could not get under --max-segments {}: {} segments (gaps of 4 GiB or more and segments of 1 GiB are never merged)",
+            options.max_segments,
+            packed.segments.len() as u64 + kept_active
+        ));
+    }
+    let packed = packed.segments;
+
+    // SPEC §3, the slot rule.
+    let last_kept = module.segments.iter().rposition(|s| !repacked(s));
+    let mut entries = Vec::with_capacity(module.segments.len().max(packed.len()));
+    let mut next_packed = 0;
+    for (i, seg) in module.segments.iter().enumerate() {
+        if !repacked(seg) {
+            entries.push(Entry::Keep(i));
+        } else if next_packed < packed.len() {
+            entries.push(Entry::Packed(Some(i), next_packed));
+            next_packed += 1;
+        } else if last_kept.is_some_and(|k| i < k) {
+            entries.push(Entry::EmptyPassive);
+        }
+    }
+    entries.extend((next_packed..packed.len()).map(|p| Entry::Packed(None, p)));
+
+    let index_type = |m: u32| module.memories[m as usize].index_type;
+    let entry_len = |e: &Entry| match e {
+        Entry::Keep(i) => module.segments[*i].range.len() as u64,
+        Entry::Packed(_, p) => {
+            let s = &packed[*p];
+            let len = s.len();
+            header_len(s.memory_index, index_type(s.memory_index), s.offset, len) + len
+        }
+        Entry::EmptyPassive => EMPTY_PASSIVE.len() as u64,
+    };
+    let payload_len = uleb_len(entries.len() as u64) + entries.iter().map(entry_len).sum::<u64>();
+    let section_len = 1 + uleb_len(payload_len) + payload_len;
+    if section_len >= data_section_len {
+        return Ok(unchanged(report));
+    }
+    report.changed = true;
+    report.segments_after = entries.len() as u64;
+    report.data_bytes_after = section_len;
+
+    // Which slots keep their name: kept segments, and packed ones that came
+    // out byte-identical to the segment that held the slot before.
+    let same_bytes = |slot: usize, s: &PackedSegment<'_>| {
+        let original = &module.segments[slot];
+        matches!(original.placement, Placement::Constant { memory_index, offset } if memory_index == s.memory_index && offset == s.offset)
+            && s.len() == original.data.len() as u64
+            && encoded_header(s, index_type(s.memory_index)).len() + original.data.len()
+                == original.range.len()
+            && input[original.range.clone()]
+                .starts_with(&encoded_header(s, index_type(s.memory_index)))
+            && parts_equal(&s.parts, original.data)
+    };
+    let keeps_name: Vec<bool> = entries
+        .iter()
+        .map(|e| match e {
+            Entry::Keep(_) => true,
+            Entry::Packed(slot, p) => slot.is_some_and(|slot| same_bytes(slot, &packed[*p])),
+            Entry::EmptyPassive => false,
+        })
+        .collect();
+
+    let mut out = Output::new(input);
+    out.input(range.start..range.start + 8);
+    for (i, section) in module.sections.iter().enumerate() {
+        if Some(i) == module.data_section {
+            out.owned(&[parse::DATA_SECTION]);
+            out.uleb(payload_len);
+            out.uleb(entries.len() as u64);
+            for entry in &entries {
+                match entry {
+                    Entry::Keep(i) => out.input(module.segments[*i].range.clone()),
+                    Entry::Packed(_, p) => {
+                        let s = &packed[*p];
+                        out.owned(&encoded_header(s, index_type(s.memory_index)));
+                        out.parts(&s.parts);
+                    }
+                    Entry::EmptyPassive => out.owned(&EMPTY_PASSIVE),
+                }
+            }
+        } else if let Some((_, count)) = module.data_count.as_ref().filter(|(s, _)| *s == i) {
+            data_count_section(
+                &mut out,
+                input,
+                section.range.clone(),
+                count.clone(),
+                entries.len() as u64,
+            );
+        } else if Some(i) == module.name_section {
+            match rewrite_names(input, section.range.clone(), &keeps_name) {
+                Some(bytes) => out.owned(&bytes),
+                None => out.input(section.range.clone()),
+            }
+        } else {
+            out.input(section.range.clone());
+        }
+    }
+    Ok((report, out))
+}
+
+fn encoded_header(s: &PackedSegment<'_>, index_type: IndexType) -> Vec<u8> {
+    let mut h = Vec::with_capacity(16);
+    encode_header(&mut h, s.memory_index, index_type, s.offset, s.len());
+    h
+}
+
+fn parts_equal(parts: &[Part<'_>], mut data: &[u8]) -> bool {
+    for part in parts {
+        let n = part.len() as usize;
+        if n > data.len() {
+            return false;
+        }
+        let (head, rest) = data.split_at(n);
+        let same = match part {
+            Part::Bytes(b) => *b == head,
+            Part::Zeros(_) => head.iter().all(|&b| b == 0),
+        };
+        if !same {
+            return false;
+        }
+        data = rest;
+    }
+    data.is_empty()
+}
+
+/// The data count section with the new count. Its LEB keeps the original
+/// width when the count fits, so the code section after it does not move.
+fn data_count_section(
+    out: &mut Output<'_>,
+    input: &[u8],
+    section: Range<usize>,
+    count_range: Range<usize>,
+    count: u64,
+) {
+    let width = count_range.len();
+    if width < 10 && count < 1u64 << (7 * width) {
+        out.input(section.start..count_range.start);
+        let mut bytes = Vec::with_capacity(width);
+        for k in 0..width {
+            let more = if k + 1 < width { 0x80 } else { 0 };
+            bytes.push(((count >> (7 * k)) & 0x7f) as u8 | more);
+        }
+        out.owned(&bytes);
+        out.input(count_range.end..section.end);
+    } else {
+        let _ = input;
+        out.owned(&[parse::DATA_COUNT_SECTION]);
+        out.uleb(uleb_len(count));
+        out.uleb(count);
+    }
+}
+
+/// The `name` custom section with data segment names (subsection 9) kept only
+/// for the slots in `keeps_name`. `None` when the section cannot be read (it
+/// is then copied as is: engines ignore malformed name sections) or nothing
+/// in it changes.
+fn rewrite_names(input: &[u8], section: Range<usize>, keeps_name: &[bool]) -> Option<Vec<u8>> {
+    let mut reader = BinaryReader::new(&input[section.clone()], section.start as u64);
+    reader.read_u8().ok()?; // section id 0
+    let size = reader.read_var_u32().ok()? as usize;
+    let content_start = reader.current_position();
+    if content_start + size != section.len() {
+        return None;
+    }
+    let name_start = reader.current_position();
+    reader.read_string().ok()?;
+    let name_end = reader.current_position();
+    let mut content = input[section.start + name_start..section.start + name_end].to_vec();
+    let mut changed = false;
+    while !reader.eof() {
+        let sub_start = reader.current_position();
+        let id = reader.read_u8().ok()?;
+        let len = reader.read_var_u32().ok()? as usize;
+        let body = reader.read_bytes(len).ok()?;
+        if id != 9 {
+            content.extend_from_slice(
+                &input[section.start + sub_start..section.start + reader.current_position()],
+            );
+            continue;
+        }
+        let mut names = BinaryReader::new(body, 0);
+        let count = names.read_var_u32().ok()?;
+        let mut kept = Vec::new();
+        let mut kept_count = 0u64;
+        for _ in 0..count {
+            let entry_start = names.current_position();
+            let index = names.read_var_u32().ok()?;
+            names.read_string().ok()?;
+            if keeps_name.get(index as usize).copied().unwrap_or(false) {
+                kept.extend_from_slice(&body[entry_start..names.current_position()]);
+                kept_count += 1;
+            }
+        }
+        if !names.eof() {
+            return None;
+        }
+        if kept_count == count as u64 {
+            content.extend_from_slice(
+                &input[section.start + sub_start..section.start + reader.current_position()],
+            );
+            continue;
+        }
+        changed = true;
+        if kept_count == 0 {
+            continue;
+        }
+        let mut map = Vec::new();
+        wasm_encoder::Encode::encode(&kept_count, &mut map);
+        map.extend_from_slice(&kept);
+        content.push(9);
+        wasm_encoder::Encode::encode(&(map.len() as u64), &mut content);
+        content.extend_from_slice(&map);
+    }
+    if !changed {
+        return None;
+    }
+    let mut out = vec![parse::CUSTOM_SECTION];
+    wasm_encoder::Encode::encode(&(content.len() as u64), &mut out);
+    out.extend_from_slice(&content);
+    Some(out)
+}
+
+/// Checks producer-API segments and groups them into images.
+pub(crate) fn images_of_segments<'a>(
+    segments: &[crate::Segment<'a>],
+    memories: &[IndexType],
+) -> Result<Vec<MemoryImage<'a>>> {
+    let mut per_memory: Vec<Vec<(u64, &'a [u8])>> = vec![Vec::new(); memories.len()];
+    for (i, s) in segments.iter().enumerate() {
+        let Some(&index_type) = memories.get(s.memory_index as usize) else {
+            return Err(Error::new(
+                ErrorKind::InvalidSegment,
+                format!(
+                    "segment {i} names memory {}, but only {} memories were described",
+                    s.memory_index,
+                    memories.len()
+                ),
+                None,
+            ));
+        };
+        if s.offset as u128 + s.data.len() as u128 > index_type.address_space() {
+            return Err(Error::new(
+                ErrorKind::InvalidSegment,
+                format!(
+                    "segment {i} (offset {:#x}, {} bytes) does not fit a {index_type:?} memory",
+                    s.offset,
+                    s.data.len()
+                ),
+                None,
+            ));
+        }
+        per_memory[s.memory_index as usize].push((s.offset, s.data));
+    }
+    Ok(per_memory
+        .into_iter()
+        .enumerate()
+        .filter(|(_, segs)| !segs.is_empty())
+        .map(|(m, segs)| MemoryImage {
+            memory_index: m as u32,
+            index_type: memories[m],
+            pieces: plan::overlay(&segs),
+        })
+        .collect())
+}

@@ -1,0 +1,306 @@
+//! Reading what packing needs from a core module: its sections as byte
+//! ranges, its memories, the constant values of its globals, and its data
+//! segments. Offsets are absolute in the whole input, so nested modules of a
+//! component are read in place.
+
+use std::ops::Range;
+
+use wasmparser::{
+    Chunk, DataKind, Encoding, Operator, Parser, Payload, TypeRef, Validator, WasmFeatures,
+};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::segment::IndexType;
+
+/// Section ids of core modules (binary format §5.5.2).
+pub(crate) const CUSTOM_SECTION: u8 = 0;
+pub(crate) const DATA_SECTION: u8 = 11;
+pub(crate) const DATA_COUNT_SECTION: u8 = 12;
+/// The component section id of a nested core module.
+pub(crate) const COMPONENT_MODULE_SECTION: u8 = 1;
+
+/// One section, header included, as a range of the input.
+#[derive(Debug, Clone)]
+pub(crate) struct Section {
+    pub id: u8,
+    pub range: Range<usize>,
+    /// For nested modules and components (inside a component): the range of
+    /// the nested binary.
+    pub nested: Option<Range<usize>>,
+}
+
+/// A linear memory, imported or defined, in index order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Memory {
+    pub imported: bool,
+    pub index_type: IndexType,
+    /// The memory's minimum size in bytes (pages × page size).
+    pub min_bytes: u128,
+}
+
+/// Where an active segment writes, as far as it is known statically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// Passive: applied only by `memory.init`.
+    Passive,
+    /// Active with an offset known before instantiation.
+    Constant { memory_index: u32, offset: u64 },
+    /// Active with an offset that depends on an import.
+    Dynamic { memory_index: u32 },
+}
+
+/// One data segment of the input.
+#[derive(Debug, Clone)]
+pub(crate) struct DataSegment<'a> {
+    pub placement: Placement,
+    pub data: &'a [u8],
+    /// The segment's whole encoding in the input.
+    pub range: Range<usize>,
+}
+
+/// What packing needs to know of one core module.
+#[derive(Debug, Default)]
+pub(crate) struct Module<'a> {
+    pub sections: Vec<Section>,
+    pub memories: Vec<Memory>,
+    pub segments: Vec<DataSegment<'a>>,
+    /// Index into `sections` of the data section.
+    pub data_section: Option<usize>,
+    /// Index into `sections` of the data count section, and the range of its
+    /// count LEB.
+    pub data_count: Option<(usize, Range<usize>)>,
+    /// Index into `sections` of the `name` custom section.
+    pub name_section: Option<usize>,
+    /// The first custom section that marks a relocatable object, and where.
+    pub relocatable: Option<(String, usize)>,
+}
+
+/// A parsed binary: a core module or a component.
+#[derive(Debug)]
+pub(crate) enum Binary<'a> {
+    Module(Module<'a>),
+    Component(Vec<Section>),
+}
+
+/// Validates the whole input (core modules and components, every feature
+/// wasmparser knows), so planning can trust its structure.
+pub(crate) fn validate(input: &[u8]) -> Result<()> {
+    let mut validator = Validator::new_with_features(WasmFeatures::all());
+    validator.validate_all(input)?;
+    Ok(())
+}
+
+/// Reads the binary at `range` of `input`.
+pub(crate) fn parse<'a>(input: &'a [u8], range: Range<usize>) -> Result<Binary<'a>> {
+    let mut parser = Parser::new(range.start as u64);
+    let mut pos = range.start;
+    let mut module = Module::default();
+    let mut component_sections = Vec::new();
+    let mut encoding = Encoding::Module;
+    // Constant values of globals, in index order; `None` when not constant.
+    let mut globals: Vec<Option<i64>> = Vec::new();
+    loop {
+        let start = pos;
+        let (consumed, payload) = match parser.parse(&input[pos..range.end], true)? {
+            Chunk::Parsed { consumed, payload } => (consumed, payload),
+            // With `eof` set the parser reports truncation as an error instead.
+            Chunk::NeedMoreData(_) => {
+                return Err(Error::malformed("unexpected end-of-file", pos as u64));
+            }
+        };
+        pos += consumed;
+        let mut nested = None;
+        match &payload {
+            Payload::Version { encoding: e, .. } => {
+                encoding = *e;
+                continue;
+            }
+            Payload::End(_) => break,
+            Payload::CodeSectionStart { size, .. } => {
+                parser.skip_section();
+                pos += *size as usize;
+            }
+            Payload::ModuleSection {
+                unchecked_range, ..
+            }
+            | Payload::ComponentSection {
+                unchecked_range, ..
+            } => {
+                // The parent parser has already stepped over the nested bytes.
+                let r = unchecked_range.start as usize..unchecked_range.end as usize;
+                if r.end > range.end {
+                    return Err(Error::malformed(
+                        "nested binary extends past its parent",
+                        start as u64,
+                    ));
+                }
+                pos = r.end;
+                nested = Some(r);
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader.clone().into_imports() {
+                    match import?.ty {
+                        TypeRef::Memory(ty) => module.memories.push(memory(ty, true)),
+                        TypeRef::Global(_) => globals.push(None),
+                        _ => {}
+                    }
+                }
+            }
+            Payload::MemorySection(reader) => {
+                for ty in reader.clone() {
+                    module.memories.push(memory(ty?, false));
+                }
+            }
+            Payload::GlobalSection(reader) => {
+                for global in reader.clone() {
+                    let global = global?;
+                    let value = if global.ty.mutable {
+                        None
+                    } else {
+                        eval_const(&global.init_expr, &globals)?
+                    };
+                    globals.push(value);
+                }
+            }
+            Payload::DataCountSection { range: r, .. } => {
+                module.data_count = Some((module.sections.len(), r.start as usize..r.end as usize));
+            }
+            Payload::DataSection(reader) => {
+                module.data_section = Some(module.sections.len());
+                for data in reader.clone() {
+                    let data = data?;
+                    let placement = match data.kind {
+                        DataKind::Passive => Placement::Passive,
+                        DataKind::Active {
+                            memory_index,
+                            offset_expr,
+                        } => {
+                            let index_type = module
+                                .memories
+                                .get(memory_index as usize)
+                                .map(|m| m.index_type)
+                                .unwrap_or_default();
+                            match eval_const(&offset_expr, &globals)? {
+                                Some(v) => Placement::Constant {
+                                    memory_index,
+                                    offset: match index_type {
+                                        IndexType::I32 => v as u32 as u64,
+                                        IndexType::I64 => v as u64,
+                                    },
+                                },
+                                None => Placement::Dynamic { memory_index },
+                            }
+                        }
+                    };
+                    module.segments.push(DataSegment {
+                        placement,
+                        data: data.data,
+                        range: data.range.start as usize..data.range.end as usize,
+                    });
+                }
+            }
+            Payload::CustomSection(reader) => {
+                let name = reader.name();
+                if name == "name" && module.name_section.is_none() {
+                    module.name_section = Some(module.sections.len());
+                }
+                if (name == "linking" || name.starts_with("reloc.")) && module.relocatable.is_none()
+                {
+                    module.relocatable = Some((name.to_string(), start));
+                }
+            }
+            _ => {}
+        }
+        let section = Section {
+            id: input[start],
+            range: start..pos,
+            nested,
+        };
+        match encoding {
+            Encoding::Module => module.sections.push(section),
+            Encoding::Component => component_sections.push(section),
+        }
+    }
+    Ok(match encoding {
+        Encoding::Module => Binary::Module(module),
+        Encoding::Component => Binary::Component(component_sections),
+    })
+}
+
+fn memory(ty: wasmparser::MemoryType, imported: bool) -> Memory {
+    let page_size = 1u128 << ty.page_size_log2.unwrap_or(16);
+    Memory {
+        imported,
+        index_type: if ty.memory64 {
+            IndexType::I64
+        } else {
+            IndexType::I32
+        },
+        min_bytes: ty.initial as u128 * page_size,
+    }
+}
+
+/// Evaluates a constant expression of integer arithmetic (the MVP constants,
+/// extended-const `add`/`sub`/`mul`, `global.get` of a constant global).
+/// `None` when its value is not known before instantiation. `i32` results are
+/// sign-extended; callers truncate to the memory's index type.
+fn eval_const(expr: &wasmparser::ConstExpr<'_>, globals: &[Option<i64>]) -> Result<Option<i64>> {
+    let mut stack: Vec<(i64, bool)> = Vec::new(); // (value, is_i64)
+    let mut reader = expr.get_operators_reader();
+    while !reader.eof() {
+        let op = reader.read()?;
+        let value = match op {
+            Operator::I32Const { value } => (value as i64, false),
+            Operator::I64Const { value } => (value, true),
+            Operator::GlobalGet { global_index } => match globals.get(global_index as usize) {
+                Some(Some(v)) => (*v, false),
+                _ => return Ok(None),
+            },
+            Operator::I32Add | Operator::I32Sub | Operator::I32Mul => {
+                let (Some((b, _)), Some((a, _))) = (stack.pop(), stack.pop()) else {
+                    return Ok(None);
+                };
+                let (a, b) = (a as i32, b as i32);
+                let v = match op {
+                    Operator::I32Add => a.wrapping_add(b),
+                    Operator::I32Sub => a.wrapping_sub(b),
+                    _ => a.wrapping_mul(b),
+                };
+                (v as i64, false)
+            }
+            Operator::I64Add | Operator::I64Sub | Operator::I64Mul => {
+                let (Some((b, _)), Some((a, _))) = (stack.pop(), stack.pop()) else {
+                    return Ok(None);
+                };
+                let v = match op {
+                    Operator::I64Add => a.wrapping_add(b),
+                    Operator::I64Sub => a.wrapping_sub(b),
+                    _ => a.wrapping_mul(b),
+                };
+                (v, true)
+            }
+            Operator::End => break,
+            _ => return Ok(None),
+        };
+        stack.push(value);
+    }
+    Ok(match stack.as_slice() {
+        [(v, _)] => Some(*v),
+        _ => None,
+    })
+}
+
+impl Module<'_> {
+    /// The error to report when this module is a relocatable object.
+    pub(crate) fn relocatable_error(&self) -> Option<Error> {
+        self.relocatable.as_ref().map(|(name, offset)| {
+            Error::new(
+                ErrorKind::Relocatable,
+                format!(
+                    "relocatable object file (custom section `{name}`): its relocations point into data segments; link it first and pack the linked module"
+                ),
+                Some(*offset as u64),
+            )
+        })
+    }
+}
