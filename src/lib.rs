@@ -46,6 +46,11 @@ pub use error::{Error, ErrorKind, Result};
 pub use plan::{MAX_GAP, MAX_SEGMENT_LEN};
 pub use segment::{IndexType, PackedSegment, Part, Segment};
 
+// The README's examples are doc-tests too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// Wizer's cap on the number of data segments, segpack's default.
 pub const DEFAULT_MAX_SEGMENTS: u32 = 10_000;
 
