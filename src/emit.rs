@@ -3,7 +3,9 @@
 //! Its length is known before the first byte is written, which is what lets
 //! enclosing section sizes be written first.
 
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 
 use wasm_encoder::Encode;
 
@@ -115,6 +117,49 @@ impl<'a> Output<'a> {
                 Chunk::Zeros(n) => self.zeros(n),
             }
         }
+    }
+
+    /// Writes every byte, in order, to a file (or pipe). Ranges of the input
+    /// move from `input_file`, which holds the same bytes as the input slice,
+    /// in the kernel (`copy_file_range`, or `sendfile` into a pipe) without
+    /// passing through this process; the small pieces in between are
+    /// gathered in one buffer.
+    pub(crate) fn write_to_file(&self, input_file: &File, out: &File) -> io::Result<()> {
+        const SMALL: usize = 16 * 1024;
+        let mut buffer: Vec<u8> = Vec::with_capacity(256 * 1024);
+        let mut out_ref = out;
+        let mut in_ref = input_file;
+        for chunk in &self.chunks {
+            match chunk {
+                // Small ranges are cheaper read than one copy call each; read
+                // from the file, not the map, so no pages get mapped.
+                Chunk::Input(r) if r.len() < SMALL => {
+                    let at = buffer.len();
+                    buffer.resize(at + r.len(), 0);
+                    input_file.read_exact_at(&mut buffer[at..], r.start as u64)?;
+                }
+                Chunk::Input(r) => {
+                    out_ref.write_all(&buffer)?;
+                    buffer.clear();
+                    in_ref.seek(SeekFrom::Start(r.start as u64))?;
+                    let want = r.len() as u64;
+                    let copied = io::copy(&mut in_ref.take(want), &mut out_ref)?;
+                    if copied != want {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the input file shrank while it was being packed",
+                        ));
+                    }
+                }
+                Chunk::Owned(r) => buffer.extend_from_slice(&self.owned[r.clone()]),
+                Chunk::Zeros(n) => buffer.resize(buffer.len() + *n as usize, 0),
+            }
+            if buffer.len() >= 256 * 1024 {
+                out_ref.write_all(&buffer)?;
+                buffer.clear();
+            }
+        }
+        out_ref.write_all(&buffer)
     }
 
     /// Writes every byte, in order.

@@ -3,7 +3,7 @@
 //! into place only when complete.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 pub struct Input {
     // `None` for an empty file: a zero-length mapping is not allowed.
     map: Option<Mmap>,
+    file: File,
     name: String,
 }
 
@@ -58,7 +59,11 @@ impl Input {
             .map_err(|e| Error::io(format!("cannot read {name}"), e))?
             .len();
         if len == 0 {
-            return Ok(Input { map: None, name });
+            return Ok(Input {
+                map: None,
+                file,
+                name,
+            });
         }
         // SAFETY: the map is only read; segpack never writes to its input
         // file (output goes to a new file renamed into place). Another process
@@ -70,6 +75,7 @@ impl Input {
         let _ = map.advise(memmap2::Advice::Sequential);
         Ok(Input {
             map: Some(map),
+            file,
             name,
         })
     }
@@ -77,6 +83,33 @@ impl Input {
     /// The input's bytes.
     pub fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])
+    }
+
+    /// Tells the kernel that `bytes`, a part of [`bytes`](Self::bytes), will
+    /// not be read again soon: their pages leave this process's resident set
+    /// (they stay in the page cache, and come back on the next read).
+    /// Slices that are not part of the input are ignored.
+    pub fn release(&self, bytes: &[u8]) {
+        let Some(map) = &self.map else { return };
+        let Some(offset) = (bytes.as_ptr() as usize).checked_sub(map.as_ptr() as usize) else {
+            return;
+        };
+        if bytes.is_empty() || offset + bytes.len() > map.len() {
+            return;
+        }
+        #[cfg(unix)]
+        // SAFETY: the map is a read-only shared mapping of a file; dropping
+        // its pages only unmaps them, and a later read faults the same bytes
+        // back in from the file. Nothing is lost, no reference is invalidated.
+        unsafe {
+            let _ =
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, bytes.len());
+        }
+    }
+
+    /// The file the bytes are mapped from (for stdin, the spooled copy).
+    pub fn file(&self) -> &File {
+        &self.file
     }
 
     /// The file's name as given, or `<stdin>`.
@@ -96,14 +129,11 @@ impl Input {
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
 /// let target = dir.path().join("out.wasm");
-/// segpack::io::write_atomically(&target, |w| w.write_all(b"\0asm"))?;
+/// segpack::io::write_atomically(&target, |mut file| std::io::Write::write_all(&mut file, b"\0asm"))?;
 /// assert_eq!(std::fs::read(&target).unwrap(), b"\0asm");
 /// # Ok::<(), segpack::Error>(())
 /// ```
-pub fn write_atomically(
-    target: &Path,
-    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-) -> Result<()> {
+pub fn write_atomically(target: &Path, write: impl FnOnce(&File) -> io::Result<()>) -> Result<()> {
     let name = target.display();
     let dir = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -119,11 +149,7 @@ pub fn write_atomically(
                 e,
             )
         })?;
-    let mut writer = BufWriter::with_capacity(1 << 20, temp.as_file());
-    write(&mut writer)
-        .and_then(|()| writer.flush())
-        .map_err(|e| Error::io(format!("cannot write {name}"), e))?;
-    drop(writer);
+    write(temp.as_file()).map_err(|e| Error::io(format!("cannot write {name}"), e))?;
     // Temporary files are private (0600); the result should look like any
     // file the user writes: the target's old permissions, or 0644.
     match std::fs::metadata(target) {

@@ -197,18 +197,37 @@ impl<'a> Plan<'a> {
     /// # Ok::<(), segpack::Error>(())
     /// ```
     pub fn new(input: &'a [u8], options: &PackOptions) -> Result<Self> {
+        Self::with_release(input, options, &|_| {})
+    }
+
+    /// Plans a mapped input file, dropping scanned pages from memory as it
+    /// goes so that resident memory stays flat whatever the input's size.
+    ///
+    /// # Errors
+    /// As [`Plan::new`].
+    ///
+    /// ```no_run
+    /// let input = segpack::io::Input::open(Some("snapshot.wasm".as_ref()))?;
+    /// let plan = segpack::Plan::from_input(&input, &Default::default())?;
+    /// println!("{} -> {} bytes", input.bytes().len(), plan.len());
+    /// # Ok::<(), segpack::Error>(())
+    /// ```
+    pub fn from_input(input: &'a io::Input, options: &PackOptions) -> Result<Self> {
+        Self::with_release(input.bytes(), options, &|bytes| input.release(bytes))
+    }
+
+    fn with_release(
+        input: &'a [u8],
+        options: &PackOptions,
+        release: &(dyn Fn(&[u8]) + Sync),
+    ) -> Result<Self> {
         options.check()?;
-        parse::validate(input)?;
+        parse::validate(input, release)?;
+        release(input);
         let mut output = emit::Output::new(input);
         let mut modules = Vec::new();
-        pack::plan_binary(
-            input,
-            0..input.len(),
-            options,
-            "",
-            &mut output,
-            &mut modules,
-        )?;
+        let cx = pack::Context { options, release };
+        pack::plan_binary(input, 0..input.len(), &cx, "", &mut output, &mut modules)?;
         let changed = modules.iter().any(|m| m.changed);
         if !changed {
             // SPEC §1.3: nothing gained means the input, byte for byte.
@@ -245,6 +264,21 @@ impl<'a> Plan<'a> {
     /// The input this plan reads from.
     pub fn input(&self) -> &'a [u8] {
         self.input
+    }
+
+    /// Writes the packed binary to a file or pipe, moving the input's bytes
+    /// in the kernel (`copy_file_range`, `sendfile`) instead of through this
+    /// process: the fastest way out, and it keeps resident memory flat.
+    /// `input` must be the input this plan was made from.
+    ///
+    /// # Errors
+    /// Whatever writing `output` returns.
+    pub fn write_to_file(&self, input: &io::Input, output: &std::fs::File) -> std::io::Result<()> {
+        assert!(
+            std::ptr::eq(input.bytes().as_ptr(), self.input.as_ptr()),
+            "write_to_file needs the Input the plan was made from"
+        );
+        self.output.write_to_file(input.file(), output)
     }
 
     /// Writes the packed binary.
@@ -308,5 +342,11 @@ pub fn pack_segments<'a>(
 ) -> Result<Vec<PackedSegment<'a>>> {
     options.check()?;
     let images = pack::images_of_segments(segments, memories)?;
-    Ok(plan::pack_images(&images, options.max_segments as u64).segments)
+    Ok(plan::pack_images(
+        &images,
+        options.max_segments as u64,
+        options.threads,
+        &|_| {},
+    )
+    .segments)
 }

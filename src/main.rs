@@ -1,7 +1,8 @@
 //! The `segpack` command: parses arguments, opens files, prints. The work is
 //! in the library.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -141,24 +142,28 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
     }
     let started = Instant::now();
     let input = Input::open(args.input.as_deref())?;
-    let plan = Plan::new(input.bytes(), &args.common.options())?;
+    let plan = Plan::from_input(&input, &args.common.options())?;
     if !args.quiet {
         for warning in plan.report().warnings() {
             eprintln!("warning: {warning}");
         }
     }
-    if to_stdout {
-        let stdout = std::io::stdout();
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-        match plan.write_to(&mut out).and_then(|()| out.flush()) {
-            Ok(()) => {}
-            // The reader went away (`segpack pack x | head`): not our failure.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            Err(e) => return Err(segpack::Error::io("cannot write stdout", e).into()),
-        }
+    let written = if to_stdout {
+        // A duplicate of fd 1 as a File, so pipes get the in-kernel copy too.
+        std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .and_then(|fd| plan.write_to_file(&input, &std::fs::File::from(fd)))
+            .map_err(|e| segpack::Error::io("cannot write stdout", e))
     } else {
         let target = args.output.as_deref().expect("checked above");
-        write_atomically(target, |w| plan.write_to(w))?;
+        write_atomically(target, |file| plan.write_to_file(&input, file))
+    };
+    match written {
+        Ok(()) => {}
+        // The reader went away (`segpack pack x | head`): not our failure.
+        Err(e) if is_broken_pipe(&e) => return Ok(()),
+        Err(e) => return Err(e.into()),
     }
     let elapsed = started.elapsed().as_secs_f64();
     if args.json {
@@ -169,10 +174,16 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+fn is_broken_pipe(e: &segpack::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
 fn inspect(args: InspectArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let input = Input::open(Some(&args.input))?;
-    let plan = Plan::new(input.bytes(), &args.common.options())?;
+    let plan = Plan::from_input(&input, &args.common.options())?;
     let report = plan.report();
     let elapsed = started.elapsed().as_secs_f64();
     if args.json {

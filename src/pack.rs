@@ -26,20 +26,27 @@ enum Entry {
 
 const EMPTY_PASSIVE: [u8; 2] = [0x01, 0x00];
 
+/// What planning needs besides the input: the options, and who to tell when
+/// input bytes have been scanned for good.
+pub(crate) struct Context<'c> {
+    pub options: &'c PackOptions,
+    pub release: &'c (dyn Fn(&[u8]) + Sync),
+}
+
 /// Plans the binary at `range` of `input` into `out`, adding one report per
 /// core module to `reports`. `path` names the binary inside a component.
 pub(crate) fn plan_binary<'a>(
     input: &'a [u8],
     range: Range<usize>,
-    options: &PackOptions,
+    cx: &Context<'_>,
     path: &str,
     out: &mut Output<'a>,
     reports: &mut Vec<ModuleReport>,
 ) -> Result<()> {
-    match parse::parse(input, range.clone())? {
+    match parse::parse(input, range.clone(), cx.release)? {
         Binary::Module(module) => {
             let (report, module_out) =
-                plan_module(input, range, &module, options).map_err(|e| e.in_context(path))?;
+                plan_module(input, range, &module, cx).map_err(|e| e.in_context(path))?;
             out.append(module_out);
             reports.push(ModuleReport {
                 path: path.to_string(),
@@ -68,14 +75,7 @@ pub(crate) fn plan_binary<'a>(
                     format!("{path} / {name}")
                 };
                 let mut nested_out = Output::new(input);
-                plan_binary(
-                    input,
-                    nested,
-                    options,
-                    &nested_path,
-                    &mut nested_out,
-                    reports,
-                )?;
+                plan_binary(input, nested, cx, &nested_path, &mut nested_out, reports)?;
                 out.owned(&[section.id]);
                 out.uleb(nested_out.len());
                 out.append(nested_out);
@@ -128,8 +128,9 @@ fn plan_module<'a>(
     input: &'a [u8],
     range: Range<usize>,
     module: &Module<'a>,
-    options: &PackOptions,
+    cx: &Context<'_>,
 ) -> Result<(ModuleReport, Output<'a>)> {
+    let options = cx.options;
     if let Some(err) = module.relocatable_error() {
         return Err(err);
     }
@@ -221,7 +222,7 @@ fn plan_module<'a>(
         .filter(|s| !matches!(s.placement, Placement::Passive) && !repacked(s))
         .count() as u64;
     let budget = (options.max_segments as u64).saturating_sub(kept_active);
-    let packed = plan::pack_images(&images, budget);
+    let packed = plan::pack_images(&images, budget, options.threads, cx.release);
     if !packed.cap_met {
         report.warnings.push(format!(
             "could not get under --max-segments {}: {} segments (gaps of 4 GiB or more and segments of 1 GiB are never merged)",

@@ -6,7 +6,8 @@
 use std::ops::Range;
 
 use wasmparser::{
-    Chunk, DataKind, Encoding, Operator, Parser, Payload, TypeRef, Validator, WasmFeatures,
+    BinaryReader, Chunk, DataKind, Encoding, FuncValidatorAllocations, Operator, Parser, Payload,
+    TypeRef, ValidPayload, Validator, WasmFeatures,
 };
 
 use crate::error::{Error, ErrorKind, Result};
@@ -82,16 +83,123 @@ pub(crate) enum Binary<'a> {
     Component(Vec<Section>),
 }
 
+/// Releases input pages behind a reader that walks forward through it, a
+/// few MiB at a time: reading one header per page maps the pages around it
+/// too, so without this a walk over a big data section would map the file.
+struct ReleaseBehind<'r> {
+    release: &'r (dyn Fn(&[u8]) + Sync),
+    released: usize,
+}
+
+impl<'r> ReleaseBehind<'r> {
+    const STEP: usize = 4 << 20;
+
+    fn new(release: &'r (dyn Fn(&[u8]) + Sync), from: usize) -> Self {
+        ReleaseBehind {
+            release,
+            released: from,
+        }
+    }
+
+    /// The reader is at `here`: release what is far enough behind.
+    fn advance(&mut self, input: &[u8], here: usize) {
+        if here >= self.released + Self::STEP {
+            (self.release)(&input[self.released..here]);
+            self.released = here;
+        }
+    }
+
+    /// The walk ended at `end`: release the rest.
+    fn finish(self, input: &[u8], end: usize) {
+        if end > self.released {
+            (self.release)(&input[self.released..end]);
+        }
+    }
+}
+
 /// Validates the whole input (core modules and components, every feature
 /// wasmparser knows), so planning can trust its structure.
-pub(crate) fn validate(input: &[u8]) -> Result<()> {
+///
+/// Data sections are handed to the validator as their headers only (each
+/// payload cut to length 0): the validator never looks at payload bytes, and
+/// reading just the headers lets `release` drop the pages behind us as we go,
+/// where touching one header per page would otherwise map the whole file.
+pub(crate) fn validate(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result<()> {
     let mut validator = Validator::new_with_features(WasmFeatures::all());
-    validator.validate_all(input)?;
+    let mut functions = Vec::new();
+    for payload in Parser::new(0).parse_all(input) {
+        let payload = payload?;
+        let valid = match &payload {
+            Payload::DataSection(reader) => {
+                validate_data_section(&mut validator, input, reader, release)?
+            }
+            _ => validator.payload(&payload)?,
+        };
+        if let ValidPayload::Func(func, body) = valid {
+            functions.push((func, body));
+        }
+    }
+    let mut allocations = FuncValidatorAllocations::default();
+    for (func, body) in functions {
+        let mut validator = func.into_validator(allocations);
+        validator.validate(&body)?;
+        allocations = validator.into_allocations();
+    }
     Ok(())
 }
 
+/// Validates a data section through a copy of its segment headers.
+fn validate_data_section<'a>(
+    validator: &mut Validator,
+    input: &[u8],
+    reader: &wasmparser::DataSectionReader<'a>,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> Result<ValidPayload<'a>> {
+    let section_start = reader.range().start as usize;
+    let mut headers = Vec::new();
+    wasm_encoder::Encode::encode(&reader.count(), &mut headers);
+    // (offset in `headers`, offset in the input) where each segment starts,
+    // to report errors at the input's offsets.
+    let mut starts: Vec<(usize, usize)> = Vec::with_capacity(reader.count() as usize);
+    let mut behind = ReleaseBehind::new(release, section_start);
+    for data in reader.clone() {
+        let start = data?.range.start as usize;
+        behind.advance(input, start);
+        let mut r = BinaryReader::new(&input[start..], start as u64);
+        let flags = r.read_var_u32()?;
+        if flags == 2 {
+            r.read_var_u32()?;
+        }
+        if flags != 1 {
+            r.read::<wasmparser::ConstExpr<'_>>()?;
+        }
+        starts.push((headers.len(), start));
+        headers.extend_from_slice(&input[start..start + r.current_position()]);
+        headers.push(0); // payload length 0
+    }
+    behind.finish(input, reader.range().end as usize);
+    let synthetic = wasmparser::DataSectionReader::new(BinaryReader::new(&headers, 0))?;
+    validator
+        .payload(&Payload::DataSection(synthetic))
+        .map_err(|e| {
+            let at = e.offset();
+            let i = starts.partition_point(|&(h, _)| h as u64 <= at);
+            let original = match i {
+                0 => section_start as u64,
+                _ => (starts[i - 1].1 + (at as usize - starts[i - 1].0)) as u64,
+            };
+            Error::malformed(e.message().to_string(), original)
+        })?;
+    Ok(ValidPayload::Ok)
+}
+
 /// Reads the binary at `range` of `input`.
-pub(crate) fn parse<'a>(input: &'a [u8], range: Range<usize>) -> Result<Binary<'a>> {
+/// `release` is told which header bytes were read for good.
+pub(crate) fn parse<'a>(
+    input: &'a [u8],
+    range: Range<usize>,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> Result<Binary<'a>> {
     let mut parser = Parser::new(range.start as u64);
     let mut pos = range.start;
     let mut module = Module::default();
@@ -167,8 +275,10 @@ pub(crate) fn parse<'a>(input: &'a [u8], range: Range<usize>) -> Result<Binary<'
             }
             Payload::DataSection(reader) => {
                 module.data_section = Some(module.sections.len());
+                let mut behind = ReleaseBehind::new(release, start);
                 for data in reader.clone() {
                     let data = data?;
+                    behind.advance(input, data.range.start as usize);
                     let placement = match data.kind {
                         DataKind::Passive => Placement::Passive,
                         DataKind::Active {
@@ -198,6 +308,7 @@ pub(crate) fn parse<'a>(input: &'a [u8], range: Range<usize>) -> Result<Binary<'
                         range: data.range.start as usize..data.range.end as usize,
                     });
                 }
+                behind.finish(input, pos);
             }
             Payload::CustomSection(reader) => {
                 let name = reader.name();

@@ -4,18 +4,21 @@
 //! The steps, per memory:
 //! 1. [`overlay`]: resolve overlapping segments, last writer wins, into
 //!    sorted, disjoint pieces of the image (zeros between them).
-//! 2. Find the image's non-zero runs ([`crate::scan`]) and merge neighbours
-//!    greedily while the merged segment is strictly smaller in the file
-//!    ([`Merger`]), using the exact header size ([`crate::segment`]).
+//! 2. Find the image's non-zero runs ([`crate::scan`], in parallel) and merge
+//!    neighbours greedily while the merged segment is strictly smaller in the
+//!    file ([`Merger`]), using the exact header size ([`crate::segment`]).
 //! 3. Over all memories: if there are more segments than the cap allows,
-//!    close the cheapest gaps ([`apply_cap`]).
+//!    close the cheapest gaps ([`GapTracker`]). Only the gaps that stay open
+//!    are kept, at most the cap's worth, so memory does not grow with the
+//!    image: one scan, no list of all runs.
 //! 4. Describe each segment's payload as parts borrowing the pieces
 //!    ([`build_parts`]).
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 
 use crate::scan;
-use crate::segment::{IndexType, Part, segment_len};
+use crate::segment::{IndexType, Part, header_len, segment_len};
 
 /// SpiderMonkey rejects data segments longer than 1 GiB, so no merged
 /// segment grows past it.
@@ -132,7 +135,6 @@ pub(crate) struct Merger {
     memory_index: u32,
     index_type: IndexType,
     open: Option<Range>,
-    out: Vec<Range>,
 }
 
 impl Merger {
@@ -141,7 +143,6 @@ impl Merger {
             memory_index,
             index_type,
             open: None,
-            out: Vec::new(),
         }
     }
 
@@ -150,9 +151,13 @@ impl Merger {
     }
 
     /// Whether joining `a` and the following `b` makes the file smaller.
+    #[inline]
     fn worth_merging(&self, a: Range, b: Range) -> bool {
         let gap = b.start - a.end;
-        if gap == 0 {
+        // A header is at least 4 bytes besides its length LEB, and joining
+        // grows the length LEB by at most 2 bytes more than `b`'s own: gaps
+        // of up to 2 bytes always pay (see docs/design.md).
+        if gap <= 2 {
             return true;
         }
         gap < MAX_GAP
@@ -160,7 +165,9 @@ impl Merger {
             && self.cost(a.start, b.end) < self.cost(a.start, a.end) + self.cost(b.start, b.end)
     }
 
-    pub(crate) fn push(&mut self, run: Range) {
+    /// Takes the next run; hands finished segments to `out`.
+    #[inline]
+    pub(crate) fn push(&mut self, run: Range, out: &mut impl FnMut(Range)) {
         match self.open {
             Some(open) if self.worth_merging(open, run) => {
                 self.open = Some(Range {
@@ -169,45 +176,81 @@ impl Merger {
                 })
             }
             Some(open) => {
-                self.flush(open);
+                Self::flush(open, out);
                 self.open = Some(run);
             }
             None => self.open = Some(run),
         }
     }
 
-    fn flush(&mut self, mut range: Range) {
+    fn flush(mut range: Range, out: &mut impl FnMut(Range)) {
         while range.len() > MAX_SEGMENT_LEN {
-            self.out.push(Range {
+            out(Range {
                 start: range.start,
                 end: range.start + MAX_SEGMENT_LEN,
             });
             range.start += MAX_SEGMENT_LEN;
         }
-        self.out.push(range);
+        out(range);
     }
 
-    pub(crate) fn finish(mut self) -> Vec<Range> {
+    /// Hands the open segment, if any, to `out`.
+    pub(crate) fn finish_open(&mut self, out: &mut impl FnMut(Range)) {
         if let Some(open) = self.open.take() {
-            self.flush(open);
+            Self::flush(open, out);
         }
-        self.out
     }
 }
 
-/// The greedy segments of one memory's image.
-pub(crate) fn merge_runs(image: &MemoryImage<'_>) -> Vec<Range> {
-    let mut merger = Merger::new(image.memory_index, image.index_type);
-    // Runs that touch across piece boundaries arrive with gap 0 and are joined.
-    for piece in &image.pieces {
-        scan::for_each_run(piece.data, |s, e| {
-            merger.push(Range {
-                start: piece.offset + s as u64,
-                end: piece.offset + e as u64,
-            })
+/// Whether a run starting `gap` bytes after the open segment ends splits
+/// from it whatever that segment is: the gap alone costs as much as the
+/// run's own header. Such splits let a worker merge its job independently.
+fn always_splits(memory_index: u32, index_type: IndexType, prev_end: u64, run: Range) -> bool {
+    let gap = run.start - prev_end;
+    gap >= MAX_GAP || gap >= header_len(memory_index, index_type, run.start, run.len())
+}
+
+/// What a worker makes of one job.
+struct JobResult {
+    /// The runs up to the first split that holds whatever came before the
+    /// job: the consumer merges them into its open segment.
+    prefix: Vec<Range>,
+    /// From that split on, the greedy segments are the worker's: the
+    /// finished ones, and the one still open at the job's end.
+    body: Option<(Vec<Range>, Range)>,
+}
+
+/// Scans one job and merges its runs greedily, as far as that can be done
+/// without knowing what came before (see [`JobResult`]).
+fn scan_and_merge(memory_index: u32, index_type: IndexType, job: &scan::Job<'_>) -> JobResult {
+    let mut prefix = Vec::new();
+    let mut body: Option<(Merger, Vec<Range>)> = None;
+    let mut prev_end: Option<u64> = None;
+    for &(offset, data) in job {
+        scan::for_each_run(data, |s, e| {
+            let run = Range {
+                start: offset + s as u64,
+                end: offset + e as u64,
+            };
+            match &mut body {
+                Some((merger, done)) => merger.push(run, &mut |r| done.push(r)),
+                None => {
+                    if prev_end.is_some_and(|p| always_splits(memory_index, index_type, p, run)) {
+                        let mut merger = Merger::new(memory_index, index_type);
+                        merger.open = Some(run);
+                        body = Some((merger, Vec::new()));
+                    } else {
+                        prefix.push(run);
+                        prev_end = Some(run.end);
+                    }
+                }
+            }
         });
     }
-    merger.finish()
+    JobResult {
+        prefix,
+        body: body.map(|(merger, done)| (done, merger.open.expect("a body starts with a run"))),
+    }
 }
 
 /// What closing one gap costs, and where it is: the order in which gaps are
@@ -219,9 +262,17 @@ struct GapKey {
     gap_start: u64,
 }
 
-/// The key of the gap between neighbouring segments `a` and `b`, or `None`
-/// when that gap may never be closed.
-fn gap_key(image: &MemoryImage<'_>, a: Range, b: Range) -> Option<GapKey> {
+/// A gap between greedy segments that may stay open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Gap {
+    key: GapKey,
+    gap_end: u64,
+}
+
+/// The key of the gap between neighbouring greedy segments `a` and `b`, or
+/// `None` when that gap may never be closed (4 GiB or more of zeros, or a
+/// merged segment past 1 GiB).
+fn gap_key(memory_index: u32, index_type: IndexType, a: Range, b: Range) -> Option<GapKey> {
     let merged = Range {
         start: a.start,
         end: b.end,
@@ -229,56 +280,238 @@ fn gap_key(image: &MemoryImage<'_>, a: Range, b: Range) -> Option<GapKey> {
     if b.start - a.end >= MAX_GAP || merged.len() > MAX_SEGMENT_LEN {
         return None;
     }
-    let cost = |r: Range| segment_len(image.memory_index, image.index_type, r.start, r.len());
+    let cost = |r: Range| segment_len(memory_index, index_type, r.start, r.len());
     Some(GapKey {
         extra_bytes: cost(merged).saturating_sub(cost(a) + cost(b)),
-        memory_index: image.memory_index,
+        memory_index,
         gap_start: a.end,
     })
 }
 
-/// Closes the cheapest gaps until at most `budget` segments remain over all
-/// memories. Returns `false` when the budget could not be met (gaps of 4 GiB
-/// or more, or segments that would pass 1 GiB).
+/// Follows the greedy segments of every memory, in (memory, offset) order,
+/// and keeps only what the final layout needs: each memory's extent, the
+/// gaps that can never close, and the `budget` most expensive closable gaps.
 ///
-/// The gaps to close are fixed first, as all gaps whose key is at most the
-/// `need`-th smallest; then one pass per memory closes them, keys taken
-/// between the greedy neighbours so the choice does not depend on the order
-/// of closing. A closure that would pass 1 GiB is skipped.
-pub(crate) fn apply_cap(images: &[MemoryImage<'_>], plans: &mut [Vec<Range>], budget: u64) -> bool {
-    let total: u64 = plans.iter().map(|p| p.len() as u64).sum();
-    if total <= budget {
-        return true;
+/// Over the cap, the cheapest `greedy - budget` gaps close; the rest stay
+/// open. The most expensive ones are the ones a bounded min-heap keeps, so
+/// memory is O(budget), not O(runs).
+struct GapTracker {
+    budget: u64,
+    greedy_segments: u64,
+    closable_gaps: u64,
+    /// Min-heap of the most expensive closable gaps seen.
+    open: BinaryHeap<Reverse<Gap>>,
+    never_closed: Vec<Gap>,
+    /// Per memory with any segment: (memory index, first start, last end).
+    extents: Vec<(u32, u64, u64)>,
+    previous: Option<Range>,
+}
+
+impl GapTracker {
+    fn new(budget: u64) -> Self {
+        GapTracker {
+            budget,
+            greedy_segments: 0,
+            closable_gaps: 0,
+            open: BinaryHeap::new(),
+            never_closed: Vec::new(),
+            extents: Vec::new(),
+            previous: None,
+        }
     }
-    let mut keys: Vec<GapKey> = images
-        .iter()
-        .zip(plans.iter())
-        .flat_map(|(image, plan)| plan.windows(2).filter_map(|w| gap_key(image, w[0], w[1])))
-        .collect();
-    let need = (total - budget) as usize;
-    let threshold = if keys.len() <= need {
-        keys.iter().max().copied()
-    } else {
-        Some(*keys.select_nth_unstable(need - 1).1)
-    };
-    let Some(threshold) = threshold else {
-        return false;
-    };
-    for (image, plan) in images.iter().zip(plans.iter_mut()) {
-        let mut out: Vec<Range> = Vec::with_capacity(plan.len());
-        for (j, &r) in plan.iter().enumerate() {
-            if let Some(last) = out.last_mut() {
-                let chosen = gap_key(image, plan[j - 1], r).is_some_and(|k| k <= threshold);
-                if chosen && r.end - last.start <= MAX_SEGMENT_LEN {
-                    last.end = r.end;
-                    continue;
+
+    fn start_memory(&mut self) {
+        self.previous = None;
+    }
+
+    fn segment(&mut self, memory_index: u32, index_type: IndexType, r: Range) {
+        self.greedy_segments += 1;
+        match self.previous {
+            None => self.extents.push((memory_index, r.start, r.end)),
+            Some(prev) => {
+                self.extents.last_mut().expect("extent of this memory").2 = r.end;
+                let gap_end = r.start;
+                match gap_key(memory_index, index_type, prev, r) {
+                    None => self.never_closed.push(Gap {
+                        key: GapKey {
+                            extra_bytes: u64::MAX,
+                            memory_index,
+                            gap_start: prev.end,
+                        },
+                        gap_end,
+                    }),
+                    Some(key) => {
+                        self.closable_gaps += 1;
+                        let gap = Gap { key, gap_end };
+                        if (self.open.len() as u64) < self.budget {
+                            self.open.push(Reverse(gap));
+                        } else if let Some(mut cheapest) = self.open.peek_mut() {
+                            // Full: keep the gap only if it beats the cheapest kept.
+                            if gap > cheapest.0 {
+                                *cheapest = Reverse(gap);
+                            }
+                        }
+                    }
                 }
             }
-            out.push(r);
         }
-        *plan = out;
+        self.previous = Some(r);
     }
-    plans.iter().map(|p| p.len() as u64).sum::<u64>() <= budget
+
+    /// The final segments of each memory, as (memory index, range), in
+    /// (memory, offset) order, before the 1 GiB re-split.
+    fn finish(mut self) -> Vec<(u32, Range)> {
+        // Closable gaps that stay open: all of them if within budget, else
+        // the most expensive `closable - (greedy - budget)`.
+        let need = self.greedy_segments.saturating_sub(self.budget);
+        let stay_open = self.closable_gaps.saturating_sub(need);
+        while self.open.len() as u64 > stay_open {
+            self.open.pop();
+        }
+        let mut gaps: Vec<Gap> = self.open.into_iter().map(|Reverse(g)| g).collect();
+        gaps.extend(self.never_closed);
+        gaps.sort_unstable_by_key(|g| (g.key.memory_index, g.key.gap_start));
+        let mut out = Vec::with_capacity(gaps.len() + self.extents.len());
+        let mut gaps = gaps.into_iter().peekable();
+        for (memory_index, first, last) in self.extents {
+            let mut start = first;
+            while let Some(g) = gaps.next_if(|g| g.key.memory_index == memory_index) {
+                out.push((
+                    memory_index,
+                    Range {
+                        start,
+                        end: g.key.gap_start,
+                    },
+                ));
+                start = g.gap_end;
+            }
+            out.push((memory_index, Range { start, end: last }));
+        }
+        out
+    }
+}
+
+/// Pieces of `image` clipped to `range`, for scanning a part of it again.
+fn pieces_within<'a>(image: &MemoryImage<'a>, range: Range) -> Vec<(u64, &'a [u8])> {
+    let first = image.pieces.partition_point(|p| p.end() <= range.start);
+    image.pieces[first..]
+        .iter()
+        .take_while(|p| p.offset < range.end)
+        .map(|p| {
+            let from = p.offset.max(range.start);
+            let to = p.end().min(range.end);
+            (
+                from,
+                &p.data[(from - p.offset) as usize..(to - p.offset) as usize],
+            )
+        })
+        .collect()
+}
+
+/// Runs every greedy segment of `pieces` through `out`, in order. Workers
+/// scan and merge jobs in parallel; the calling thread stitches their
+/// results together with its own [`Merger`], so the segments are exactly
+/// those of one greedy pass over all runs, for any number of threads.
+fn greedy_segments(
+    image: &MemoryImage<'_>,
+    pieces: &[(u64, &[u8])],
+    threads: usize,
+    release: &(dyn Fn(&[u8]) + Sync),
+    out: &mut impl FnMut(Range),
+) {
+    let (memory_index, index_type) = (image.memory_index, image.index_type);
+    let mut merger = Merger::new(memory_index, index_type);
+    let jobs = scan::jobs(pieces);
+    scan::map_ordered(
+        &jobs,
+        threads,
+        |job| scan_and_merge(memory_index, index_type, job),
+        |i, result| {
+            for run in result.prefix {
+                merger.push(run, out);
+            }
+            if let Some((done, open)) = result.body {
+                merger.finish_open(out);
+                done.into_iter().for_each(&mut *out);
+                merger.open = Some(open);
+            }
+            for (_, data) in &jobs[i] {
+                release(data);
+            }
+        },
+    );
+    merger.finish_open(out);
+}
+
+/// Splits a final segment longer than [`MAX_SEGMENT_LEN`]: its gaps were
+/// all chosen to close, so walk its greedy segments again and close them left
+/// to right while the segment stays within 1 GiB.
+fn split_long(image: &MemoryImage<'_>, range: Range, threads: usize, out: &mut Vec<Range>) {
+    let mut current: Option<Range> = None;
+    let pieces = pieces_within(image, range);
+    greedy_segments(image, &pieces, threads, &|_| {}, &mut |r: Range| {
+        current = Some(match current {
+            Some(c) if r.end - c.start <= MAX_SEGMENT_LEN => Range {
+                start: c.start,
+                end: r.end,
+            },
+            Some(c) => {
+                out.push(c);
+                r
+            }
+            None => r,
+        });
+    });
+    out.extend(current);
+}
+
+/// The packed segments of some memories, in (memory, offset) order.
+pub(crate) struct Packed<'a> {
+    pub segments: Vec<crate::PackedSegment<'a>>,
+    /// Whether the segment budget was met.
+    pub cap_met: bool,
+}
+
+/// Packs the images, in memory order, into at most `budget` segments where
+/// possible. `release` is told which input bytes were scanned for good.
+pub(crate) fn pack_images<'a>(
+    images: &[MemoryImage<'a>],
+    budget: u64,
+    threads: usize,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> Packed<'a> {
+    let threads = scan::thread_count(threads);
+    let mut tracker = GapTracker::new(budget);
+    for image in images {
+        tracker.start_memory();
+        let pieces: Vec<(u64, &[u8])> = image.pieces.iter().map(|p| (p.offset, p.data)).collect();
+        greedy_segments(image, &pieces, threads, release, &mut |r| {
+            tracker.segment(image.memory_index, image.index_type, r)
+        });
+    }
+    let mut segments = Vec::new();
+    let mut ranges = Vec::new();
+    let mut finals = tracker.finish().into_iter().peekable();
+    for image in images {
+        ranges.clear();
+        while let Some((_, r)) = finals.next_if(|(m, _)| *m == image.memory_index) {
+            if r.len() > MAX_SEGMENT_LEN {
+                split_long(image, r, threads, &mut ranges);
+            } else {
+                ranges.push(r);
+            }
+        }
+        let mut cursor = 0;
+        for &range in &ranges {
+            segments.push(crate::PackedSegment {
+                memory_index: image.memory_index,
+                offset: range.start,
+                parts: build_parts(&image.pieces, &mut cursor, range),
+            });
+        }
+    }
+    let cap_met = segments.len() as u64 <= budget;
+    Packed { segments, cap_met }
 }
 
 /// The payload of segment `range` as parts of the image's pieces, with zeros
@@ -316,29 +549,4 @@ pub(crate) fn build_parts<'a>(
         parts.push(Part::Zeros(range.end - pos));
     }
     parts
-}
-
-/// The packed segments of some memories, in (memory, offset) order.
-pub(crate) struct Packed<'a> {
-    pub segments: Vec<crate::PackedSegment<'a>>,
-    /// Whether the segment budget was met.
-    pub cap_met: bool,
-}
-
-/// Packs the images into at most `budget` segments where possible.
-pub(crate) fn pack_images<'a>(images: &[MemoryImage<'a>], budget: u64) -> Packed<'a> {
-    let mut plans: Vec<Vec<Range>> = images.iter().map(merge_runs).collect();
-    let cap_met = apply_cap(images, &mut plans, budget);
-    let mut segments = Vec::with_capacity(plans.iter().map(Vec::len).sum());
-    for (image, plan) in images.iter().zip(&plans) {
-        let mut cursor = 0;
-        for &range in plan {
-            segments.push(crate::PackedSegment {
-                memory_index: image.memory_index,
-                offset: range.start,
-                parts: build_parts(&image.pieces, &mut cursor, range),
-            });
-        }
-    }
-    Packed { segments, cap_met }
 }

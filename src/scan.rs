@@ -4,77 +4,238 @@
 //! what packing removes, so every zero byte must be seen, but no byte is
 //! looked at on its own except at the ragged ends of a slice.
 
-const WORD: usize = 8;
-const LOW_BITS: u64 = 0x0101_0101_0101_0101;
-const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+/// Bytes looked at together: one 64-bit mask of their zero bytes.
+const BLOCK: usize = 64;
 
+/// Bit `i` is set when `block[i]` is zero.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn load(data: &[u8], i: usize) -> u64 {
-    u64::from_le_bytes(data[i..i + WORD].try_into().unwrap())
+fn zero_mask(block: &[u8; BLOCK]) -> u64 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_setzero_si128,
+    };
+    // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics are
+    // always available; each 16-byte load at `16 * k` (k < 4) lies inside
+    // `block`, which is 64 bytes long, and `loadu` needs no alignment.
+    unsafe {
+        let zero = _mm_setzero_si128();
+        let mut mask = 0u64;
+        for k in 0..4 {
+            let bytes = _mm_loadu_si128(block.as_ptr().add(16 * k).cast());
+            let bits = _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, zero)) as u32 as u64;
+            mask |= bits << (16 * k);
+        }
+        mask
+    }
 }
 
-/// Index of the first non-zero byte at or after `i`, or `data.len()`.
+/// Bit `i` is set when `block[i]` is zero.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn zero_mask(block: &[u8; BLOCK]) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    // Multiplying the 0/1 flags at bits 0, 8, .., 56 by this gathers flag j
+    // at bit 56 + j with no carries (each product is a distinct power of 2).
+    const GATHER: u64 = 0x0102_0408_1020_4080;
+    let mut mask = 0;
+    for (k, word) in block.chunks_exact(8).enumerate() {
+        let w = u64::from_le_bytes(word.try_into().unwrap());
+        // High bit of each byte set exactly when that byte is zero: adding
+        // 0x7f to the low seven bits carries into bit 7 unless they are all
+        // zero, and `| w` covers a set bit 7.
+        let zero_high = !(((w & LOW7) + LOW7) | w | LOW7);
+        mask |= ((zero_high >> 7).wrapping_mul(GATHER) >> 56) << (8 * k);
+    }
+    mask
+}
+
+/// Zero gaps this short never pay for a segment header (at least 5 bytes,
+/// and joining grows the length LEB by at most 2), so the scanner joins the
+/// runs on either side of them itself: fewer, longer runs to merge.
+pub(crate) const JOINED_GAP: usize = 2;
+
+/// Calls `f(start, end)` for each run of `data`, in order. A run starts and
+/// ends with a non-zero byte and holds no more than [`JOINED_GAP`] zero bytes
+/// in a row; runs are separated by longer stretches of zeros.
+///
+/// Works on 64-byte blocks: all-zero blocks outside a run and all-non-zero
+/// blocks inside one cost a mask and a compare; run ends inside a block are
+/// found with `trailing_zeros` on the mask.
 #[inline]
-pub(crate) fn next_nonzero(data: &[u8], mut i: usize) -> usize {
-    // Skip zero pages 32 bytes at a time: snapshots are mostly zeros.
-    while i + 4 * WORD <= data.len() {
-        let any = load(data, i)
-            | load(data, i + WORD)
-            | load(data, i + 2 * WORD)
-            | load(data, i + 3 * WORD);
-        if any != 0 {
-            break;
-        }
-        i += 4 * WORD;
-    }
-    while i + WORD <= data.len() {
-        let w = load(data, i);
-        if w != 0 {
-            // Little-endian: the lowest set bit belongs to the first non-zero byte.
-            return i + (w.trailing_zeros() / 8) as usize;
-        }
-        i += WORD;
-    }
-    while i < data.len() && data[i] == 0 {
-        i += 1;
-    }
-    i
-}
-
-/// Index of the first zero byte at or after `i`, or `data.len()`.
-#[inline]
-pub(crate) fn next_zero(data: &[u8], mut i: usize) -> usize {
-    while i + WORD <= data.len() {
-        let w = load(data, i);
-        // The classic "has a zero byte" test. It can flag a byte above a real
-        // zero byte falsely, never one below, so the lowest flag is exact.
-        let zeros = w.wrapping_sub(LOW_BITS) & !w & HIGH_BITS;
-        if zeros != 0 {
-            return i + (zeros.trailing_zeros() / 8) as usize;
-        }
-        i += WORD;
-    }
-    while i < data.len() && data[i] != 0 {
-        i += 1;
-    }
-    i
-}
-
-/// Calls `f(start, end)` for each run of non-zero bytes in `data`, in order.
 pub(crate) fn for_each_run(data: &[u8], mut f: impl FnMut(usize, usize)) {
-    let mut i = 0;
-    loop {
-        let start = next_nonzero(data, i);
-        if start == data.len() {
+    // The run being built, `start..end`, waiting to see whether the next
+    // non-zero byte comes within `JOINED_GAP` zeros.
+    let mut pending: Option<(usize, usize)> = None;
+    let mut on_raw_run = |s: usize, e: usize| match pending {
+        Some((ps, pe)) if s - pe <= JOINED_GAP => pending = Some((ps, e)),
+        Some(p) => {
+            f(p.0, p.1);
+            pending = Some((s, e));
+        }
+        None => pending = Some((s, e)),
+    };
+    let mut in_run = false;
+    let mut run_start = 0;
+    let mut base = 0;
+    let mut scan_block = |base: usize, zeros: u64, in_run: &mut bool, run_start: &mut usize| {
+        // Fast paths: nothing changes in this block.
+        if (!*in_run && zeros == u64::MAX) || (*in_run && zeros == 0) {
             return;
         }
-        let end = next_zero(data, start + 1);
-        f(start, end);
-        if end == data.len() {
-            return;
+        let mut pos = 0u32;
+        loop {
+            if !*in_run {
+                let nonzero = !zeros & (u64::MAX << pos);
+                if nonzero == 0 {
+                    return;
+                }
+                pos = nonzero.trailing_zeros();
+                *run_start = base + pos as usize;
+                *in_run = true;
+            }
+            let zero = zeros & (u64::MAX << pos);
+            if zero == 0 {
+                return;
+            }
+            pos = zero.trailing_zeros();
+            on_raw_run(*run_start, base + pos as usize);
+            *in_run = false;
         }
-        i = end + 1;
+    };
+    let mut blocks = data.chunks_exact(BLOCK);
+    for block in &mut blocks {
+        let zeros = zero_mask(block.try_into().unwrap());
+        scan_block(base, zeros, &mut in_run, &mut run_start);
+        base += BLOCK;
     }
+    let rest = blocks.remainder();
+    if !rest.is_empty() {
+        let mut padded = [0u8; BLOCK];
+        padded[..rest.len()].copy_from_slice(rest);
+        // Padding bytes are zeros: a run reaching the end stops at `data.len()`.
+        scan_block(base, zero_mask(&padded), &mut in_run, &mut run_start);
+        base += rest.len();
+    }
+    if in_run {
+        on_raw_run(run_start, base);
+    }
+    if let Some((s, e)) = pending {
+        f(s, e);
+    }
+}
+
+/// A unit of scanning work: consecutive slices of one image, each with the
+/// address of its first byte.
+pub(crate) type Job<'a> = Vec<(u64, &'a [u8])>;
+
+/// Bytes of image per job: large enough that channel traffic is noise, small
+/// enough that the results of the jobs in flight stay a few MiB.
+pub(crate) const JOB_BYTES: usize = 1 << 20;
+
+/// Cuts pieces of an image into jobs of about [`JOB_BYTES`]. Pieces longer
+/// than that are cut too. Where the cuts fall depends only on the pieces,
+/// never on the number of threads, so neither does the result.
+pub(crate) fn jobs<'a>(pieces: &[(u64, &'a [u8])]) -> Vec<Job<'a>> {
+    let mut jobs = Vec::new();
+    let mut job: Job<'a> = Vec::new();
+    let mut size = 0;
+    for &(offset, data) in pieces {
+        let mut at = 0;
+        while at < data.len() {
+            let take = (data.len() - at).min(JOB_BYTES - size);
+            job.push((offset + at as u64, &data[at..at + take]));
+            size += take;
+            at += take;
+            if size == JOB_BYTES {
+                jobs.push(std::mem::take(&mut job));
+                size = 0;
+            }
+        }
+    }
+    if !job.is_empty() {
+        jobs.push(job);
+    }
+    jobs
+}
+
+/// Runs `work` on every job and hands the results to `consume` in job order,
+/// on the calling thread.
+///
+/// With the `parallel` feature and `threads > 1`, a pool of `threads`
+/// workers takes job numbers from a bounded crossbeam channel while the
+/// calling thread consumes: at most `2 × threads` jobs are in flight, and a
+/// reorder buffer keyed by job number hands results back in order, so
+/// `consume` sees exactly the sequence of the serial loop.
+pub(crate) fn map_ordered<J: Sync, R: Send>(
+    jobs: &[J],
+    threads: usize,
+    work: impl Fn(&J) -> R + Sync,
+    mut consume: impl FnMut(usize, R),
+) {
+    #[cfg(feature = "parallel")]
+    if threads > 1 && jobs.len() > 1 {
+        return map_parallel(jobs, threads, &work, &mut consume);
+    }
+    let _ = threads;
+    for (i, job) in jobs.iter().enumerate() {
+        consume(i, work(job));
+    }
+}
+
+#[cfg(feature = "parallel")]
+fn map_parallel<J: Sync, R: Send>(
+    jobs: &[J],
+    threads: usize,
+    work: &(impl Fn(&J) -> R + Sync),
+    consume: &mut impl FnMut(usize, R),
+) {
+    use crossbeam_channel::{bounded, unbounded};
+    use std::collections::BTreeMap;
+
+    let window = 2 * threads;
+    // Jobs go out by number; results come back tagged with it.
+    let (job_tx, job_rx) = bounded::<usize>(window);
+    let (result_tx, result_rx) = unbounded::<(usize, R)>();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let job_rx = job_rx.clone();
+            let result_tx = result_tx.clone();
+            scope.spawn(move || {
+                for i in job_rx {
+                    if result_tx.send((i, work(&jobs[i]))).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(result_tx);
+        // Invariant: jobs `next..sent` are in flight or waiting in `pending`,
+        // never more than `window` of them; `pending` holds finished jobs
+        // after `next`, the next one to consume.
+        let mut pending: BTreeMap<usize, R> = BTreeMap::new();
+        let (mut sent, mut next) = (0, 0);
+        while next < jobs.len() {
+            while sent < jobs.len() && sent - next < window {
+                job_tx.send(sent).expect("workers outlive the sender");
+                sent += 1;
+            }
+            let (i, result) = result_rx.recv().expect("a scanning worker panicked");
+            pending.insert(i, result);
+            while let Some(result) = pending.remove(&next) {
+                consume(next, result);
+                next += 1;
+            }
+        }
+        drop(job_tx);
+    });
+}
+
+/// Worker threads for `threads` (0: one per core).
+pub(crate) fn thread_count(threads: usize) -> usize {
+    if threads > 0 {
+        return threads;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 #[cfg(test)]
@@ -82,8 +243,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The definition, byte by byte: maximal non-zero runs, then neighbours
+    /// at most `JOINED_GAP` zeros apart joined.
     fn runs_bytewise(data: &[u8]) -> Vec<(usize, usize)> {
-        let mut out = Vec::new();
+        let mut out: Vec<(usize, usize)> = Vec::new();
         let mut i = 0;
         while i < data.len() {
             if data[i] == 0 {
@@ -94,7 +257,10 @@ mod tests {
             while i < data.len() && data[i] != 0 {
                 i += 1;
             }
-            out.push((s, i));
+            match out.last_mut() {
+                Some(last) if s - last.1 <= JOINED_GAP => last.1 = i,
+                _ => out.push((s, i)),
+            }
         }
         out
     }
@@ -116,6 +282,8 @@ mod tests {
         d[33] = 1;
         d[34] = 1;
         assert_eq!(runs(&d), vec![(0, 1), (33, 35), (69, 70)]);
+        // Two zeros join, three split.
+        assert_eq!(runs(&[1, 0, 0, 1, 0, 0, 0, 1]), vec![(0, 4), (7, 8)]);
         // 0x80 and 0x01 neighbours are the false-positive case of the zero test.
         let d = [0x01, 0x00, 0x80, 0x01, 0x01, 0x00, 0x00, 0x01, 0xff];
         assert_eq!(runs(&d), runs_bytewise(&d));
@@ -124,7 +292,7 @@ mod tests {
     proptest! {
         #[test]
         fn matches_bytewise(data in proptest::collection::vec(
-            prop_oneof![4 => Just(0u8), 1 => Just(1u8), 1 => Just(0x80u8), 1 => any::<u8>()], 0..300)) {
+            prop_oneof![4 => Just(0u8), 1 => Just(1u8), 1 => Just(0x80u8), 1 => any::<u8>()], 0..600)) {
             prop_assert_eq!(runs(&data), runs_bytewise(&data));
         }
     }
