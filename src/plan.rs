@@ -415,16 +415,16 @@ fn pieces_within<'a>(image: &MemoryImage<'a>, range: Range) -> Vec<(u64, &'a [u8
 fn greedy_segments(
     image: &MemoryImage<'_>,
     pieces: &[(u64, &[u8])],
-    threads: usize,
+    engine: Engine,
     release: &(dyn Fn(&[u8]) + Sync),
     out: &mut impl FnMut(Range),
 ) {
     let (memory_index, index_type) = (image.memory_index, image.index_type);
     let mut merger = Merger::new(memory_index, index_type);
-    let jobs = scan::jobs(pieces);
+    let jobs = scan::jobs(pieces, engine.job_bytes);
     scan::map_ordered(
         &jobs,
-        threads,
+        engine.threads,
         |job| scan_and_merge(memory_index, index_type, job),
         |i, result| {
             for run in result.prefix {
@@ -446,10 +446,10 @@ fn greedy_segments(
 /// Splits a final segment longer than [`MAX_SEGMENT_LEN`]: its gaps were
 /// all chosen to close, so walk its greedy segments again and close them left
 /// to right while the segment stays within 1 GiB.
-fn split_long(image: &MemoryImage<'_>, range: Range, threads: usize, out: &mut Vec<Range>) {
+fn split_long(image: &MemoryImage<'_>, range: Range, engine: Engine, out: &mut Vec<Range>) {
     let mut current: Option<Range> = None;
     let pieces = pieces_within(image, range);
-    greedy_segments(image, &pieces, threads, &|_| {}, &mut |r: Range| {
+    greedy_segments(image, &pieces, engine, &|_| {}, &mut |r: Range| {
         current = Some(match current {
             Some(c) if r.end - c.start <= MAX_SEGMENT_LEN => Range {
                 start: c.start,
@@ -463,6 +463,13 @@ fn split_long(image: &MemoryImage<'_>, range: Range, threads: usize, out: &mut V
         });
     });
     out.extend(current);
+}
+
+/// How scanning is split up: the result never depends on it.
+#[derive(Debug, Clone, Copy)]
+struct Engine {
+    threads: usize,
+    job_bytes: usize,
 }
 
 /// The packed segments of some memories, in (memory, offset) order.
@@ -480,12 +487,24 @@ pub(crate) fn pack_images<'a>(
     threads: usize,
     release: &(dyn Fn(&[u8]) + Sync),
 ) -> Packed<'a> {
-    let threads = scan::thread_count(threads);
+    let engine = Engine {
+        threads: scan::thread_count(threads),
+        job_bytes: scan::JOB_BYTES,
+    };
+    pack_images_with(images, budget, engine, release)
+}
+
+fn pack_images_with<'a>(
+    images: &[MemoryImage<'a>],
+    budget: u64,
+    engine: Engine,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> Packed<'a> {
     let mut tracker = GapTracker::new(budget);
     for image in images {
         tracker.start_memory();
         let pieces: Vec<(u64, &[u8])> = image.pieces.iter().map(|p| (p.offset, p.data)).collect();
-        greedy_segments(image, &pieces, threads, release, &mut |r| {
+        greedy_segments(image, &pieces, engine, release, &mut |r| {
             tracker.segment(image.memory_index, image.index_type, r)
         });
     }
@@ -496,7 +515,7 @@ pub(crate) fn pack_images<'a>(
         ranges.clear();
         while let Some((_, r)) = finals.next_if(|(m, _)| *m == image.memory_index) {
             if r.len() > MAX_SEGMENT_LEN {
-                split_long(image, r, threads, &mut ranges);
+                split_long(image, r, engine, &mut ranges);
             } else {
                 ranges.push(r);
             }
@@ -549,4 +568,195 @@ pub(crate) fn build_parts<'a>(
         parts.push(Part::Zeros(range.end - pos));
     }
     parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn image(
+        memory_index: u32,
+        index_type: IndexType,
+        segments: &[(u64, Vec<u8>)],
+    ) -> MemoryImage<'_> {
+        let segments: Vec<(u64, &[u8])> = segments.iter().map(|(o, d)| (*o, &d[..])).collect();
+        MemoryImage {
+            memory_index,
+            index_type,
+            pieces: overlay(&segments),
+        }
+    }
+
+    /// The plain definition: one serial greedy pass over the runs of the
+    /// same slices, then close the cheapest gaps (all keys sorted) left to
+    /// right within 1 GiB.
+    fn reference(
+        images: &[MemoryImage<'_>],
+        budget: u64,
+        job_bytes: usize,
+    ) -> Vec<(u32, u64, u64)> {
+        let mut plans = Vec::new();
+        for image in images {
+            let mut merger = Merger::new(image.memory_index, image.index_type);
+            let mut segments = Vec::new();
+            let pieces: Vec<(u64, &[u8])> =
+                image.pieces.iter().map(|p| (p.offset, p.data)).collect();
+            for job in scan::jobs(&pieces, job_bytes) {
+                for (offset, data) in job {
+                    scan::for_each_run(data, |s, e| {
+                        let run = Range {
+                            start: offset + s as u64,
+                            end: offset + e as u64,
+                        };
+                        merger.push(run, &mut |r| segments.push(r));
+                    });
+                }
+            }
+            merger.finish_open(&mut |r| segments.push(r));
+            plans.push(segments);
+        }
+        let total: u64 = plans.iter().map(|p| p.len() as u64).sum();
+        if total > budget {
+            let mut keys: Vec<GapKey> = images
+                .iter()
+                .zip(&plans)
+                .flat_map(|(im, p)| {
+                    p.windows(2)
+                        .filter_map(|w| gap_key(im.memory_index, im.index_type, w[0], w[1]))
+                })
+                .collect();
+            keys.sort();
+            let need = (total - budget) as usize;
+            let threshold = keys.get(need.min(keys.len()).saturating_sub(1)).copied();
+            for (im, plan) in images.iter().zip(plans.iter_mut()) {
+                let mut out: Vec<Range> = Vec::new();
+                for (j, &r) in plan.iter().enumerate() {
+                    if let Some(last) = out.last_mut() {
+                        let chosen = gap_key(im.memory_index, im.index_type, plan[j - 1], r)
+                            .is_some_and(|k| threshold.is_some_and(|t| k <= t));
+                        if chosen && r.end - last.start <= MAX_SEGMENT_LEN {
+                            last.end = r.end;
+                            continue;
+                        }
+                    }
+                    out.push(r);
+                }
+                *plan = out;
+            }
+        }
+        images
+            .iter()
+            .zip(plans)
+            .flat_map(|(im, p)| {
+                p.into_iter()
+                    .map(move |r| (im.memory_index, r.start, r.end))
+            })
+            .collect()
+    }
+
+    fn packed(
+        images: &[MemoryImage<'_>],
+        budget: u64,
+        threads: usize,
+        job_bytes: usize,
+    ) -> Vec<(u32, u64, u64)> {
+        let engine = Engine { threads, job_bytes };
+        pack_images_with(images, budget, engine, &|_| {})
+            .segments
+            .iter()
+            .map(|s| (s.memory_index, s.offset, s.offset + s.len()))
+            .collect()
+    }
+
+    /// Zero-heavy bytes, so runs, short gaps and long gaps all occur.
+    fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(prop_oneof![6 => Just(0u8), 3 => 1..=255u8], 0..400)
+    }
+
+    fn segments() -> impl Strategy<Value = Vec<(u64, Vec<u8>)>> {
+        proptest::collection::vec((0u64..3000, bytes()), 0..6)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Workers, job cuts and the bounded heap give exactly the plain
+        /// serial greedy pass and the sort-everything cap.
+        #[test]
+        fn engine_matches_the_plain_definition(
+            mem0 in segments(),
+            mem1 in segments(),
+            high in any::<bool>(),
+            budget in 1u64..40,
+            threads in 1usize..4,
+            job_bytes in prop_oneof![Just(7usize), Just(64), Just(333), Just(1 << 20)],
+        ) {
+            // Memory 1 is 64-bit and, optionally, high in the address space
+            // where offsets take long LEBs.
+            let base = if high { 1u64 << 40 } else { 0 };
+            let mem1: Vec<(u64, Vec<u8>)> = mem1.into_iter().map(|(o, d)| (o + base, d)).collect();
+            let images = [image(0, IndexType::I32, &mem0), image(1, IndexType::I64, &mem1)];
+            let expected = reference(&images, budget, job_bytes);
+            prop_assert_eq!(packed(&images, budget, threads, job_bytes), expected);
+        }
+
+        /// Packed segments hold exactly the image's bytes, and nothing outside them is non-zero.
+        #[test]
+        fn segments_cover_every_non_zero_byte(segs in segments(), budget in 1u64..10) {
+            let im = image(0, IndexType::I32, &segs);
+            let mut expected = vec![0u8; 4000];
+            for (o, d) in &segs {
+                expected[*o as usize..*o as usize + d.len()].copy_from_slice(d);
+            }
+            let mut actual = vec![0u8; 4000];
+            let result = pack_images_with(std::slice::from_ref(&im), budget, Engine { threads: 2, job_bytes: 64 }, &|_| {});
+            let mut last_end = 0;
+            for s in &result.segments {
+                prop_assert!(s.offset >= last_end, "sorted and disjoint");
+                let bytes = s.to_vec();
+                prop_assert!(bytes.first() != Some(&0) && bytes.last() != Some(&0), "trimmed");
+                actual[s.offset as usize..s.offset as usize + bytes.len()].copy_from_slice(&bytes);
+                last_end = s.offset + s.len();
+            }
+            prop_assert_eq!(actual, expected);
+            prop_assert!(result.segments.len() as u64 <= budget);
+        }
+    }
+
+    #[test]
+    fn later_segments_win_and_zeros_erase() {
+        let segs = vec![(0u64, vec![1u8; 10]), (4, vec![0u8; 3]), (8, vec![2u8; 4])];
+        let im = image(0, IndexType::I32, &segs);
+        let flat: Vec<(u64, Vec<u8>)> = im
+            .pieces
+            .iter()
+            .map(|p| (p.offset, p.data.to_vec()))
+            .collect();
+        assert_eq!(
+            flat,
+            vec![
+                (0, vec![1; 4]),
+                (4, vec![0; 3]),
+                (7, vec![1]),
+                (8, vec![2; 4])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_gap_merges_exactly_when_it_is_cheaper_than_a_header() {
+        // At offset < 64 with short payloads a header is 5 bytes (flag,
+        // opcode, 1-byte offset, end, 1-byte length): a gap of 4 zeros
+        // merges (4 < 5), a gap of 5 does not.
+        for (gap, merged) in [(3usize, true), (4, true), (5, false), (6, false)] {
+            let mut data = vec![7u8; 3];
+            data.extend(std::iter::repeat_n(0, gap));
+            data.extend([7u8; 3]);
+            let segs = vec![(0u64, data)];
+            let im = image(0, IndexType::I32, &segs);
+            let n = packed(std::slice::from_ref(&im), 100, 1, 1 << 20).len();
+            assert_eq!(n, if merged { 1 } else { 2 }, "gap {gap}");
+        }
+    }
 }

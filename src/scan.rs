@@ -132,21 +132,21 @@ pub(crate) type Job<'a> = Vec<(u64, &'a [u8])>;
 /// enough that the results of the jobs in flight stay a few MiB.
 pub(crate) const JOB_BYTES: usize = 1 << 20;
 
-/// Cuts pieces of an image into jobs of about [`JOB_BYTES`]. Pieces longer
+/// Cuts pieces of an image into jobs of `job_bytes` ([`JOB_BYTES`]). Pieces longer
 /// than that are cut too. Where the cuts fall depends only on the pieces,
 /// never on the number of threads, so neither does the result.
-pub(crate) fn jobs<'a>(pieces: &[(u64, &'a [u8])]) -> Vec<Job<'a>> {
+pub(crate) fn jobs<'a>(pieces: &[(u64, &'a [u8])], job_bytes: usize) -> Vec<Job<'a>> {
     let mut jobs = Vec::new();
     let mut job: Job<'a> = Vec::new();
     let mut size = 0;
     for &(offset, data) in pieces {
         let mut at = 0;
         while at < data.len() {
-            let take = (data.len() - at).min(JOB_BYTES - size);
+            let take = (data.len() - at).min(job_bytes - size);
             job.push((offset + at as u64, &data[at..at + take]));
             size += take;
             at += take;
-            if size == JOB_BYTES {
+            if size == job_bytes {
                 jobs.push(std::mem::take(&mut job));
                 size = 0;
             }
