@@ -114,8 +114,15 @@ impl std::error::Error for Error {
 impl From<wasmparser::BinaryReaderError> for Error {
     #[cold]
     fn from(err: wasmparser::BinaryReaderError) -> Self {
-        Error::malformed(err.message().to_string(), err.offset())
+        Error::malformed(one_line(err.message()), err.offset())
     }
+}
+
+/// wasmparser pretty-prints some messages over several lines (the bad magic
+/// number's byte arrays); errors here are one line.
+fn one_line(message: &str) -> String {
+    let joined = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    joined.replace("[ ", "[").replace(", ]", "]")
 }
 
 #[cfg(test)]
@@ -127,6 +134,21 @@ mod tests {
         let e = Error::malformed("unexpected end-of-file", 0x1f);
         assert_eq!(e.to_string(), "unexpected end-of-file (at offset 0x1f)");
         assert_eq!(e.kind(), ErrorKind::Malformed);
+    }
+
+    #[test]
+    fn wasmparser_messages_become_one_line() {
+        let err = wasmparser::Parser::new(0)
+            .parse_all(b"hello world wasm")
+            .next()
+            .unwrap()
+            .unwrap_err();
+        let e = Error::from(err);
+        assert!(!e.to_string().contains('\n'), "{e}");
+        assert!(
+            e.to_string().contains("actual=[0x68, 0x65, 0x6c, 0x6c]"),
+            "{e}"
+        );
     }
 
     #[test]
