@@ -12,13 +12,12 @@ mod common;
 use common::*;
 use segpack::{ErrorKind, IndexType, PackOptions, Part, Segment};
 
-// TODO: when tests/support/mod.rs lands, add `mod support;` and call
-// `support::assert_equivalent(&input, &output)` from every test that packs a
-// module wasmi can instantiate (see `equivalent` below).
+// TODO: tests/support (with `support::assert_equivalent`) is not committed
+// yet; the working tree version of this file calls it from `pack`,
+// `pack_with` and `equivalent`.
 
-/// Original and packed give the same memories at instantiation. Until the
-/// shared `support::assert_equivalent` exists, this compares the first
-/// `len` bytes of the exported memory `mem` in wasmi.
+/// Original and packed give the same first `len` bytes of the exported
+/// memory `mem` in wasmi.
 fn equivalent(input: &[u8], output: &[u8], len: usize) {
     assert_eq!(
         run_and_read(input, None, "mem", 0..len),
@@ -248,6 +247,68 @@ fn gap_threshold_follows_the_width_of_the_next_header() {
 }
 
 #[test]
+fn merged_length_leb_growth_counts_against_merging() {
+    // At 8192 headers are 7 bytes. 120 bytes + 6 zeros + 1 byte = 127: the
+    // length still fits one LEB byte, so the 6-byte gap merges (7+127 < 127+8).
+    let a120 = vec![b'x'; 120];
+    let input = wat(&format!(
+        r#"(module (memory (export "mem") 1)
+            (data (i32.const 8192) "{}") (data (i32.const 8318) "b"))"#,
+        wat_str(&a120)
+    ));
+    let output = pack(&input);
+    assert_eq!(
+        active_segments(&output),
+        [(0, 8192, [&a120[..], &[0; 6], b"b"].concat())]
+    );
+    equivalent(&input, &output, 8400);
+
+    // One byte more and the merged length (128) needs a 2-byte LEB:
+    // 8 + 128 = 136 is not smaller than (7 + 121) + (7 + 1) = 136. Split.
+    let a121 = vec![b'x'; 121];
+    let img = [&[0, 0][..], &a121, &[0; 6], b"b"].concat();
+    let input = wat(&format!(
+        r#"(module (memory (export "mem") 1) (data (i32.const 8190) "{}"))"#,
+        wat_str(&img)
+    ));
+    let output = pack(&input);
+    assert_eq!(
+        active_segments(&output),
+        [(0, 8192, a121), seg(0, 8192 + 121 + 6, b"b")]
+    );
+    equivalent(&input, &output, 8400);
+}
+
+#[test]
+#[ignore = "segpack bug: greedy pairwise merging misses the smallest data section (SPEC §4 goal) when a length LEB crosses 128; 1 byte larger"]
+fn merging_looks_past_a_length_leb_boundary() {
+    // Runs "a" at 0, 123 bytes at 5, "c" at 132. Pairwise, a+b does not
+    // pay (merged length 128 takes a 2-byte LEB: 134 vs 6 + 128), so the
+    // greedy rule keeps "a" apart and then joins b+c: 6 + 134 = 140 bytes.
+    // One segment of 133 bytes costs 6 + 133 = 139: smaller.
+    let b = vec![b'b'; 123];
+    let input = wat(&format!(
+        r#"(module (memory (export "mem") 1)
+            (data (i32.const 0) "a") (data (i32.const 5) "{}") (data (i32.const 132) "c"))"#,
+        wat_str(&b)
+    ));
+    let output = pack(&input);
+    assert_eq!(
+        active_segments(&output),
+        [(0, 0, [&b"a"[..], &[0; 4], &b, &[0; 4], b"c"].concat())]
+    );
+    let data_len = |w: &[u8]| {
+        sections(w)
+            .into_iter()
+            .find(|s| s.id == 11)
+            .unwrap()
+            .bytes
+            .len()
+    };
+    assert_eq!(data_len(&output), 143);
+}
+
+#[test]
 fn leading_and_trailing_zeros_are_trimmed() {
     let input = wat(r#"(module (memory (export "mem") 1)
         (data (i32.const 16) "\00\00\00hello\00\00"))"#);
@@ -330,6 +391,47 @@ fn reject_packing_memory_with_imported_global_offset() {
             .collect::<Vec<_>>(),
         [0]
     );
+}
+
+#[test]
+fn reject_packing_memory_with_offset_from_global_derived_from_an_import() {
+    let input = wat(r#"(module
+        (import "env" "g" (global $g i32))
+        (global $d i32 (i32.add (global.get $g) (i32.const 16)))
+        (memory 1)
+        (data (i32.const 0) "\00\00a")
+        (data (global.get $d) "\00b\00"))"#);
+    let report = assert_unchanged(&input, &PackOptions::default());
+    assert_eq!(report.modules[0].unpacked_memories.len(), 1);
+}
+
+#[test]
+fn imported_memory_stays_unpacked_when_another_memory_has_a_dynamic_offset() {
+    // SPEC §2 would call memory 0 packable with --zero-filled-imports (its
+    // own offsets are constant). segpack leaves it alone: if memory 1's
+    // dynamic segment traps, the writes made to the imported memory before
+    // the trap stay visible to the host, and packing changes which writes
+    // those are. Safer than the letter of the spec; reported as a spec gap.
+    let input = wat(r#"(module
+        (import "env" "mem" (memory 1))
+        (import "env" "g" (global $g i32))
+        (memory 1)
+        (data (memory 0) (i32.const 0) "\00\00a")
+        (data (memory 1) (global.get $g) "b")
+        (data (memory 0) (i32.const 3) "c"))"#);
+    let report = assert_unchanged(
+        &input,
+        &PackOptions {
+            zero_filled_imports: true,
+            ..Default::default()
+        },
+    );
+    let unpacked: Vec<u32> = report.modules[0]
+        .unpacked_memories
+        .iter()
+        .map(|m| m.0)
+        .collect();
+    assert_eq!(unpacked, [0, 1]);
 }
 
 #[test]
@@ -760,6 +862,20 @@ fn data_segment_names_are_kept_for_unchanged_segments_only() {
 }
 
 #[test]
+fn data_segment_names_never_follow_bytes_to_another_index() {
+    // $z vanishes (all zeros), so $x's unchanged bytes move to index 0.
+    // Neither name may stay: index 0 holds other bytes than $z's, and there
+    // is no index 1 any more.
+    let input = wat(r#"(module (memory 1)
+        (data $z (i32.const 0) "\00\00\00\00")
+        (data $x (i32.const 100) "bc"))"#);
+    let output = pack(&input);
+    assert_eq!(data_segments(&output).len(), 1);
+    assert_eq!(active_segments(&output), [seg(0, 100, b"bc")]);
+    assert!(data_segment_names(&output).is_empty());
+}
+
+#[test]
 fn data_segment_names_subsection_goes_when_no_name_is_left() {
     let input = wat(r#"(module (memory 1)
         (data $a (i32.const 0) "\00\00a")
@@ -774,6 +890,30 @@ fn data_segment_names_subsection_goes_when_no_name_is_left() {
         .map(|(id, _)| id)
         .collect();
     assert_eq!(ids, [1]);
+}
+
+#[test]
+#[ignore = "segpack bug (minor): only the first `name` section is rewritten; a second one keeps the name of a re-packed segment (SPEC §1.1)"]
+fn data_segment_names_are_dropped_from_every_name_section() {
+    // Two `name` sections (the appendix says "should appear once", but
+    // nothing rejects a second); the second names segment 0, re-packed.
+    let input = wat(r#"(module (memory 1)
+        (data (i32.const 0) "\00\00a") (data (i32.const 3) "b")
+        (@custom "name" "\01\01\00")
+        (@custom "name" "\09\04\01\00\01a"))"#);
+    let output = pack(&input);
+    assert_eq!(active_segments(&output), [seg(0, 2, b"ab")]);
+    for s in sections(&output) {
+        if s.name.as_deref() == Some("name") {
+            assert!(
+                !s.contents
+                    .windows(5)
+                    .any(|w| w == [0x09, 0x04, 0x01, 0x00, 0x01]),
+                "a stale data segment name survives: {:02x?}",
+                s.contents
+            );
+        }
+    }
 }
 
 // ------------------------------------------------------- §3 data count
@@ -841,6 +981,30 @@ fn data_count_is_never_added() {
     assert_eq!(data_count(&output), None);
 }
 
+#[test]
+fn data_count_grows_when_the_new_count_does_not_fit_its_width() {
+    // One segment holding 130 runs 10 bytes apart: 130 segments out.
+    let offsets: Vec<usize> = (0..130).map(|i| 10 * i + 1).collect();
+    let mut img = vec![0u8; 1301];
+    for &o in &offsets {
+        img[o] = 0x55;
+    }
+    let input = wat(&format!(
+        r#"(module (memory (export "mem") 1)
+            (data $p "P")
+            (data (i32.const 0) "{}")
+            (func (export "init") (data.drop $p)))"#,
+        wat_str(&img)
+    ));
+    assert_eq!(data_count(&input), Some((2, vec![2])));
+    let output = pack(&input);
+    assert_eq!(data_segments(&output).len(), 131);
+    assert_eq!(data_count(&output), Some((131, vec![0x83, 0x01])));
+    let expected: Vec<Seg> = offsets.iter().map(|&o| seg(0, o as u64, &[0x55])).collect();
+    assert_eq!(active_segments(&output), expected);
+    equivalent(&input, &output, 2048);
+}
+
 // ------------------------------------------------------------- §5 inputs
 
 #[test]
@@ -885,6 +1049,39 @@ fn component_nested_modules_are_each_packed() {
     assert_eq!(after.len(), 2);
     assert_eq!(active_segments(&after[0]), [seg(0, 2, b"ab")]);
     assert_eq!(after[1], before[1]);
+}
+
+#[test]
+fn component_nested_in_a_component_is_packed() {
+    let input = wat(r#"(component
+        (component
+            (core module (memory 1) (data (i32.const 0) "\00\00a") (data (i32.const 3) "b"))))"#);
+    let (output, report) = pack_with(&input, &PackOptions::default());
+    assert_eq!(report.modules.len(), 1);
+    assert!(report.changed());
+    assert!(output.len() < input.len());
+    let modules: Vec<Vec<u8>> = wasmparser::Parser::new(0)
+        .parse_all(&output)
+        .filter_map(|p| match p.unwrap() {
+            wasmparser::Payload::ModuleSection {
+                unchecked_range, ..
+            } => {
+                Some(output[unchecked_range.start as usize..unchecked_range.end as usize].to_vec())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(modules.len(), 1);
+    assert_eq!(active_segments(&modules[0]), [seg(0, 2, b"ab")]);
+}
+
+#[test]
+fn component_with_nothing_to_gain_is_left_as_is() {
+    let input = wat(r#"(component
+        (core module (memory 1) (data (i32.const 0) "xyz"))
+        (component (core module (memory 1) (data (i32.const 9) "q"))))"#);
+    let report = assert_unchanged(&input, &PackOptions::default());
+    assert_eq!(report.modules.len(), 2);
 }
 
 // ------------------------------------------------------ §4 --max-segments
@@ -982,6 +1179,24 @@ fn max_segments_ties_close_the_lower_offset_first() {
 }
 
 #[test]
+fn max_segments_closes_the_cheapest_gap_of_any_memory() {
+    // Memory 0: a 12-byte gap (costs 7 to close); memory 1: a 6-byte gap
+    // (costs 1). With a cap of 3, memory 1's gap closes.
+    let input = wat(r#"(module (memory 1) (memory 1)
+        (data (memory 0) (i32.const 0) "\00a\00\00\00\00\00\00\00\00\00\00\00\00b")
+        (data (memory 1) (i32.const 0) "\00c\00\00\00\00\00\00d"))"#);
+    let (output, _) = pack_with(&input, &options(3));
+    assert_eq!(
+        active_segments(&output),
+        [
+            seg(0, 1, b"a"),
+            seg(0, 14, b"b"),
+            (1, 1, [&b"c"[..], &[0; 6], b"d"].concat())
+        ]
+    );
+}
+
+#[test]
 fn max_segments_one_merges_everything_per_memory() {
     let input = five_runs();
     let (output, _) = pack_with(&input, &options(1));
@@ -1001,6 +1216,22 @@ fn max_segments_one_merges_everything_per_memory() {
         ]
     );
     assert_eq!(report.warnings().count(), 1);
+}
+
+#[test]
+#[ignore = "segpack bug: when meeting --max-segments needs a merge that makes the data section larger, the input comes back unchanged, over the cap, with no warning (SPEC §4 cap vs §1.3)"]
+fn max_segments_is_honoured_or_warned_about_when_merging_costs_bytes() {
+    // Two segments 99 bytes apart; with a cap of 1 they must merge, which
+    // costs 94 bytes. SPEC §4 caps the count; §1.3 returns the input when
+    // nothing is gained. At the least the user must hear that the cap was
+    // not met.
+    let input = wat(r#"(module (memory 1) (data (i32.const 0) "a") (data (i32.const 100) "b"))"#);
+    let (output, report) = pack_with(&input, &options(1));
+    let count = active_segments(&output).len();
+    assert!(
+        count <= 1 || report.warnings().count() > 0,
+        "{count} segments over a cap of 1, and no warning"
+    );
 }
 
 #[test]
