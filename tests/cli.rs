@@ -399,6 +399,24 @@ fn missing_input_file_is_an_io_error() {
 }
 
 #[test]
+fn output_into_a_missing_directory_is_an_io_error() {
+    let dir = TempDir::new().unwrap();
+    let src = write(&dir, "in.wasm", &packable());
+    let out = segpack()
+        .arg("pack")
+        .arg(&src)
+        .arg("-o")
+        .arg(dir.path().join("no/such/dir/out.wasm"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = stderr_of(&out);
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(listing(dir.path()), ["in.wasm"]);
+}
+
+#[test]
 fn usage_errors_exit_with_status_two() {
     let dir = TempDir::new().unwrap();
     let src = write(&dir, "in.wasm", &packable());
