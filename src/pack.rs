@@ -261,6 +261,20 @@ fn plan_module<'a>(
     let payload_len = uleb_len(entries.len() as u64) + entries.iter().map(entry_len).sum::<u64>();
     let section_len = 1 + uleb_len(payload_len) + payload_len;
     if section_len >= data_section_len {
+        // Meeting the cap would make the module larger; SPEC §1.3 keeps the
+        // input then, but a user who asked for the cap must hear it was not met.
+        let active_before = module
+            .segments
+            .iter()
+            .filter(|s| !matches!(s.placement, Placement::Passive))
+            .count();
+        if active_before as u64 > options.max_segments as u64 {
+            report.warnings.push(format!(
+                "the input has {active_before} active segments, over --max-segments {}, and meeting the cap would make the data section {} bytes larger: data section left as is",
+                options.max_segments,
+                section_len - data_section_len
+            ));
+        }
         return Ok(unchanged(report));
     }
     report.changed = true;
@@ -314,7 +328,7 @@ fn plan_module<'a>(
                 count.clone(),
                 entries.len() as u64,
             );
-        } else if Some(i) == module.name_section {
+        } else if module.name_sections.contains(&i) {
             match rewrite_names(input, section.range.clone(), &keeps_name) {
                 Some(bytes) => out.owned(&bytes),
                 None => out.input(section.range.clone()),

@@ -70,8 +70,9 @@ pub(crate) struct Module<'a> {
     /// Index into `sections` of the data count section, and the range of its
     /// count LEB.
     pub data_count: Option<(usize, Range<usize>)>,
-    /// Index into `sections` of the `name` custom section.
-    pub name_section: Option<usize>,
+    /// Indices into `sections` of the `name` custom sections (the spec says
+    /// one, but nothing rejects a second, and each may name data segments).
+    pub name_sections: Vec<usize>,
     /// The first custom section that marks a relocatable object, and where.
     pub relocatable: Option<(String, usize)>,
 }
@@ -312,8 +313,8 @@ pub(crate) fn parse<'a>(
             }
             Payload::CustomSection(reader) => {
                 let name = reader.name();
-                if name == "name" && module.name_section.is_none() {
-                    module.name_section = Some(module.sections.len());
+                if name == "name" {
+                    module.name_sections.push(module.sections.len());
                 }
                 if (name == "linking" || name.starts_with("reloc.")) && module.relocatable.is_none()
                 {

@@ -1,0 +1,187 @@
+//! The differential-testing harness shared by the integration tests
+//! (`mod support;`).
+//!
+//! * [`corpus_dir`]: where the real-world `.wasm` corpus lives.
+//! * [`pack`]: segpack as a function.
+//! * [`engine::instantiate`]: run a module in wasmi and read every memory.
+//! * [`assert_equivalent`]: the packed module validates and instantiates to
+//!   the same memories (or traps just the same).
+//! * [`statics`]: the same question answered without running anything, for
+//!   components and modules wasmi cannot run.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod engine;
+pub mod statics;
+pub mod wasm;
+
+use std::path::PathBuf;
+
+pub use engine::{Outcome, instantiate};
+pub use statics::assert_validates;
+
+/// The directory of real-world `.wasm` files: `$SEGPACK_CORPUS` if set, else
+/// `../shared/corpus` beside the crate, else `/work/shared/corpus`.
+///
+/// # Panics
+/// When none of them exists: a missing corpus must fail the tests, never
+/// make them pass vacuously.
+pub fn corpus_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SEGPACK_CORPUS") {
+        let dir = PathBuf::from(dir);
+        assert!(
+            dir.is_dir(),
+            "SEGPACK_CORPUS={} is not a directory",
+            dir.display()
+        );
+        return dir;
+    }
+    let candidates = [
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
+        PathBuf::from("/work/shared/corpus"),
+    ];
+    for dir in &candidates {
+        if dir.is_dir() {
+            return dir.clone();
+        }
+    }
+    panic!(
+        "the wasm corpus is missing: set SEGPACK_CORPUS to its directory (looked in {})",
+        candidates
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" and ")
+    );
+}
+
+/// Packs `wasm` with `options`.
+///
+/// # Panics
+/// When segpack refuses the input.
+pub fn pack(wasm: &[u8], options: &segpack::PackOptions) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Err(e) = segpack::pack_module(wasm, &mut out, options) {
+        panic!("segpack failed with {options:?}: {e}");
+    }
+    out
+}
+
+/// What [`assert_equivalent`] could establish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Comparison {
+    /// Both instantiated and every memory holds the same bytes.
+    SameMemories,
+    /// Both trapped at instantiation.
+    BothTrapped,
+    /// wasmi cannot run the original (nor the packed module), so nothing was
+    /// compared by running; the reason.
+    Skipped(String),
+}
+
+/// Asserts that `packed` validates (all features) and that instantiating it
+/// gives the same outcome as instantiating `original`: both trap, or both
+/// succeed with byte-identical memories.
+///
+/// # Panics
+/// With a description of the first difference.
+pub fn assert_equivalent(original: &[u8], packed: &[u8]) -> Comparison {
+    assert_equivalent_to(&instantiate(original), packed)
+}
+
+/// [`assert_equivalent`] with the original's outcome already known (to
+/// instantiate the original once for several packings of it).
+pub fn assert_equivalent_to(original: &Outcome, packed: &[u8]) -> Comparison {
+    assert_validates(packed, "the packed binary");
+    compare_outcomes(original, &instantiate(packed))
+}
+
+/// Compares two outcomes as [`assert_equivalent`] does.
+pub fn compare_outcomes(original: &Outcome, packed: &Outcome) -> Comparison {
+    match (original, packed) {
+        (Outcome::Trapped(_), Outcome::Trapped(_)) => Comparison::BothTrapped,
+        (Outcome::Unsupported(a), Outcome::Unsupported(_)) => Comparison::Skipped(a.clone()),
+        (Outcome::Memories(a), Outcome::Memories(b)) => {
+            assert_eq!(
+                a.len(),
+                b.len(),
+                "the packed module has {} memories, the original {}",
+                b.len(),
+                a.len()
+            );
+            for (index, (a, b)) in a.iter().zip(b).enumerate() {
+                if let Some(why) = memory_difference(a, b) {
+                    panic!("memory {index} differs after instantiation: {why}");
+                }
+            }
+            Comparison::SameMemories
+        }
+        (a, b) => panic!(
+            "different outcomes: the original {}, the packed module {}",
+            a.summary(),
+            b.summary()
+        ),
+    }
+}
+
+/// Describes how two memories differ, or `None` when they are equal.
+pub fn memory_difference(a: &[u8], b: &[u8]) -> Option<String> {
+    if a.len() != b.len() {
+        return Some(format!("{} bytes vs {} bytes", a.len(), b.len()));
+    }
+    let first = a.iter().zip(b).position(|(x, y)| x != y)?;
+    let last = a.len()
+        - a.iter()
+            .rev()
+            .zip(b.iter().rev())
+            .position(|(x, y)| x != y)?;
+    let count = a.iter().zip(b).filter(|(x, y)| x != y).count();
+    let window = first..last.min(first + 16);
+    Some(format!(
+        "{count} bytes differ in {first:#x}..{last:#x}; at {first:#x} the original has {:02x?}, the packed module {:02x?}",
+        &a[window.clone()],
+        &b[window]
+    ))
+}
+
+/// A small, fast, seedable random number generator (SplitMix64), so the
+/// tests need no `rand` and a seed replays exactly.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// A number in `range` (inclusive).
+    pub fn range(&mut self, range: std::ops::RangeInclusive<u64>) -> u64 {
+        let (lo, hi) = range.into_inner();
+        lo + self.below(hi - lo + 1)
+    }
+
+    /// True with probability `percent`/100.
+    pub fn percent(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    /// Fills `buf` with random bytes.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let bytes = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
+}
