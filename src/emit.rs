@@ -152,7 +152,21 @@ impl<'a> Output<'a> {
                     }
                 }
                 Chunk::Owned(r) => buffer.extend_from_slice(&self.owned[r.clone()]),
-                Chunk::Zeros(n) => buffer.resize(buffer.len() + *n as usize, 0),
+                // A closed gap can be up to 1 GiB of zeros: write it through
+                // the buffer a block at a time, never all at once.
+                Chunk::Zeros(n) => {
+                    let mut left = *n;
+                    while left > 0 {
+                        let room = (256 * 1024usize).saturating_sub(buffer.len()).max(1);
+                        let k = left.min(room as u64) as usize;
+                        buffer.resize(buffer.len() + k, 0);
+                        left -= k as u64;
+                        if buffer.len() >= 256 * 1024 {
+                            out_ref.write_all(&buffer)?;
+                            buffer.clear();
+                        }
+                    }
+                }
             }
             if buffer.len() >= 256 * 1024 {
                 out_ref.write_all(&buffer)?;

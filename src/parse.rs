@@ -161,7 +161,10 @@ fn validate_data_section<'a>(
     wasm_encoder::Encode::encode(&reader.count(), &mut headers);
     // (offset in `headers`, offset in the input) where each segment starts,
     // to report errors at the input's offsets.
-    let mut starts: Vec<(usize, usize)> = Vec::with_capacity(reader.count() as usize);
+    // The count is the file's claim: never reserve for more segments than
+    // the section's bytes could hold (each takes at least 3 bytes).
+    let most = (reader.range().end - reader.range().start) as usize / 3;
+    let mut starts: Vec<(usize, usize)> = Vec::with_capacity((reader.count() as usize).min(most));
     let mut behind = ReleaseBehind::new(release, section_start);
     for data in reader.clone() {
         let start = data?.range.start as usize;

@@ -192,6 +192,7 @@ fn map_parallel<J: Sync, R: Send>(
     use crossbeam_channel::{bounded, unbounded};
     use std::collections::BTreeMap;
 
+    let threads = threads.min(MAX_THREADS);
     let window = 2 * threads;
     // Jobs go out by number; results come back tagged with it.
     let (job_tx, job_rx) = bounded::<usize>(window);
@@ -231,12 +232,18 @@ fn map_parallel<J: Sync, R: Send>(
 }
 
 /// Worker threads for `threads` (0: one per core).
+///
+/// More workers than [`MAX_THREADS`] are never started: past the core count
+/// they only cost memory, and a huge request must not fail to spawn.
 pub(crate) fn thread_count(threads: usize) -> usize {
     if threads > 0 {
-        return threads;
+        return threads.min(MAX_THREADS);
     }
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
 }
+
+/// The most scanning threads ever started.
+pub(crate) const MAX_THREADS: usize = 256;
 
 #[cfg(test)]
 mod tests {
