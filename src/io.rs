@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use memmap2::Mmap;
 
@@ -149,6 +150,7 @@ pub fn write_atomically(target: &Path, write: impl FnOnce(&File) -> io::Result<(
                 e,
             )
         })?;
+    let _pending = Pending::register(temp.path());
     write(temp.as_file()).map_err(|e| Error::io(format!("cannot write {name}"), e))?;
     // Temporary files are private (0600); the result should look like any
     // file the user writes: the target's old permissions, or 0644.
@@ -168,5 +170,64 @@ pub fn write_atomically(target: &Path, write: impl FnOnce(&File) -> io::Result<(
     }
     temp.persist(target)
         .map_err(|e| Error::io(format!("cannot replace {name}"), e.error))?;
+    Ok(())
+}
+
+/// Temporary files being written right now, so that a signal handler can
+/// remove them ([`remove_temporary_files_on_signals`]).
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// A temporary file's entry in [`PENDING`], for as long as it is written.
+struct Pending(PathBuf);
+
+impl Pending {
+    fn register(path: &Path) -> Pending {
+        pending().push(path.to_path_buf());
+        Pending(path.to_path_buf())
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        pending().retain(|p| *p != self.0);
+    }
+}
+
+fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    // A panic elsewhere while the lock was held leaves the list usable.
+    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Makes SIGINT, SIGTERM and SIGHUP remove the temporary file that
+/// [`write_atomically`] is writing before the process ends, so an
+/// interrupted `segpack pack -o FILE` leaves neither a half-written file nor
+/// litter beside it. The process then dies of the signal as it would have.
+///
+/// For programs (like the `segpack` CLI) that own their signal handling; a
+/// library that embeds segpack keeps its own. A background thread waits for
+/// the signals.
+///
+/// # Errors
+/// When the signal handlers cannot be installed.
+///
+/// ```no_run
+/// segpack::io::remove_temporary_files_on_signals()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[cfg(unix)]
+pub fn remove_temporary_files_on_signals() -> io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("segpack-signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                for path in pending().drain(..) {
+                    let _ = std::fs::remove_file(path);
+                }
+                let _ = signal_hook::low_level::emulate_default_handler(signal);
+                std::process::exit(128 + signal);
+            }
+        })?;
     Ok(())
 }

@@ -115,6 +115,9 @@ impl From<segpack::Error> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // An interrupted `pack -o FILE` must not leave its temporary file behind.
+    #[cfg(unix)]
+    let _ = segpack::io::remove_temporary_files_on_signals();
     let result = match cli.command {
         Command::Pack(args) => pack(args),
         Command::Inspect(args) => inspect(args),
