@@ -46,7 +46,8 @@ pub(crate) fn plan_binary<'a>(
     match parse::parse(input, range.clone(), cx.release)? {
         Binary::Module(module) => {
             let (report, module_out) =
-                plan_module(input, range, &module, cx).map_err(|e| e.in_context(path))?;
+                plan_module(input, range, &module, cx, !path.is_empty())
+                    .map_err(|e| e.in_context(path))?;
             out.append(module_out);
             reports.push(ModuleReport {
                 path: path.to_string(),
@@ -129,11 +130,13 @@ fn plan_module<'a>(
     range: Range<usize>,
     module: &Module<'a>,
     cx: &Context<'_>,
+    nested: bool,
 ) -> Result<(ModuleReport, Output<'a>)> {
     let options = cx.options;
-    if let Some(err) = module.relocatable_error() {
-        return Err(err);
-    }
+    let relocatable = match module.relocatable_error() {
+        Some(err) if !nested => return Err(err),
+        other => other,
+    };
     let data_section_len = module
         .data_section
         .map(|i| module.sections[i].range.len() as u64)
@@ -153,6 +156,12 @@ fn plan_module<'a>(
         out.input(range.clone());
         (report, out)
     };
+    // Inside a component, one module that may not be packed must not stop
+    // the others from being packed.
+    if let Some(err) = relocatable {
+        report.warnings.push(format!("{}: left as is", err.message()));
+        return Ok(unchanged(report));
+    }
 
     // SPEC §2: a segment out of bounds makes instantiation trap; keep it so.
     for (i, seg) in module.segments.iter().enumerate() {

@@ -125,7 +125,20 @@ impl<'r> ReleaseBehind<'r> {
 /// payload cut to length 0): the validator never looks at payload bytes, and
 /// reading just the headers lets `release` drop the pages behind us as we go,
 /// where touching one header per page would otherwise map the whole file.
+///
+/// An error inside a component names the nested binary it is in
+/// ("in component 0 / core module 1: …").
 pub(crate) fn validate(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result<()> {
+    validate_all(input, release).map_err(|e| match e.offset() {
+        Some(offset) => {
+            let path = nested_path_at(input, offset as usize);
+            e.in_context(&path)
+        }
+        None => e,
+    })
+}
+
+fn validate_all(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result<()> {
     let mut validator = Validator::new_with_features(WasmFeatures::all());
     let mut functions = Vec::new();
     for payload in Parser::new(0).parse_all(input) {
@@ -147,6 +160,66 @@ pub(crate) fn validate(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result
         allocations = validator.into_allocations();
     }
     Ok(())
+}
+
+/// The path of the nested core module or component of `input` that holds
+/// byte `offset`, named as in the reports ("component 0 / core module 1"),
+/// or "" when the offset is in the top-level binary. Reads only section
+/// headers, and stops quietly where the input is malformed.
+pub(crate) fn nested_path_at(input: &[u8], offset: usize) -> String {
+    let mut path = String::new();
+    let mut range = 0..input.len();
+    'binary: loop {
+        let mut parser = Parser::new(range.start as u64);
+        let mut pos = range.start;
+        let (mut modules, mut components) = (0, 0);
+        loop {
+            let Ok(Chunk::Parsed { consumed, payload }) = parser.parse(&input[pos..range.end], true)
+            else {
+                return path;
+            };
+            pos += consumed;
+            let (nested, name) = match payload {
+                Payload::Version {
+                    encoding: Encoding::Module,
+                    ..
+                }
+                | Payload::End(_) => return path,
+                Payload::CodeSectionStart { size, .. } => {
+                    parser.skip_section();
+                    pos += size as usize;
+                    continue;
+                }
+                Payload::ModuleSection {
+                    unchecked_range, ..
+                } => {
+                    modules += 1;
+                    (unchecked_range, format!("core module {}", modules - 1))
+                }
+                Payload::ComponentSection {
+                    unchecked_range, ..
+                } => {
+                    components += 1;
+                    (unchecked_range, format!("component {}", components - 1))
+                }
+                _ => continue,
+            };
+            let nested = nested.start as usize..nested.end as usize;
+            if nested.end > range.end || nested.start > nested.end {
+                return path;
+            }
+            // The parent parser has already stepped over the nested bytes.
+            pos = nested.end;
+            if nested.contains(&offset) {
+                if !path.is_empty() {
+                    path.push_str(" / ");
+                }
+                path.push_str(&name);
+                range = nested;
+                continue 'binary;
+            }
+        }
+    }
 }
 
 /// Validates a data section through a copy of its segment headers.

@@ -1105,6 +1105,93 @@ fn component_with_nothing_to_gain_is_left_as_is() {
     assert_eq!(report.modules.len(), 2);
 }
 
+#[test]
+fn component_packs_its_modules_and_passes_the_unpackable_ones_through() {
+    // Issue 7: two packable modules, a nested component holding a third, a
+    // relocatable module, one whose segment is out of bounds, one with
+    // nothing to gain. The packable ones shrink; the others come out byte
+    // for byte, with a warning where there is something to say.
+    let input = wat(r#"(component
+        (core module (memory 1) (data (i32.const 0) "\00\00a") (data (i32.const 3) "b"))
+        (core module (memory 1) (data (i32.const 16) "\00\00\00\00x\00\00\00"))
+        (component
+            (core module (memory 1) (data (i32.const 100) "\00y\00") (data (i32.const 102) "z")))
+        (core module (memory 1) (data (i32.const 0) "\00\00r")
+            (@custom "linking" "\02"))
+        (core module (memory 1) (data (i32.const 65535) "\00\00oob"))
+        (core module (memory 1) (data (i32.const 0) "xyz")))"#);
+    let (output, report) = pack_with(&input, &PackOptions::default());
+    let paths: Vec<&str> = report.modules.iter().map(|m| m.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "core module 0",
+            "core module 1",
+            "component 0 / core module 0",
+            "core module 2",
+            "core module 3",
+            "core module 4"
+        ]
+    );
+    let changed: Vec<bool> = report.modules.iter().map(|m| m.changed).collect();
+    assert_eq!(changed, [true, true, true, false, false, false]);
+    assert!(
+        report.modules[3]
+            .warnings
+            .iter()
+            .any(|w| w.contains("relocatable"))
+    );
+    assert!(
+        report.modules[4]
+            .warnings
+            .iter()
+            .any(|w| w.contains("out of bounds"))
+    );
+    let before = support::statics::core_modules(&input);
+    let after = support::statics::core_modules(&output);
+    assert_eq!(after.len(), 6);
+    assert_eq!(active_segments(after[0]), [seg(0, 2, b"ab")]);
+    assert_eq!(active_segments(after[1]), [seg(0, 20, b"x")]);
+    assert_eq!(active_segments(after[2]), [seg(0, 101, b"yz")]);
+    for i in 3..6 {
+        assert_eq!(after[i], before[i], "core module {i} must pass through");
+    }
+    validate(&output);
+    support::statics::assert_same_static_images(&input, &output, false);
+}
+
+#[test]
+fn a_top_level_relocatable_module_is_still_refused() {
+    let input =
+        wat(r#"(module (memory 1) (data (i32.const 0) "\00\00r") (@custom "linking" "\02"))"#);
+    let err = segpack::pack_module(&input, &mut Vec::new(), &PackOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Relocatable);
+}
+
+#[test]
+fn a_malformed_nested_module_is_an_error_naming_its_path() {
+    // The second module of the nested component calls a function that does
+    // not exist: invalid. The error names where it is and its byte offset.
+    let input = wat(r#"(component
+        (core module (memory 1) (data (i32.const 0) "\00\00a"))
+        (component
+            (core module (memory 1))
+            (core module (func (call 7)))))"#);
+    let err = segpack::pack_module(&input, &mut Vec::new(), &PackOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Malformed);
+    let message = err.to_string();
+    assert!(
+        message.starts_with("in component 0 / core module 1: "),
+        "{message}"
+    );
+    let offset = err.offset().expect("an offset") as usize;
+    // The offset is inside that module's bytes, at the `call`.
+    let nested = support::statics::core_modules(&input)[2];
+    let start = nested.as_ptr() as usize - input.as_ptr() as usize;
+    assert!((start..start + nested.len()).contains(&offset), "{message}");
+    assert_eq!(input[offset], 0x10, "{message}: not at the call opcode");
+}
+
 // ------------------------------------------------------ §4 --max-segments
 
 /// Runs at 10, 21, 30, 43 and 50: gaps of 10, 8, 12 and 6 bytes. All
