@@ -87,7 +87,7 @@ pub(crate) fn plan_binary<'a>(
 }
 
 /// Why a memory is not re-packed.
-fn unpackable_reason(
+pub(crate) fn unpackable_reason(
     module: &Module<'_>,
     memory_index: usize,
     options: &PackOptions,
