@@ -1,12 +1,16 @@
-//! End to end (issue 7): the packed StarlingMonkey component from the corpus
-//! still runs. Both the original and the packed
-//! `hello-noimports.component.wasm` are instantiated in a component-model
-//! engine (wasmtime, through its Python package) and `hello("segpack")` must
-//! return `Hello, segpack!` from each.
+//! End to end (issue 7): packed StarlingMonkey components still run.
 //!
-//! The Python `wasmtime` package is looked for in `$SEGPACK_PYTHON`, then in
-//! `target/e2e-venv`; when neither has it, that venv is created and the
-//! package installed from PyPI (once; later runs reuse it).
+//! * The corpus's `hello-noimports.component.wasm`, original and packed, is
+//!   instantiated in a component-model engine (wasmtime, through its Python
+//!   package) and `hello("segpack")` must return `Hello, segpack!` from each.
+//! * A fresh component is built by `componentize-js` from
+//!   `tests/e2e/greet.js`, packed, and must answer `greet` as before.
+//!
+//! Tools are installed on first use under `target/` and reused after:
+//! the Python `wasmtime` package (`$SEGPACK_PYTHON` if set, else a venv in
+//! `target/e2e-venv`, from PyPI) and npm's
+//! `@bytecodealliance/componentize-js` (in `target/e2e-npm`, from the npm
+//! registry; needs `node` and `npm`).
 
 mod support;
 
@@ -25,8 +29,14 @@ fn has_wasmtime(python: &Path) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// A Python interpreter that can `import wasmtime.component`.
+/// A Python interpreter that can `import wasmtime.component` (installed
+/// once per test process, even when tests ask at the same time).
 fn python_with_wasmtime() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(find_or_install_python).clone()
+}
+
+fn find_or_install_python() -> PathBuf {
     if let Some(python) = std::env::var_os("SEGPACK_PYTHON") {
         let python = PathBuf::from(python);
         assert!(
@@ -36,10 +46,7 @@ fn python_with_wasmtime() -> PathBuf {
         );
         return python;
     }
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target dir")
-        .join("e2e-venv");
+    let venv = target_dir().join("e2e-venv");
     let python = venv.join("bin/python");
     if has_wasmtime(&python) {
         return python;
@@ -64,21 +71,59 @@ fn python_with_wasmtime() -> PathBuf {
     python
 }
 
-fn call_hello(python: &Path, component: &Path) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/call_hello.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(component)
-        .arg("segpack")
+/// Runs `command`, panicking with its output when it fails.
+fn run(command: &mut Command) -> Vec<u8> {
+    let out = command
         .output()
-        .expect("run python");
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
     assert!(
         out.status.success(),
-        "calling hello in {} failed:\n{}",
-        component.display(),
+        "{command:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).expect("utf-8")
+    out.stdout
+}
+
+/// What `function("segpack")` of the component at `component` returns, with
+/// a newline.
+fn call(python: &Path, component: &Path, function: &str) -> String {
+    let script = e2e_dir().join("call_export.py");
+    let out = run(Command::new(python)
+        .arg(script)
+        .arg(component)
+        .arg(function)
+        .arg("segpack"));
+    String::from_utf8(out).expect("utf-8")
+}
+
+fn e2e_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e")
+}
+
+fn target_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// Packs `original` at wasm-opt's cap and checks the result statically.
+/// (Components from componentize-js are Wizer's output at 10,000 segments;
+/// at that cap segpack leaves them as they are, which would prove nothing.)
+fn pack_component(original: &[u8]) -> Vec<u8> {
+    let options = PackOptions {
+        max_segments: 100_000,
+        ..PackOptions::default()
+    };
+    let packed = support::pack(original, &options);
+    assert!(
+        packed.len() < original.len(),
+        "the component did not shrink"
+    );
+    support::assert_validates(&packed, "the packed component");
+    support::statics::assert_same_static_images(original, &packed, false);
+    packed
 }
 
 #[test]
@@ -86,24 +131,57 @@ fn packed_starlingmonkey_component_still_says_hello() {
     let python = python_with_wasmtime();
     let original_path = support::corpus_dir().join("hello-noimports.component.wasm");
     let original = std::fs::read(&original_path).expect("read the corpus component");
-    // The corpus component is Wizer's output at 10,000 segments; wasm-opt's
-    // cap lets segpack's cost model make it smaller (at 10,000 it is left
-    // as is, which would prove nothing here).
-    let options = PackOptions {
-        max_segments: 100_000,
-        ..PackOptions::default()
-    };
-    let packed = support::pack(&original, &options);
-    assert!(
-        packed.len() < original.len(),
-        "the component did not shrink"
-    );
-    support::assert_validates(&packed, "the packed component");
-    support::statics::assert_same_static_images(&original, &packed, false);
-
+    let packed = pack_component(&original);
     let dir = tempfile::tempdir().unwrap();
     let packed_path = dir.path().join("hello.packed.wasm");
     std::fs::write(&packed_path, &packed).unwrap();
-    assert_eq!(call_hello(&python, &original_path), "Hello, segpack!\n");
-    assert_eq!(call_hello(&python, &packed_path), "Hello, segpack!\n");
+    assert_eq!(call(&python, &original_path, "hello"), "Hello, segpack!\n");
+    assert_eq!(call(&python, &packed_path, "hello"), "Hello, segpack!\n");
+}
+
+/// The componentize-js release used (the one that built the corpus's).
+const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
+
+#[test]
+fn fresh_componentize_js_component_packs_and_runs() {
+    let npm_dir = target_dir().join("e2e-npm");
+    let cli = npm_dir.join("node_modules/.bin/componentize-js");
+    if !cli.exists() {
+        std::fs::create_dir_all(&npm_dir).unwrap();
+        run(Command::new("npm")
+            .current_dir(&npm_dir)
+            .args(["install", "--no-audit", "--no-fund", "--prefix", "."])
+            .arg(COMPONENTIZE_JS));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let original_path = dir.path().join("greet.component.wasm");
+    // No WASI imports, so the engine needs no host functions.
+    run(Command::new(&cli)
+        .arg(e2e_dir().join("greet.js"))
+        .arg("--wit")
+        .arg(e2e_dir().join("greet.wit"))
+        .args([
+            "-d",
+            "stdio",
+            "random",
+            "clocks",
+            "http",
+            "fetch-event",
+            "-o",
+        ])
+        .arg(&original_path));
+    let original = std::fs::read(&original_path).unwrap();
+    let packed = pack_component(&original);
+    let packed_path = dir.path().join("greet.packed.wasm");
+    std::fs::write(&packed_path, &packed).unwrap();
+
+    let python = python_with_wasmtime();
+    let expected = "segpack packs data segments; the 500th prime is 3571\n";
+    assert_eq!(call(&python, &original_path, "greet"), expected);
+    assert_eq!(call(&python, &packed_path, "greet"), expected);
+    eprintln!(
+        "componentize-js greet component: {} -> {} bytes",
+        original.len(),
+        packed.len()
+    );
 }

@@ -1,20 +1,21 @@
-"""Instantiate a component in wasmtime and print hello(NAME).
+"""Instantiate a component in wasmtime and print FUNCTION(ARG).
 
-    python call_hello.py COMPONENT NAME
+    python call_export.py COMPONENT FUNCTION ARG
 
-Used by tests/component_e2e.rs: the packed component must answer exactly
-as the original does. Needs the `wasmtime` package (its component API).
+Used by tests/component_e2e.rs: a packed component must answer exactly as
+the original does. Needs the `wasmtime` package (its component API).
 """
 import sys
 
 import wasmtime
 from wasmtime import component
 
+path, function, argument = sys.argv[1:4]
 engine = wasmtime.Engine()
 store = wasmtime.Store(engine)
-loaded = component.Component.from_file(engine, sys.argv[1])
+loaded = component.Component.from_file(engine, path)
 instance = component.Linker(engine).instantiate(store, loaded)
-hello = instance.get_func(store, "hello")
-if hello is None:
-    sys.exit("the component exports no `hello` function")
-print(hello(store, sys.argv[2]))
+export = instance.get_func(store, function)
+if export is None:
+    sys.exit(f"the component exports no `{function}` function")
+print(export(store, argument))
