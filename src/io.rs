@@ -183,13 +183,73 @@ struct Pending(PathBuf);
 impl Pending {
     fn register(path: &Path) -> Pending {
         pending().push(path.to_path_buf());
+        #[cfg(unix)]
+        input_fault::set(Some(path));
         Pending(path.to_path_buf())
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
+        #[cfg(unix)]
+        input_fault::set(None);
         pending().retain(|p| *p != self.0);
+    }
+}
+
+/// The input is memory-mapped: if another process truncates the file while
+/// segpack reads it, the next read of a page past the new end raises SIGBUS.
+/// That cannot be turned into an error, but it must not leave the temporary
+/// output behind: the handler removes it (`unlink` is async-signal-safe),
+/// says why on stderr, and the fault then ends the process as it would have.
+#[cfg(unix)]
+mod input_fault {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+    use std::ptr::null_mut;
+    use std::sync::atomic::{AtomicPtr, Ordering};
+
+    /// The temporary file being written, as a C string, or null.
+    static TEMP: AtomicPtr<libc::c_char> = AtomicPtr::new(null_mut());
+
+    pub(super) fn set(path: Option<&Path>) {
+        let new = path
+            .and_then(|p| CString::new(p.as_os_str().as_bytes()).ok())
+            .map_or(null_mut(), CString::into_raw);
+        let old = TEMP.swap(new, Ordering::SeqCst);
+        if !old.is_null() {
+            // SAFETY: `old` came from `CString::into_raw` above and is no
+            // longer reachable through TEMP.
+            drop(unsafe { CString::from_raw(old) });
+        }
+    }
+
+    extern "C" fn on_fault(_: libc::c_int) {
+        const MESSAGE: &[u8] =
+            b"error: the input file changed (shrank) while it was being read; nothing was written\n";
+        let temp = TEMP.load(Ordering::SeqCst);
+        // SAFETY: `unlink` and `write` are async-signal-safe; `temp` is null
+        // or a valid C string. With SA_RESETHAND the fault repeats on return
+        // and the default action ends the process.
+        unsafe {
+            if !temp.is_null() {
+                libc::unlink(temp);
+            }
+            libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len());
+        }
+    }
+
+    pub(super) fn install() {
+        // SAFETY: a plain sigaction with a handler that only makes
+        // async-signal-safe calls.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_fault as extern "C" fn(libc::c_int) as usize;
+            action.sa_flags = libc::SA_RESETHAND;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(libc::SIGBUS, &action, null_mut());
+        }
     }
 }
 
@@ -202,6 +262,8 @@ fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
 /// [`write_atomically`] is writing before the process ends, so an
 /// interrupted `segpack pack -o FILE` leaves neither a half-written file nor
 /// litter beside it. The process then dies of the signal as it would have.
+/// SIGBUS (the mapped input file was truncated by someone else) removes it
+/// too, with a one-line error.
 ///
 /// For programs (like the `segpack` CLI) that own their signal handling; a
 /// library that embeds segpack keeps its own. A background thread waits for
@@ -217,6 +279,7 @@ fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
 #[cfg(unix)]
 pub fn remove_temporary_files_on_signals() -> io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    input_fault::install();
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new()
         .name("segpack-signals".into())
