@@ -39,12 +39,14 @@ mod parse;
 mod plan;
 mod scan;
 mod segment;
+mod verify;
 
 use std::io::Write;
 
 pub use error::{Error, ErrorKind, Result};
 pub use plan::{MAX_GAP, MAX_SEGMENT_LEN};
 pub use segment::{IndexType, PackedSegment, Part, Segment};
+pub use verify::{Difference, VerifyOptions, verify};
 
 // The README's examples are doc-tests too.
 #[cfg(doctest)]

@@ -37,6 +37,13 @@ enum Command {
         after_help = "Examples:\n  segpack inspect snapshot.wasm\n  segpack inspect snapshot.wasm --json"
     )]
     Inspect(InspectArgs),
+    /// Check that a packed binary gives the same memories as its original
+    #[command(
+        after_help = "Exits 0 when PACKED is a correct packing of ORIGINAL: the same memories at \
+instantiation, and every section other than data and data count byte for byte the same; 1 with \
+the first difference otherwise.\n\nExamples:\n  segpack pack in.wasm -o out.wasm && segpack verify in.wasm out.wasm\n  segpack verify --zero-filled-imports in.wasm out.wasm"
+    )]
+    Verify(VerifyArgs),
 }
 
 #[derive(Args)]
@@ -94,6 +101,17 @@ struct InspectArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct VerifyArgs {
+    /// The module or component before packing
+    original: PathBuf,
+    /// The same after packing
+    packed: PathBuf,
+    /// Imported memories were packed with --zero-filled-imports: compare their contents
+    #[arg(long)]
+    zero_filled_imports: bool,
+}
+
 /// An error and the exit status it maps to.
 struct Failure {
     message: String,
@@ -121,6 +139,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Pack(args) => pack(args),
         Command::Inspect(args) => inspect(args),
+        Command::Verify(args) => verify(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -211,6 +230,25 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
     }
     println!("{}", stats_line(report, elapsed));
     Ok(())
+}
+
+fn verify(args: VerifyArgs) -> Result<(), Failure> {
+    let original = Input::open(Some(&args.original))?;
+    let packed = Input::open(Some(&args.packed))?;
+    let options = segpack::VerifyOptions {
+        zero_filled_imports: args.zero_filled_imports,
+    };
+    let (a, b) = (args.original.display(), args.packed.display());
+    match segpack::verify(original.bytes(), packed.bytes(), &options)? {
+        None => {
+            println!("same: {b} gives the same memories as {a}");
+            Ok(())
+        }
+        Some(difference) => Err(Failure {
+            message: format!("{b} is not a packing of {a}: {difference}"),
+            status: 1,
+        }),
+    }
 }
 
 /// `segments 1,204 -> 37, data 4.1 MiB -> 1.3 MiB (-68%), 0.21 s`

@@ -696,7 +696,6 @@ fn inspect_refuses_malformed_input() {
 }
 
 #[test]
-#[ignore = "segpack bug: SPEC §6 lists `segpack verify ORIGINAL PACKED`; the CLI has no verify subcommand (exits 2)"]
 fn verify_accepts_a_module_and_its_packing() {
     let dir = TempDir::new().unwrap();
     let original = write(&dir, "a.wasm", &packable());

@@ -1,0 +1,719 @@
+//! Checking a packing: do two binaries give the same memories at
+//! instantiation, and differ nowhere else than SPEC §1 allows?
+//!
+//! The check walks both binaries side by side, recursing into components as
+//! packing does, and compares each pair of core modules:
+//!
+//! 1. every section other than data and data count byte for byte, in order
+//!    (a `name` section may only have lost data segment names);
+//! 2. the memories;
+//! 3. trap behaviour: an original with a segment out of bounds keeps its data
+//!    section as is, and a packing adds no segment out of bounds;
+//! 4. passive segments at their index (new slots must be empty);
+//! 5. per memory: the static images of packable memories (SPEC §2), byte
+//!    for byte, or else the list of active segments, unchanged and in order.
+//!
+//! Images are compared by walking both memories' pieces (see
+//! [`plan::overlay`]) in address order: no memory is ever allocated whole,
+//! so checking a 4 GiB memory costs what its segments cost, not 4 GiB.
+
+use std::fmt;
+use std::ops::Range;
+
+use wasmparser::BinaryReader;
+
+use crate::error::Result;
+use crate::pack::unpackable_reason;
+use crate::parse::{self, Binary, Module, Placement, Section};
+use crate::plan::{self, Piece};
+use crate::{PackOptions, segment::IndexType};
+
+/// How to [`verify`](crate::verify()).
+///
+/// ```
+/// let options = segpack::VerifyOptions { zero_filled_imports: true };
+/// assert_ne!(options, segpack::VerifyOptions::default());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyOptions {
+    /// Imported memories were packed as zero-filled (the `pack` option of
+    /// the same name): compare their images instead of their segments.
+    pub zero_filled_imports: bool,
+}
+
+/// The first way in which a packed binary does not behave as its original,
+/// in one line.
+///
+/// ```
+/// let original = wat::parse_str(r#"(module (memory 1) (data (i32.const 0) "a"))"#).unwrap();
+/// let other = wat::parse_str(r#"(module (memory 1) (data (i32.const 0) "b"))"#).unwrap();
+/// let difference = segpack::verify(&original, &other, &Default::default())?.unwrap();
+/// assert_eq!(difference.to_string(), "memory 0, byte 0x0: expected 0x61, found 0x62");
+/// # Ok::<(), segpack::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    /// Where the module is inside a component, e.g. `core module 0`; empty
+    /// for a top-level module.
+    pub path: String,
+    /// What differs, e.g. `memory 0, byte 0x10: expected 0x61, found 0x00`.
+    pub message: String,
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Decides whether `packed` is a correct packing of `original`: both
+/// instantiate to the same memories, and nothing else differs except what
+/// packing may change (SPEC §1). `Ok(None)` when it is; `Ok(Some(_))` with
+/// the first difference when it is not.
+///
+/// What is compared, per core module (nested ones of a component too):
+/// every section other than data and data count, byte for byte (the `name`
+/// section may drop data segment names); the memories; the static image of
+/// each packable memory, byte for byte, without allocating it; the active
+/// segments of every other memory, which must be unchanged and in order;
+/// passive segments at their index (new ones must be empty); and trap
+/// behaviour: an original whose instantiation traps on a segment out of
+/// bounds must keep its data section as is, and a packing must not add such
+/// a segment.
+///
+/// # Errors
+/// [`ErrorKind::Malformed`](crate::ErrorKind::Malformed) when either binary
+/// is not valid; the message says which.
+///
+/// ```
+/// let original = wat::parse_str(r#"(module (memory 1)
+///     (data (i32.const 0) "a")
+///     (data (i32.const 2) "b"))"#).unwrap();
+/// let mut packed = Vec::new();
+/// segpack::pack_module(&original, &mut packed, &Default::default())?;
+/// assert_eq!(segpack::verify(&original, &packed, &Default::default())?, None);
+///
+/// // Writing "b" one byte further is caught.
+/// let shifted = wat::parse_str(r#"(module (memory 1) (data (i32.const 0) "a\00\00b"))"#).unwrap();
+/// let difference = segpack::verify(&original, &shifted, &Default::default())?.unwrap();
+/// assert_eq!(difference.message, "memory 0, byte 0x2: expected 0x62, found 0x00");
+/// # Ok::<(), segpack::Error>(())
+/// ```
+pub fn verify(
+    original: &[u8],
+    packed: &[u8],
+    options: &VerifyOptions,
+) -> Result<Option<Difference>> {
+    let keep = &|_: &[u8]| {};
+    parse::validate(original, keep).map_err(|e| e.in_context("the original"))?;
+    parse::validate(packed, keep).map_err(|e| e.in_context("the packed binary"))?;
+    let cx = Sides { original, packed };
+    cx.binary(0..original.len(), 0..packed.len(), "", options)
+}
+
+/// The two binaries being compared.
+struct Sides<'a> {
+    original: &'a [u8],
+    packed: &'a [u8],
+}
+
+fn different(path: &str, message: impl Into<String>) -> Result<Option<Difference>> {
+    Ok(Some(Difference {
+        path: path.to_string(),
+        message: message.into(),
+    }))
+}
+
+impl<'a> Sides<'a> {
+    fn binary(
+        &self,
+        a: Range<usize>,
+        b: Range<usize>,
+        path: &str,
+        options: &VerifyOptions,
+    ) -> Result<Option<Difference>> {
+        let keep = &|_: &[u8]| {};
+        let a_bin = parse::parse(self.original, a.clone(), keep)
+            .map_err(|e| e.in_context("the original"))?;
+        let b_bin = parse::parse(self.packed, b.clone(), keep)
+            .map_err(|e| e.in_context("the packed binary"))?;
+        if self.original[a.start..a.start + 8] != self.packed[b.start..b.start + 8] {
+            return different(path, "the preamble (magic, version) differs");
+        }
+        match (a_bin, b_bin) {
+            (Binary::Module(ma), Binary::Module(mb)) => {
+                Ok(self.module(&ma, &mb, options).map(|message| Difference {
+                    path: path.to_string(),
+                    message,
+                }))
+            }
+            (Binary::Component(sa), Binary::Component(sb)) => {
+                self.component(&sa, &sb, path, options)
+            }
+            (Binary::Module(_), _) => {
+                different(path, "the original is a module, the other a component")
+            }
+            (Binary::Component(_), _) => {
+                different(path, "the original is a component, the other a module")
+            }
+        }
+    }
+
+    fn component(
+        &self,
+        a: &[Section],
+        b: &[Section],
+        path: &str,
+        options: &VerifyOptions,
+    ) -> Result<Option<Difference>> {
+        if a.len() != b.len() {
+            return different(
+                path,
+                format!(
+                    "the original has {} sections, the packed binary {}",
+                    a.len(),
+                    b.len()
+                ),
+            );
+        }
+        let (mut modules, mut components) = (0, 0);
+        for (i, (sa, sb)) in a.iter().zip(b).enumerate() {
+            if sa.id != sb.id {
+                return different(
+                    path,
+                    format!(
+                        "component section {i}: expected id {}, found id {}",
+                        sa.id, sb.id
+                    ),
+                );
+            }
+            match (&sa.nested, &sb.nested) {
+                (Some(na), Some(nb)) => {
+                    let name = if sa.id == parse::COMPONENT_MODULE_SECTION {
+                        modules += 1;
+                        format!("core module {}", modules - 1)
+                    } else {
+                        components += 1;
+                        format!("component {}", components - 1)
+                    };
+                    let nested_path = if path.is_empty() {
+                        name
+                    } else {
+                        format!("{path} / {name}")
+                    };
+                    if let Some(d) = self.binary(na.clone(), nb.clone(), &nested_path, options)? {
+                        return Ok(Some(d));
+                    }
+                }
+                _ => {
+                    if let Some(m) = self.bytes_differ(
+                        &format!("component section {i} (id {})", sa.id),
+                        sa.range.clone(),
+                        sb.range.clone(),
+                    ) {
+                        return different(path, m);
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// `None` when the two ranges hold the same bytes, else where they differ.
+    fn bytes_differ(&self, what: &str, a: Range<usize>, b: Range<usize>) -> Option<String> {
+        let (x, y) = (&self.original[a.clone()], &self.packed[b]);
+        if x == y {
+            return None;
+        }
+        Some(match x.iter().zip(y).position(|(p, q)| p != q) {
+            Some(k) => format!(
+                "{what} differs at its byte {k} (offset {:#x} of the original): expected {:#04x}, found {:#04x}",
+                a.start + k,
+                x[k],
+                y[k]
+            ),
+            None => format!(
+                "{what} is {} bytes long in the original, {} in the packed binary",
+                x.len(),
+                y.len()
+            ),
+        })
+    }
+
+    /// The first difference between two core modules, as a message.
+    fn module(&self, a: &Module<'a>, b: &Module<'a>, options: &VerifyOptions) -> Option<String> {
+        self.sections(a, b)
+            .or_else(|| memories(a, b))
+            .or_else(|| self.segments(a, b, options))
+    }
+
+    /// Rule 1: the same sections in the same order, all but data, data count
+    /// and data segment names byte for byte.
+    fn sections(&self, a: &Module<'a>, b: &Module<'a>) -> Option<String> {
+        let name_of = |input: &[u8], s: &Section| section_name(input, s);
+        for (i, pair) in a.sections.iter().zip(&b.sections).enumerate() {
+            let (sa, sb) = pair;
+            if sa.id != sb.id {
+                return Some(format!(
+                    "section {i}: expected the {}, found the {}",
+                    name_of(self.original, sa),
+                    name_of(self.packed, sb)
+                ));
+            }
+            if sa.id == parse::DATA_SECTION || sa.id == parse::DATA_COUNT_SECTION {
+                continue;
+            }
+            if a.name_sections.contains(&i) && b.name_sections.contains(&i) {
+                let (x, y) = (
+                    &self.original[sa.range.clone()],
+                    &self.packed[sb.range.clone()],
+                );
+                if x != y && !names_compatible(x, y) {
+                    return Some(
+                        "the name section differs in more than dropped data segment names".into(),
+                    );
+                }
+                continue;
+            }
+            if let Some(m) = self.bytes_differ(
+                &format!("the {}", name_of(self.original, sa)),
+                sa.range.clone(),
+                sb.range.clone(),
+            ) {
+                return Some(m);
+            }
+        }
+        if a.sections.len() != b.sections.len() {
+            let (longer, input, what) = if a.sections.len() > b.sections.len() {
+                (a, self.original, "lacks")
+            } else {
+                (b, self.packed, "adds")
+            };
+            let extra = &longer.sections[a.sections.len().min(b.sections.len())];
+            return Some(format!(
+                "the packed module {what} the {} (the original has {} sections, the packed module {})",
+                name_of(input, extra),
+                a.sections.len(),
+                b.sections.len()
+            ));
+        }
+        None
+    }
+
+    /// Rules 3 to 5: trap behaviour, passive segments, memory contents.
+    fn segments(&self, a: &Module<'a>, b: &Module<'a>, options: &VerifyOptions) -> Option<String> {
+        let data_section = |m: &Module<'_>| {
+            m.data_section
+                .map(|i| m.sections[i].range.clone())
+                .unwrap_or(0..0)
+        };
+        // An original that traps, or whose relocations point into its
+        // segments, keeps its data section as is.
+        let keep_reason = out_of_bounds(a)
+            .map(|(i, why)| format!("segment {i} of the original {why}: instantiation traps"))
+            .or_else(|| {
+                a.relocatable.as_ref().map(|(name, _)| {
+                    format!("the original is relocatable (custom section `{name}`)")
+                })
+            });
+        if let Some(why) = keep_reason {
+            return self
+                .bytes_differ("the data section", data_section(a), data_section(b))
+                .map(|m| format!("{why}, so the data section must be left as is, but {m}"));
+        }
+        if let Some((i, why)) = out_of_bounds(b) {
+            return Some(format!(
+                "packed segment {i} {why}: instantiation would trap, the original's does not"
+            ));
+        }
+
+        // Passive segments keep their index and bytes; new slots are empty.
+        for (i, sb) in b.segments.iter().enumerate() {
+            let sa = a.segments.get(i);
+            match (sa.map(|s| s.placement), sb.placement) {
+                (Some(Placement::Passive), Placement::Passive) => {
+                    let da = sa.expect("matched Some").data;
+                    if da != sb.data {
+                        return Some(format!(
+                            "passive segment {i} differs: expected {} bytes{}, found {} bytes",
+                            da.len(),
+                            first_difference_note(da, sb.data),
+                            sb.data.len()
+                        ));
+                    }
+                }
+                (Some(Placement::Passive), _) => {
+                    return Some(format!(
+                        "segment {i} is passive in the original, active in the packed binary"
+                    ));
+                }
+                (_, Placement::Passive) if !sb.data.is_empty() => {
+                    return Some(format!(
+                        "segment {i} is a new passive segment of {} bytes (a new passive slot must be empty)",
+                        sb.data.len()
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if let Some(i) = (b.segments.len()..a.segments.len())
+            .find(|&i| matches!(a.segments[i].placement, Placement::Passive))
+        {
+            return Some(format!(
+                "passive segment {i} of the original is missing (the packed binary has {} segments)",
+                b.segments.len()
+            ));
+        }
+
+        let pack_options = PackOptions {
+            zero_filled_imports: options.zero_filled_imports,
+            ..PackOptions::default()
+        };
+        for m in 0..a.memories.len() {
+            let targets = |module: &Module<'a>| -> Vec<(usize, Placement, &'a [u8], Range<usize>)> {
+                module
+                    .segments
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| match s.placement {
+                        Placement::Constant { memory_index, .. }
+                        | Placement::Dynamic { memory_index } => memory_index as usize == m,
+                        Placement::Passive => false,
+                    })
+                    .map(|(i, s)| (i, s.placement, s.data, s.range.clone()))
+                    .collect()
+            };
+            let (sa, sb) = (targets(a), targets(b));
+            if let Some(reason) = unpackable_reason(a, m, &pack_options) {
+                // The same active segments, encoded the same, in the same order.
+                for (k, (x, y)) in sa.iter().zip(&sb).enumerate() {
+                    if self.original[x.3.clone()] != self.packed[y.3.clone()] {
+                        return Some(format!(
+                            "memory {m} is not packable ({reason}), so its segments must be kept, but its active segment {k} (segment {} of the original, {} of the packed binary) differs",
+                            x.0, y.0
+                        ));
+                    }
+                }
+                if sa.len() != sb.len() {
+                    return Some(format!(
+                        "memory {m} is not packable ({reason}), so its segments must be kept, but the original has {} active segments for it, the packed binary {}",
+                        sa.len(),
+                        sb.len()
+                    ));
+                }
+                continue;
+            }
+            if let Some((i, ..)) = sb.iter().find(|s| matches!(s.1, Placement::Dynamic { .. })) {
+                return Some(format!(
+                    "packed segment {i} writes memory {m} at an offset that is not a constant"
+                ));
+            }
+            let image = |segs: &[(usize, Placement, &'a [u8], Range<usize>)]| {
+                let segs: Vec<(u64, &'a [u8])> = segs
+                    .iter()
+                    .filter_map(|s| match s.1 {
+                        Placement::Constant { offset, .. } => Some((offset, s.2)),
+                        _ => None,
+                    })
+                    .collect();
+                plan::overlay(&segs)
+            };
+            if let Some((at, expected, found)) = compare_images(&image(&sa), &image(&sb)) {
+                return Some(format!(
+                    "memory {m}, byte {at:#x}: expected {expected:#04x}, found {found:#04x}"
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// Rule 2: the same memories (their sections are compared byte for byte
+/// too; this names the difference).
+fn memories(a: &Module<'_>, b: &Module<'_>) -> Option<String> {
+    if a.memories.len() != b.memories.len() {
+        return Some(format!(
+            "the original has {} memories, the packed module {}",
+            a.memories.len(),
+            b.memories.len()
+        ));
+    }
+    for (m, (x, y)) in a.memories.iter().zip(&b.memories).enumerate() {
+        let describe = |mem: &parse::Memory| {
+            format!(
+                "{}{} memory of {} bytes",
+                if mem.imported { "an imported " } else { "a " },
+                match mem.index_type {
+                    IndexType::I32 => "32-bit",
+                    IndexType::I64 => "64-bit",
+                },
+                mem.min_bytes
+            )
+        };
+        if (x.imported, x.index_type, x.min_bytes) != (y.imported, y.index_type, y.min_bytes) {
+            return Some(format!(
+                "memory {m}: expected {}, found {}",
+                describe(x),
+                describe(y)
+            ));
+        }
+    }
+    None
+}
+
+/// The first constant-offset segment of `m` that does not fit its memory's
+/// minimum size, and how.
+fn out_of_bounds(m: &Module<'_>) -> Option<(usize, String)> {
+    m.segments.iter().enumerate().find_map(|(i, s)| {
+        let Placement::Constant {
+            memory_index,
+            offset,
+        } = s.placement
+        else {
+            return None;
+        };
+        let memory = m.memories.get(memory_index as usize)?;
+        (offset as u128 + s.data.len() as u128 > memory.min_bytes).then(|| {
+            (
+                i,
+                format!(
+                    "(offset {offset:#x}, {} bytes) is out of bounds of memory {memory_index} ({} bytes)",
+                    s.data.len(),
+                    memory.min_bytes
+                ),
+            )
+        })
+    })
+}
+
+/// ", first at byte k (0x.. expected, 0x.. found)" for two slices, or "".
+fn first_difference_note(a: &[u8], b: &[u8]) -> String {
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        Some(k) => format!(" with byte {k} = {:#04x} (found {:#04x})", a[k], b[k]),
+        None => String::new(),
+    }
+}
+
+/// A section's name for messages: "code section", "custom section `name`".
+fn section_name(input: &[u8], s: &Section) -> String {
+    const NAMES: [&str; 14] = [
+        "custom",
+        "type",
+        "import",
+        "function",
+        "table",
+        "memory",
+        "global",
+        "export",
+        "start",
+        "element",
+        "code",
+        "data",
+        "data count",
+        "tag",
+    ];
+    if s.id == parse::CUSTOM_SECTION {
+        let mut r = BinaryReader::new(&input[s.range.clone()], 0);
+        let name = (|| {
+            r.read_u8().ok()?;
+            r.read_var_u32().ok()?;
+            r.read_string().ok().map(str::to_string)
+        })();
+        if let Some(name) = name {
+            return format!("custom section `{name}`");
+        }
+    }
+    match NAMES.get(s.id as usize) {
+        Some(n) => format!("{n} section"),
+        None => format!("section with id {}", s.id),
+    }
+}
+
+/// The subsections of a `name` custom section, as (id, body), or `None`
+/// when it cannot be read.
+fn name_subsections(section: &[u8]) -> Option<Vec<(u8, &[u8])>> {
+    let mut r = BinaryReader::new(section, 0);
+    r.read_u8().ok()?;
+    r.read_var_u32().ok()?;
+    r.read_string().ok()?;
+    let mut out = Vec::new();
+    while !r.eof() {
+        let id = r.read_u8().ok()?;
+        let len = r.read_var_u32().ok()? as usize;
+        out.push((id, r.read_bytes(len).ok()?));
+    }
+    Some(out)
+}
+
+/// The raw entries (index and name) of a name map.
+fn name_map_entries(body: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut r = BinaryReader::new(body, 0);
+    let count = r.read_var_u32().ok()?;
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let start = r.current_position();
+        r.read_var_u32().ok()?;
+        r.read_string().ok()?;
+        out.push(&body[start..r.current_position()]);
+    }
+    r.eof().then_some(out)
+}
+
+/// Whether `packed`'s name section is `original`'s with some data segment
+/// names (subsection 9) dropped, as SPEC §1.1 allows.
+fn names_compatible(original: &[u8], packed: &[u8]) -> bool {
+    let (Some(a), Some(b)) = (name_subsections(original), name_subsections(packed)) else {
+        return false;
+    };
+    let others = |s: &[(u8, &[u8])]| -> Vec<(u8, Vec<u8>)> {
+        s.iter()
+            .filter(|(id, _)| *id != 9)
+            .map(|(id, body)| (*id, body.to_vec()))
+            .collect()
+    };
+    if others(&a) != others(&b) {
+        return false;
+    }
+    let data_names = |s: &[(u8, &'_ [u8])]| -> Option<Vec<Vec<u8>>> {
+        let mut all = Vec::new();
+        for (_, body) in s.iter().filter(|(id, _)| *id == 9) {
+            all.extend(name_map_entries(body)?.into_iter().map(<[u8]>::to_vec));
+        }
+        Some(all)
+    };
+    let (Some(kept), Some(original_names)) = (data_names(&b), data_names(&a)) else {
+        return false;
+    };
+    // The kept names are a subsequence of the original's.
+    let mut rest = original_names.iter();
+    kept.iter().all(|k| rest.any(|o| o == k))
+}
+
+/// Walks two images (sorted, disjoint pieces, zeros elsewhere) in address
+/// order and returns the first address where they differ, with the expected
+/// and found bytes. Memory is O(1): slices of the pieces are compared in
+/// place.
+fn compare_images(a: &[Piece<'_>], b: &[Piece<'_>]) -> Option<(u64, u8, u8)> {
+    let end = |p: &Piece<'_>| p.offset + p.data.len() as u64;
+    // Where each side is at `pos`: the rest of the piece covering it, and
+    // where that state ends.
+    let at = |pieces: &[Piece<'_>], i: usize, pos: u64| -> (bool, u64) {
+        match pieces.get(i) {
+            Some(p) if p.offset <= pos => (true, end(p)),
+            Some(p) => (false, p.offset),
+            None => (false, u64::MAX),
+        }
+    };
+    fn slice<'p>(p: &Piece<'p>, from: u64, to: u64) -> &'p [u8] {
+        &p.data[(from - p.offset) as usize..(to - p.offset) as usize]
+    }
+    let (mut i, mut j, mut pos) = (0, 0, 0u64);
+    loop {
+        while a.get(i).is_some_and(|p| end(p) <= pos) {
+            i += 1;
+        }
+        while b.get(j).is_some_and(|p| end(p) <= pos) {
+            j += 1;
+        }
+        if i == a.len() && j == b.len() {
+            return None;
+        }
+        let (in_a, a_next) = at(a, i, pos);
+        let (in_b, b_next) = at(b, j, pos);
+        let next = a_next.min(b_next);
+        match (in_a, in_b) {
+            (false, false) => {}
+            (true, false) => {
+                let x = slice(&a[i], pos, next);
+                if let Some(k) = x.iter().position(|&v| v != 0) {
+                    return Some((pos + k as u64, x[k], 0));
+                }
+            }
+            (false, true) => {
+                let y = slice(&b[j], pos, next);
+                if let Some(k) = y.iter().position(|&v| v != 0) {
+                    return Some((pos + k as u64, 0, y[k]));
+                }
+            }
+            (true, true) => {
+                let (x, y) = (slice(&a[i], pos, next), slice(&b[j], pos, next));
+                if x != y {
+                    let k = x.iter().zip(y).position(|(p, q)| p != q).expect("differ");
+                    return Some((pos + k as u64, x[k], y[k]));
+                }
+            }
+        }
+        pos = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pieces(segs: &[(u64, &'static [u8])]) -> Vec<Piece<'static>> {
+        plan::overlay(segs)
+    }
+
+    #[test]
+    fn images_equal_when_only_zeros_move() {
+        let a = pieces(&[(0, b"a\0\0b"), (10, b"\0\0\0")]);
+        let b = pieces(&[(0, b"a"), (3, b"b")]);
+        assert_eq!(compare_images(&a, &b), None);
+        assert_eq!(compare_images(&b, &a), None);
+    }
+
+    #[test]
+    fn the_first_differing_byte_is_named() {
+        let a = pieces(&[(0, b"abc"), (100, b"x")]);
+        let b = pieces(&[(0, b"abd"), (100, b"x")]);
+        assert_eq!(compare_images(&a, &b), Some((2, b'c', b'd')));
+        let c = pieces(&[(0, b"abc")]);
+        assert_eq!(compare_images(&a, &c), Some((100, b'x', 0)));
+        assert_eq!(compare_images(&c, &a), Some((100, 0, b'x')));
+    }
+
+    #[test]
+    fn later_writers_win_in_both_images() {
+        let a = pieces(&[(0, b"aaaa"), (1, b"\0\0")]);
+        let b = pieces(&[(0, b"a"), (3, b"a")]);
+        assert_eq!(compare_images(&a, &b), None);
+    }
+
+    #[test]
+    fn names_may_only_lose_data_segment_names() {
+        fn section(subsections: &[(u8, Vec<u8>)]) -> Vec<u8> {
+            let mut content = vec![4, b'n', b'a', b'm', b'e'];
+            for (id, body) in subsections {
+                content.push(*id);
+                content.push(body.len() as u8);
+                content.extend_from_slice(body);
+            }
+            let mut s = vec![0, content.len() as u8];
+            s.extend(content);
+            s
+        }
+        let module_name = (0u8, vec![1, b'm']);
+        let two = (9u8, vec![2, 0, 1, b'x', 1, 1, b'y']);
+        let second = (9u8, vec![1, 1, 1, b'y']);
+        let renamed = (9u8, vec![1, 1, 1, b'z']);
+        let original = section(&[module_name.clone(), two]);
+        assert!(names_compatible(
+            &original,
+            &section(&[module_name.clone(), second])
+        ));
+        assert!(names_compatible(
+            &original,
+            &section(std::slice::from_ref(&module_name))
+        ));
+        assert!(!names_compatible(
+            &original,
+            &section(&[module_name, renamed])
+        ));
+        assert!(!names_compatible(&original, &section(&[])));
+    }
+}
