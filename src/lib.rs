@@ -33,6 +33,7 @@
 
 mod emit;
 mod error;
+mod inspect;
 pub mod io;
 mod pack;
 mod parse;
@@ -44,6 +45,7 @@ mod verify;
 use std::io::Write;
 
 pub use error::{Error, ErrorKind, Result};
+pub use inspect::{Inspection, MemoryReport, inspect};
 pub use plan::{MAX_GAP, MAX_SEGMENT_LEN};
 pub use segment::{IndexType, PackedSegment, Part, Segment};
 pub use verify::{Difference, VerifyOptions, verify};

@@ -205,31 +205,97 @@ fn is_broken_pipe(e: &segpack::Error) -> bool {
 fn inspect(args: InspectArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let input = Input::open(Some(&args.input))?;
-    let plan = Plan::from_input(&input, &args.common.options())?;
-    let report = plan.report();
+    let inspection = segpack::inspect(input.bytes(), &args.common.options())?;
+    let report = &inspection.report;
     let elapsed = started.elapsed().as_secs_f64();
     if args.json {
-        println!("{}", report_json(report, elapsed));
+        let mut json = report_json(report, elapsed);
+        for (module, memories) in json["modules"]
+            .as_array_mut()
+            .expect("modules")
+            .iter_mut()
+            .zip(&inspection.memories)
+        {
+            module["memories"] = memories.iter().map(memory_json).collect();
+        }
+        println!("{json}");
         return Ok(());
     }
-    for m in &report.modules {
+    // One line per module (its memories after a `;`), then the total.
+    for (m, memories) in report.modules.iter().zip(&inspection.memories) {
         let name = if m.path.is_empty() { "module" } else { &m.path };
-        println!(
-            "{name}: segments {} -> {}, data {} -> {}",
+        let mut line = format!(
+            "{name}: segments {} -> {}, data {} -> {} ({})",
             group(m.segments_before),
             group(m.segments_after),
             bytes(m.data_bytes_before),
-            bytes(m.data_bytes_after)
+            bytes(m.data_bytes_after),
+            percent(m.data_bytes_before, m.data_bytes_after)
         );
-        for (memory, why) in &m.unpacked_memories {
-            println!("  memory {memory} not packed: {why}");
+        for memory in memories.iter().filter(|r| r.segments > 0) {
+            line.push_str("; ");
+            line.push_str(&memory_line(memory));
         }
+        println!("{line}");
         for w in &m.warnings {
             println!("  warning: {w}");
         }
     }
     println!("{}", stats_line(report, elapsed));
     Ok(())
+}
+
+/// `memory 0 (32-bit): 1,204 segments, 4.1 MiB of data (2.8 MiB zeros,
+/// 1.3 MiB non-zero) -> 37 segments, 1.3 MiB (-68%)`, sizes with headers.
+fn memory_line(m: &segpack::MemoryReport) -> String {
+    let kind = match (m.index_type, m.imported) {
+        (segpack::IndexType::I32, false) => "32-bit",
+        (segpack::IndexType::I32, true) => "32-bit, imported",
+        (segpack::IndexType::I64, false) => "64-bit",
+        (segpack::IndexType::I64, true) => "64-bit, imported",
+    };
+    let before = format!(
+        "memory {} ({kind}): {}, {} of data ({} zeros, {} non-zero)",
+        m.memory_index,
+        plural(m.segments, "segment"),
+        bytes(m.data_bytes),
+        bytes(m.zero_bytes),
+        bytes(m.non_zero_bytes),
+    );
+    match &m.not_packable {
+        Some(why) => format!("{before}, not packable: {why}"),
+        None => format!(
+            "{before} -> {}, {} ({})",
+            plural(m.packed_segments, "segment"),
+            bytes(m.packed_segment_bytes),
+            percent(m.segment_bytes, m.packed_segment_bytes)
+        ),
+    }
+}
+
+fn plural(n: u64, what: &str) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!("{} {what}{s}", group(n))
+}
+
+fn memory_json(m: &segpack::MemoryReport) -> serde_json::Value {
+    serde_json::json!({
+        "memory": m.memory_index,
+        "index_type": match m.index_type {
+            segpack::IndexType::I32 => "i32",
+            segpack::IndexType::I64 => "i64",
+        },
+        "imported": m.imported,
+        "segments": m.segments,
+        "data_bytes": m.data_bytes,
+        "zero_bytes": m.zero_bytes,
+        "non_zero_bytes": m.non_zero_bytes,
+        "segment_bytes": m.segment_bytes,
+        "packed_segments": m.packed_segments,
+        "packed_segment_bytes": m.packed_segment_bytes,
+        "packable": m.not_packable.is_none(),
+        "not_packable_reason": m.not_packable,
+    })
 }
 
 fn verify(args: VerifyArgs) -> Result<(), Failure> {
@@ -319,12 +385,23 @@ fn bytes(n: u64) -> String {
     format!("{v:.1} {}", UNITS[unit])
 }
 
+/// The change from `before` to `after`, signed: `-68%`, `+0%`, and one
+/// decimal when it is under 1% either way (`-0.4%`).
 fn percent(before: u64, after: u64) -> String {
+    if before == after {
+        return "+0%".into();
+    }
     if before == 0 {
-        return "-0%".into();
+        return "+100%".into();
     }
     let change = (after as f64 - before as f64) / before as f64 * 100.0;
-    format!("{change:+.0}%")
+    if change.abs() < 0.1 {
+        format!("{change:+.2}%")
+    } else if change.abs() < 1.0 {
+        format!("{change:+.1}%")
+    } else {
+        format!("{change:+.0}%")
+    }
 }
 
 #[cfg(test)]
@@ -338,6 +415,10 @@ mod tests {
         assert_eq!(group(1_000_000), "1,000,000");
         assert_eq!(bytes(4_300_000), "4.1 MiB");
         assert_eq!(percent(100, 32), "-68%");
+        assert_eq!(percent(0, 0), "+0%");
+        assert_eq!(percent(1000, 996), "-0.4%");
+        assert_eq!(plural(1, "segment"), "1 segment");
+        assert_eq!(plural(1204, "segment"), "1,204 segments");
     }
 
     #[test]

@@ -758,3 +758,102 @@ fn sample_snapshot_packs_smaller() {
         .unwrap();
     assert_eq!(piped.stdout, packed);
 }
+
+// Issue 8: inspect per memory, verify, help.
+
+#[test]
+fn inspect_reports_each_memory_with_its_zero_bytes_and_what_packing_gives() {
+    let dir = TempDir::new().unwrap();
+    let input = wat(r#"(module
+        (import "env" "mem" (memory 1))
+        (memory 1)
+        (data (memory 0) (i32.const 0) "a\00\00\00\00\00\00\00\00\00\00\00b")
+        (data (memory 1) (i32.const 0) "\00\00hello\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00world"))"#);
+    let src = write(&dir, "two.wasm", &input);
+    let out = segpack().arg("inspect").arg(&src).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].contains(
+            "; memory 0 (32-bit, imported): 1 segment, 13 B of data (11 B zeros, 2 B non-zero), not packable: imported memory (pass --zero-filled-imports if the host zeroes it)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        lines[0].contains(
+            "; memory 1 (32-bit): 1 segment, 30 B of data (20 B zeros, 10 B non-zero) -> 2 segments, "
+        ),
+        "{stdout}"
+    );
+    parse_stats(lines[1]);
+
+    let json = segpack()
+        .args(["inspect", "--json"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(json.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let memories = v["modules"][0]["memories"].as_array().unwrap();
+    assert_eq!(memories.len(), 2);
+    assert_eq!(memories[0]["imported"], true);
+    assert_eq!(memories[0]["packable"], false);
+    assert!(
+        memories[0]["not_packable_reason"]
+            .as_str()
+            .unwrap()
+            .contains("--zero-filled-imports")
+    );
+    assert_eq!(memories[1]["memory"], 1);
+    assert_eq!(memories[1]["index_type"], "i32");
+    assert_eq!(memories[1]["segments"], 1);
+    assert_eq!(memories[1]["data_bytes"], 30);
+    assert_eq!(memories[1]["zero_bytes"], 20);
+    assert_eq!(memories[1]["non_zero_bytes"], 10);
+    assert_eq!(memories[1]["packed_segments"], 2);
+    assert!(
+        memories[1]["packed_segment_bytes"].as_u64().unwrap()
+            < memories[1]["segment_bytes"].as_u64().unwrap()
+    );
+
+    // --zero-filled-imports makes the imported memory packable.
+    let out = segpack()
+        .args(["inspect", "--zero-filled-imports"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("memory 0 (32-bit, imported): 1 segment, 13 B of data (11 B zeros, 2 B non-zero) -> 2 segments"),
+        "{stdout}"
+    );
+    assert_eq!(listing(dir.path()), ["two.wasm"]);
+}
+
+#[test]
+fn help_shows_examples_for_every_subcommand() {
+    for sub in ["pack", "inspect", "verify"] {
+        let out = segpack().args([sub, "--help"]).output().unwrap();
+        assert!(out.status.success());
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(help.contains("Examples:"), "{sub}: {help}");
+        assert!(help.contains(&format!("segpack {sub} ")), "{sub}: {help}");
+    }
+    let out = segpack().arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for sub in ["pack", "inspect", "verify"] {
+        assert!(help.contains(sub), "{help}");
+    }
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let out = segpack().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("segpack {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}

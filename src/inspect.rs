@@ -1,0 +1,253 @@
+//! What packing would do, memory by memory, without writing anything: the
+//! numbers behind `segpack inspect`.
+
+use std::ops::Range;
+
+use crate::error::Result;
+use crate::pack::unpackable_reason;
+use crate::parse::{self, Binary, Module, Placement};
+use crate::plan::{self, MemoryImage};
+use crate::segment::{IndexType, segment_len};
+use crate::{PackOptions, PackReport, Plan};
+
+/// One memory of a module, before and after packing.
+///
+/// Sizes of segments are their exact size in the data section: header
+/// (flag, memory index, offset expression, length) and payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryReport {
+    /// The memory's index in its module.
+    pub memory_index: u32,
+    /// 32- or 64-bit.
+    pub index_type: IndexType,
+    /// Whether the memory is imported (packable only with
+    /// [`zero_filled_imports`](PackOptions::zero_filled_imports)).
+    pub imported: bool,
+    /// Active segments that write this memory.
+    pub segments: u64,
+    /// Their payload bytes.
+    pub data_bytes: u64,
+    /// Zero bytes inside those payloads: what packing can drop.
+    pub zero_bytes: u64,
+    /// Non-zero bytes inside those payloads (`data_bytes - zero_bytes`).
+    pub non_zero_bytes: u64,
+    /// The segments' size in the data section, headers included.
+    pub segment_bytes: u64,
+    /// Active segments of this memory after packing.
+    pub packed_segments: u64,
+    /// Their size in the data section after packing, headers included.
+    pub packed_segment_bytes: u64,
+    /// Why the memory's segments are left as they are, when they are.
+    pub not_packable: Option<String>,
+}
+
+/// What packing a binary would do, per module and per memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspection {
+    /// The report [`pack_module`](crate::pack_module) would return.
+    pub report: PackReport,
+    /// The memories of each module: `memories[i]` are those of
+    /// `report.modules[i]`, in index order.
+    pub memories: Vec<Vec<MemoryReport>>,
+}
+
+/// Plans the packing of `input` (a core module or component) and reports,
+/// for each core module and each of its memories, the segments and bytes
+/// before and after, the zero bytes inside segments, and why a memory is not
+/// packable. Writes nothing.
+///
+/// # Errors
+/// As [`Plan::new`].
+///
+/// ```
+/// let input = wat::parse_str(r#"(module (memory 1)
+///     (data (i32.const 0) "\00\00hi\00\00\00\00\00\00\00\00\00\00\00\00\00\00!"))"#).unwrap();
+/// let inspection = segpack::inspect(&input, &Default::default())?;
+/// let memory = &inspection.memories[0][0];
+/// assert_eq!((memory.segments, memory.data_bytes, memory.zero_bytes), (1, 19, 16));
+/// // Two segments ("hi" and "!") are smaller than one with 14 zeros inside.
+/// assert_eq!(memory.packed_segments, 2);
+/// assert!(memory.packed_segment_bytes < memory.segment_bytes);
+/// assert_eq!(memory.not_packable, None);
+/// # Ok::<(), segpack::Error>(())
+/// ```
+pub fn inspect(input: &[u8], options: &PackOptions) -> Result<Inspection> {
+    let plan = Plan::new(input, options)?;
+    let report = plan.report().clone();
+    let mut memories = Vec::with_capacity(report.modules.len());
+    walk(input, 0..input.len(), &mut |module| {
+        let changed = report
+            .modules
+            .get(memories.len())
+            .is_some_and(|m| m.changed);
+        memories.push(module_memories(module, changed, options));
+    })?;
+    debug_assert_eq!(memories.len(), report.modules.len());
+    Ok(Inspection { report, memories })
+}
+
+/// Calls `f` on each core module of the binary at `range`, in the order
+/// packing reports them.
+fn walk(input: &[u8], range: Range<usize>, f: &mut dyn FnMut(&Module<'_>)) -> Result<()> {
+    match parse::parse(input, range, &|_| {})? {
+        Binary::Module(module) => f(&module),
+        Binary::Component(sections) => {
+            for nested in sections.into_iter().filter_map(|s| s.nested) {
+                walk(input, nested, f)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn module_memories(module: &Module<'_>, changed: bool, options: &PackOptions) -> Vec<MemoryReport> {
+    let mut reports: Vec<MemoryReport> = module
+        .memories
+        .iter()
+        .enumerate()
+        .map(|(m, memory)| MemoryReport {
+            memory_index: m as u32,
+            index_type: memory.index_type,
+            imported: memory.imported,
+            segments: 0,
+            data_bytes: 0,
+            zero_bytes: 0,
+            non_zero_bytes: 0,
+            segment_bytes: 0,
+            packed_segments: 0,
+            packed_segment_bytes: 0,
+            not_packable: None,
+        })
+        .collect();
+    for s in &module.segments {
+        let memory_index = match s.placement {
+            Placement::Constant { memory_index, .. } | Placement::Dynamic { memory_index } => {
+                memory_index
+            }
+            Placement::Passive => continue,
+        };
+        let Some(r) = reports.get_mut(memory_index as usize) else {
+            continue;
+        };
+        let zeros = count_zeros(s.data);
+        r.segments += 1;
+        r.data_bytes += s.data.len() as u64;
+        r.zero_bytes += zeros;
+        r.non_zero_bytes += s.data.len() as u64 - zeros;
+        r.segment_bytes += s.range.len() as u64;
+    }
+    for r in &mut reports {
+        if r.segments > 0 {
+            r.not_packable =
+                unpackable_reason(module, r.memory_index as usize, options).map(str::to_string);
+        }
+        r.packed_segments = r.segments;
+        r.packed_segment_bytes = r.segment_bytes;
+    }
+    if !changed {
+        return reports;
+    }
+    // The module is packed: pack its packable memories again, as packing
+    // does (one budget over all of them), to see what each one gets.
+    let packable = |r: &MemoryReport| r.segments > 0 && r.not_packable.is_none();
+    let images: Vec<MemoryImage<'_>> = reports
+        .iter()
+        .filter(|r| packable(r))
+        .map(|r| {
+            let segments: Vec<(u64, &[u8])> = module
+                .segments
+                .iter()
+                .filter_map(|s| match s.placement {
+                    Placement::Constant {
+                        memory_index,
+                        offset,
+                    } if memory_index == r.memory_index => Some((offset, s.data)),
+                    _ => None,
+                })
+                .collect();
+            MemoryImage {
+                memory_index: r.memory_index,
+                index_type: r.index_type,
+                pieces: plan::overlay(&segments),
+            }
+        })
+        .collect();
+    let kept_active: u64 = reports
+        .iter()
+        .filter(|r| !packable(r))
+        .map(|r| r.segments)
+        .sum();
+    let budget = (options.max_segments as u64).saturating_sub(kept_active);
+    for r in reports.iter_mut().filter(|r| packable(r)) {
+        r.packed_segments = 0;
+        r.packed_segment_bytes = 0;
+    }
+    for s in plan::pack_images(&images, budget, options.threads, &|_| {}).segments {
+        let r = &mut reports[s.memory_index as usize];
+        r.packed_segments += 1;
+        r.packed_segment_bytes += segment_len(s.memory_index, r.index_type, s.offset, s.len());
+    }
+    reports
+}
+
+/// Zero bytes in `data`, counted a word at a time.
+fn count_zeros(data: &[u8]) -> u64 {
+    let mut chunks = data.chunks_exact(8);
+    let mut zeros = 0u64;
+    for chunk in &mut chunks {
+        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        if w == 0 {
+            zeros += 8;
+        } else if w != u64::MAX {
+            zeros += chunk.iter().filter(|&&b| b == 0).count() as u64;
+        }
+    }
+    zeros + chunks.remainder().iter().filter(|&&b| b == 0).count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zeros_are_counted_at_every_alignment() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i % 3 == 0) as u8 * 7).collect();
+        let expected = data.iter().filter(|&&b| b == 0).count() as u64;
+        for start in 0..9 {
+            let slice = &data[start..];
+            let expected = expected - data[..start].iter().filter(|&&b| b == 0).count() as u64;
+            assert_eq!(count_zeros(slice), expected);
+        }
+    }
+
+    #[test]
+    fn an_imported_memory_says_why_it_is_not_packed() {
+        let input = wat::parse_str(
+            r#"(module (import "env" "mem" (memory 1)) (memory 1)
+                (data (memory 0) (i32.const 0) "a\00\00\00\00\00\00\00\00\00\00\00b")
+                (data (memory 1) (i32.const 0) "a\00\00\00\00\00\00\00\00\00\00\00b"))"#,
+        )
+        .unwrap();
+        let inspection = inspect(&input, &PackOptions::default()).unwrap();
+        let [imported, defined] = &inspection.memories[0][..] else {
+            panic!()
+        };
+        assert!(imported.imported);
+        assert!(
+            imported
+                .not_packable
+                .as_deref()
+                .unwrap()
+                .contains("--zero-filled-imports")
+        );
+        assert_eq!(imported.packed_segments, 1);
+        assert_eq!(defined.not_packable, None);
+        assert_eq!(defined.packed_segments, 2);
+        let options = PackOptions {
+            zero_filled_imports: true,
+            ..Default::default()
+        };
+        let inspection = inspect(&input, &options).unwrap();
+        assert_eq!(inspection.memories[0][0].packed_segments, 2);
+    }
+}
