@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Plot compare.sh's results: wall time and peak RSS against input size.
+
+    plot.py OUT FILE [FILE...]     (FILE: .svg or .png)
+
+Reads OUT/results.json (written by report.py) and plots, for the snapshots
+(the inputs that form a size series), the minimum wall time and the peak
+RSS of cp, segpack and its peers against the input file size, on log-log
+axes. Needs matplotlib.
+"""
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+MB = 1e6
+STYLE = {
+    # tool: (label, colour, marker, line style)
+    "cp": ("cp (in-kernel copy)", "#777777", "s", ":"),
+    "segpack": ("segpack (all cores)", "#d62728", "o", "-"),
+    "segpack-t1": ("segpack --threads 1", "#ff9896", "o", "--"),
+    "segpack-stdin": ("cat | segpack (stdin)", "#9467bd", "v", "-."),
+    "segpack-100k": ("segpack --max-segments 100000", "#e377c2", "^", ":"),
+    "wasm-opt": ("wasm-opt --memory-packing (binaryen 108)", "#1f77b4", "D", "-"),
+    "wasm-opt-js": ("wasm-opt --memory-packing (binaryen 132, node)", "#aec7e8", "D", "--"),
+    "wizer": ("Wizer 11 (instantiate + snapshot)", "#2ca02c", "P", "-"),
+}
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    out, files = sys.argv[1], sys.argv[2:]
+    with open(os.path.join(out, "results.json")) as f:
+        data = json.load(f)
+    rows = [r for r in data["results"]
+            if r["input"].startswith("snapshot-") and r["status"] == "ok"]
+    series = {}
+    for r in rows:
+        if r["tool"] in STYLE and r["wall_s"] is not None:
+            series.setdefault(r["tool"], []).append(
+                (r["input_bytes"] / MB, r["wall_s"], r["rss_kib"] / 1024))
+    if not series:
+        sys.exit("plot.py: no snapshot results to plot")
+
+    sizes = sorted({p[0] for pts in series.values() for p in pts})
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(12, 5))
+    for tool, (label, colour, marker, ls) in STYLE.items():
+        pts = sorted(series.get(tool, []))
+        if not pts:
+            continue
+        x = [p[0] for p in pts]
+        ax_t.plot(x, [p[1] for p in pts], ls, color=colour, marker=marker, label=label)
+        if tool != "cp":
+            ax_m.plot(x, [p[2] for p in pts], ls, color=colour, marker=marker, label=label)
+    cp = sorted(series.get("cp", []))
+    if cp:
+        ax_t.plot([p[0] for p in cp], [1.5 * p[1] for p in cp], ":", color="#d62728",
+                  linewidth=1, label="target: 1.5 × cp")
+    ax_m.axhline(64, color="#d62728", linestyle=":", linewidth=1, label="target: 64 MiB")
+
+    for ax, ylabel, title in ((ax_t, "wall time, min of runs (s)", "Wall time"),
+                              (ax_m, "peak RSS (MiB)", "Peak resident memory")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(sizes, [f"{s:.1f}" for s in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("input file size (MB): snapshots of 64 MiB, 256 MiB, 1 GiB images")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    machine = data.get("machine", {})
+    fig.suptitle(f"segpack vs peers — {machine.get('nproc', '?')} cores, "
+                 f"{machine.get('cpu', '')}, {machine.get('date', '')}", fontsize=9)
+    fig.tight_layout()
+    for path in files:
+        kwargs = {"metadata": {"Date": None}} if path.endswith(".svg") else {"dpi": 110}
+        fig.savefig(path, **kwargs)
+        print(f"plot: {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
