@@ -289,8 +289,132 @@ impl<'a> Plan<'a> {
     ///
     /// # Errors
     /// Whatever `output` returns.
+    ///
+    /// ```
+    /// let input = wat::parse_str("(module (memory 1) (data (i32.const 8) \"\\00\\00hi\"))").unwrap();
+    /// let plan = segpack::Plan::new(&input, &Default::default())?;
+    /// let mut output = Vec::new();
+    /// plan.write_to(&mut output).unwrap();
+    /// assert_eq!(output.len() as u64, plan.len());
+    /// # Ok::<(), segpack::Error>(())
+    /// ```
     pub fn write_to(&self, mut output: impl Write) -> std::io::Result<()> {
         self.output.write_to(&mut output)
+    }
+
+    /// Writes the packed binary as [`write_to`](Self::write_to) does, and
+    /// calls `progress` with the number of bytes written so far as they go
+    /// out (at least once, with [`len`](Self::len), at the end).
+    ///
+    /// # Errors
+    /// Whatever `output` returns.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// let input = wat::parse_str("(module (memory 1) (data (i32.const 8) \"\\00\\00hi\"))").unwrap();
+    /// let plan = segpack::Plan::new(&input, &Default::default())?;
+    /// let written = Cell::new(0);
+    /// plan.write_to_with_progress(Vec::new(), &|n| written.set(n)).unwrap();
+    /// assert_eq!(written.get(), plan.len());
+    /// # Ok::<(), segpack::Error>(())
+    /// ```
+    pub fn write_to_with_progress(
+        &self,
+        output: impl Write,
+        progress: &dyn Fn(u64),
+    ) -> std::io::Result<()> {
+        let mut counting = Counting {
+            inner: output,
+            written: 0,
+            progress,
+        };
+        self.output.write_to(&mut counting)?;
+        counting.flush()?;
+        progress(counting.written);
+        Ok(())
+    }
+
+    /// Writes the packed binary as [`write_to_file`](Self::write_to_file)
+    /// does, in the kernel where it can, and calls `progress` with the
+    /// number of bytes written so far, about ten times a second and once
+    /// more, with [`len`](Self::len), at the end.
+    ///
+    /// Bytes moved in the kernel are not seen one by one: a helper thread
+    /// reads how far `output`'s file offset has moved. An output without an
+    /// offset (a pipe, a socket) is written through this process instead,
+    /// counting as it goes.
+    ///
+    /// # Errors
+    /// Whatever writing `output` returns.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("in.wasm");
+    /// # std::fs::write(&path, wat::parse_str("(module (memory 1) (data (i32.const 8) \"\\00\\00hi\"))").unwrap()).unwrap();
+    /// let input = segpack::io::Input::open(Some(&path))?;
+    /// let plan = segpack::Plan::from_input(&input, &Default::default())?;
+    /// let output = tempfile::tempfile().unwrap();
+    /// let last = std::sync::atomic::AtomicU64::new(0);
+    /// plan.write_to_file_with_progress(&input, &output, &|n| last.store(n, std::sync::atomic::Ordering::Relaxed)).unwrap();
+    /// assert_eq!(last.into_inner(), plan.len());
+    /// # Ok::<(), segpack::Error>(())
+    /// ```
+    pub fn write_to_file_with_progress(
+        &self,
+        input: &io::Input,
+        output: &std::fs::File,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> std::io::Result<()> {
+        use std::io::Seek;
+        use std::sync::mpsc;
+        use std::time::Duration;
+        // A duplicate descriptor shares the file offset with `output`.
+        let watcher = output.try_clone()?;
+        let Ok(start) = (&watcher).stream_position() else {
+            return self.write_to_with_progress(std::io::BufWriter::new(output), progress);
+        };
+        let (done, finished) = mpsc::channel::<()>();
+        let len = self.len();
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    finished.recv_timeout(Duration::from_millis(100))
+                {
+                    if let Ok(at) = (&watcher).stream_position() {
+                        progress(at.saturating_sub(start).min(len));
+                    }
+                }
+            });
+            let result = self.write_to_file(input, output);
+            drop(done);
+            result
+        })?;
+        progress(len);
+        Ok(())
+    }
+}
+
+/// A writer that reports how many bytes went through it.
+struct Counting<'p, W> {
+    inner: W,
+    written: u64,
+    progress: &'p dyn Fn(u64),
+}
+
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let before = self.written;
+        self.written += n as u64;
+        // Report every MiB crossed, not every small write.
+        if before >> 20 != self.written >> 20 {
+            (self.progress)(self.written);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 

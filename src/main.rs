@@ -18,7 +18,7 @@ use segpack::{ENGINE_MAX_SEGMENTS, PackOptions, PackReport, Plan};
     about = "Pack the data segments of WebAssembly modules and components",
     long_about = "Pack the data segments of WebAssembly modules and components: the smallest \
 data section that gives the same memories at instantiation.",
-    after_help = "Examples:\n  segpack pack snapshot.wasm -o packed.wasm --stats\n  cat in.wasm | segpack pack > out.wasm\n  segpack inspect snapshot.wasm"
+    after_help = "Examples:\n  segpack pack snapshot.wasm -o packed.wasm --stats\n  cat in.wasm | segpack pack > out.wasm\n  segpack inspect snapshot.wasm\n  segpack verify snapshot.wasm packed.wasm\n\nRun 'segpack help COMMAND' for a command's options and examples."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,12 +29,16 @@ struct Cli {
 enum Command {
     /// Pack a module or component ('-' or nothing: stdin / stdout)
     #[command(
-        after_help = "Examples:\n  segpack pack in.wasm -o out.wasm --stats\n  segpack pack in.wasm -o in.wasm            # in place, atomically\n  cat in.wasm | segpack pack > out.wasm\n  segpack pack --max-segments 100000 in.wasm -o out.wasm"
+        after_help = "Examples:\n  segpack pack in.wasm -o out.wasm --stats\n  segpack pack in.wasm -o in.wasm            # in place, atomically\n  cat in.wasm | segpack pack > out.wasm\n  segpack pack --max-segments 100000 in.wasm -o out.wasm\n\n\
+A progress bar is drawn on stderr when it is a terminal and the input is at least 64 MiB \
+(SEGPACK_PROGRESS_MIN_BYTES=N changes that size); never into a pipe, and not with --quiet."
     )]
     Pack(PackArgs),
     /// Show what packing would save, without writing anything
     #[command(
-        after_help = "Examples:\n  segpack inspect snapshot.wasm\n  segpack inspect snapshot.wasm --json"
+        after_help = "For each core module and each memory: segments, data bytes, zero and non-zero bytes \
+inside segments, what packing would give, and why a memory is not packable when it is not.\n\n\
+Examples:\n  segpack inspect snapshot.wasm\n  segpack inspect snapshot.wasm --json\n  segpack inspect --zero-filled-imports --max-segments 100000 app.wasm"
     )]
     Inspect(InspectArgs),
     /// Check that a packed binary gives the same memories as its original
@@ -85,7 +89,7 @@ struct PackArgs {
     /// Print the summary as JSON on stderr
     #[arg(long)]
     json: bool,
-    /// Do not print warnings
+    /// Do not print warnings or the progress bar
     #[arg(long, short)]
     quiet: bool,
 }
@@ -164,23 +168,67 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
     }
     let started = Instant::now();
     let input = Input::open(args.input.as_deref())?;
-    let plan = Plan::from_input(&input, &args.common.options())?;
+    let bar = (!args.quiet && wants_progress(input.bytes().len() as u64)).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner()
+            .with_message(format!("planning {}", input.name()));
+        bar.enable_steady_tick(std::time::Duration::from_millis(100));
+        bar
+    });
+    let planned = Plan::from_input(&input, &args.common.options());
+    let plan = match planned {
+        Ok(plan) => plan,
+        Err(e) => {
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
+            return Err(e.into());
+        }
+    };
+    if let Some(bar) = &bar {
+        bar.disable_steady_tick();
+        bar.set_message("writing");
+        bar.set_length(plan.len());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        // Rate and ETA count from here, not from the start of planning.
+        bar.reset();
+    }
     if !args.quiet {
         for warning in plan.report().warnings() {
-            eprintln!("warning: {warning}");
+            match &bar {
+                Some(bar) => bar.suspend(|| eprintln!("warning: {warning}")),
+                None => eprintln!("warning: {warning}"),
+            }
         }
     }
+    let progress = |n: u64| {
+        if let Some(bar) = &bar {
+            bar.set_position(n);
+        }
+    };
+    let write = |file: &std::fs::File| match &bar {
+        Some(_) => plan.write_to_file_with_progress(&input, file, &progress),
+        None => plan.write_to_file(&input, file),
+    };
     let written = if to_stdout {
         // A duplicate of fd 1 as a File, so pipes get the in-kernel copy too.
         std::io::stdout()
             .as_fd()
             .try_clone_to_owned()
-            .and_then(|fd| plan.write_to_file(&input, &std::fs::File::from(fd)))
+            .and_then(|fd| write(&std::fs::File::from(fd)))
             .map_err(|e| segpack::Error::io("cannot write stdout", e))
     } else {
         let target = args.output.as_deref().expect("checked above");
-        write_atomically(target, |file| plan.write_to_file(&input, file))
+        write_atomically(target, write)
     };
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
     match written {
         Ok(()) => {}
         // The reader went away (`segpack pack x | head`): not our failure.
@@ -194,6 +242,20 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
         eprintln!("{}", stats_line(plan.report(), elapsed));
     }
     Ok(())
+}
+
+/// Inputs at least this large get a progress bar (when stderr is a terminal).
+const PROGRESS_MIN_BYTES: u64 = 64 << 20;
+
+/// Whether to draw a progress bar for an input of `len` bytes: only on a
+/// terminal (never into pipes or CI logs), and only for large inputs.
+/// `SEGPACK_PROGRESS_MIN_BYTES` overrides the size threshold.
+fn wants_progress(len: u64) -> bool {
+    let min = std::env::var("SEGPACK_PROGRESS_MIN_BYTES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(PROGRESS_MIN_BYTES);
+    len >= min && std::io::stderr().is_terminal()
 }
 
 fn is_broken_pipe(e: &segpack::Error) -> bool {
