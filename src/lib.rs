@@ -12,7 +12,21 @@
 //! * [`pack_segments`], for producers that hold a list of segments:
 //!   `(memory, offset, &[u8])` in, merged segments out, borrowing your bytes.
 //! * [`pack_module`], for whole binaries: `&[u8]` in, the packed binary
-//!   written to any [`std::io::Write`], and a [`PackReport`] back.
+//!   written to any [`std::io::Write`], and a [`PackReport`] back. [`Plan`]
+//!   splits it in two: plan everything, look at the report, then write.
+//!
+//! And two to look before and after: [`inspect`] tells what packing would
+//! do to each memory, [`verify()`] checks that a packed binary gives the
+//! same memories as its original.
+//!
+//! # Cargo features
+//!
+//! * `parallel` (default): scan memory images on a pool of worker threads
+//!   ([`PackOptions::threads`]). Without it everything runs on the calling
+//!   thread and the crate has one dependency less (crossbeam-channel); the
+//!   output is byte-identical either way, for any number of threads.
+//!   Producers that pack small images, or run inside their own thread pool,
+//!   can turn it off: `default-features = false`.
 //!
 //! ```
 //! # fn main() -> segpack::Result<()> {
