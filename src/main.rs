@@ -258,6 +258,18 @@ fn wants_progress(len: u64) -> bool {
     len >= min && std::io::stderr().is_terminal()
 }
 
+/// Writes `text` to stdout; a reader that went away (`segpack inspect x |
+/// head`) is not an error.
+fn print(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(segpack::Error::io("cannot write stdout", e).into()),
+    }
+}
+
 fn is_broken_pipe(e: &segpack::Error) -> bool {
     std::error::Error::source(e)
         .and_then(|s| s.downcast_ref::<std::io::Error>())
@@ -270,6 +282,7 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
     let inspection = segpack::inspect(input.bytes(), &args.common.options())?;
     let report = &inspection.report;
     let elapsed = started.elapsed().as_secs_f64();
+    let mut text = String::new();
     if args.json {
         let mut json = report_json(report, elapsed);
         for (module, memories) in json["modules"]
@@ -280,8 +293,7 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
         {
             module["memories"] = memories.iter().map(memory_json).collect();
         }
-        println!("{json}");
-        return Ok(());
+        return print(&format!("{json}\n"));
     }
     // One line per module (its memories after a `;`), then the total.
     for (m, memories) in report.modules.iter().zip(&inspection.memories) {
@@ -298,13 +310,15 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
             line.push_str("; ");
             line.push_str(&memory_line(memory));
         }
-        println!("{line}");
+        text.push_str(&line);
+        text.push('\n');
         for w in &m.warnings {
-            println!("  warning: {w}");
+            text.push_str(&format!("  warning: {w}\n"));
         }
     }
-    println!("{}", stats_line(report, elapsed));
-    Ok(())
+    text.push_str(&stats_line(report, elapsed));
+    text.push('\n');
+    print(&text)
 }
 
 /// `memory 0 (32-bit): 1,204 segments, 4.1 MiB of data (2.8 MiB zeros,
@@ -368,10 +382,7 @@ fn verify(args: VerifyArgs) -> Result<(), Failure> {
     };
     let (a, b) = (args.original.display(), args.packed.display());
     match segpack::verify(original.bytes(), packed.bytes(), &options)? {
-        None => {
-            println!("same: {b} gives the same memories as {a}");
-            Ok(())
-        }
+        None => print(&format!("same: {b} gives the same memories as {a}\n")),
         Some(difference) => Err(Failure {
             message: format!("{b} is not a packing of {a}: {difference}"),
             status: 1,
