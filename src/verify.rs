@@ -393,14 +393,14 @@ impl<'a> Sides<'a> {
                 for (k, (x, y)) in sa.iter().zip(&sb).enumerate() {
                     if self.original[x.3.clone()] != self.packed[y.3.clone()] {
                         return Some(format!(
-                            "memory {m} is not packable ({reason}), so its segments must be kept, but its active segment {k} (segment {} of the original, {} of the packed binary) differs",
+                            "memory {m}: active segment {k} (segment {} of the original, {} of the packed binary) differs, but the memory is not packable, so its segments must stay as they are: {reason}",
                             x.0, y.0
                         ));
                     }
                 }
                 if sa.len() != sb.len() {
                     return Some(format!(
-                        "memory {m} is not packable ({reason}), so its segments must be kept, but the original has {} active segments for it, the packed binary {}",
+                        "memory {m}: the original has {} active segments for it, the packed binary {}, but the memory is not packable, so its segments must stay as they are: {reason}",
                         sa.len(),
                         sb.len()
                     ));

@@ -285,7 +285,7 @@ fn reordered_overlapping_segments_are_caught() {
     assert_caught(
         &imported,
         &swapped,
-        "memory 0 is not packable (imported memory",
+        "the memory is not packable, so its segments must stay as they are: imported memory",
     );
     // With --zero-filled-imports their images are compared instead.
     let zero = VerifyOptions {
@@ -379,7 +379,7 @@ fn dynamic_offsets_must_be_kept() {
     assert_caught(
         &original,
         &changed,
-        "memory 0 is not packable (a segment's offset is not a constant)",
+        "memory 0: active segment 0 (segment 0 of the original, 0 of the packed binary) differs, but the memory is not packable, so its segments must stay as they are: a segment's offset is not a constant",
     );
 }
 
@@ -542,7 +542,10 @@ fn cli_verify_zero_filled_imports_compares_imported_images() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("not packable (imported memory"), "{stderr}");
+    assert!(
+        stderr.contains("not packable, so its segments must stay as they are: imported memory"),
+        "{stderr}"
+    );
     segpack()
         .arg("verify")
         .arg("--zero-filled-imports")
