@@ -14,6 +14,19 @@ use crate::{PackOptions, PackReport, Plan};
 ///
 /// Sizes of segments are their exact size in the data section: header
 /// (flag, memory index, offset expression, length) and payload.
+///
+/// ```
+/// let input = wat::parse_str(r#"(module (import "env" "mem" (memory 1))
+///     (data (i32.const 0) "a\00\00b"))"#).unwrap();
+/// let inspection = segpack::inspect(&input, &Default::default())?;
+/// let memory = &inspection.memories[0][0];
+/// assert!(memory.imported);
+/// assert_eq!((memory.zero_bytes, memory.non_zero_bytes), (2, 2));
+/// assert!(memory.not_packable.as_deref().unwrap().contains("--zero-filled-imports"));
+/// // Not packable: packing leaves its segments as they are.
+/// assert_eq!(memory.packed_segment_bytes, memory.segment_bytes);
+/// # Ok::<(), segpack::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoryReport {
     /// The memory's index in its module.
@@ -42,6 +55,19 @@ pub struct MemoryReport {
 }
 
 /// What packing a binary would do, per module and per memory.
+///
+/// ```
+/// let input = wat::parse_str(r#"(component
+///     (core module (memory 1) (memory 1)
+///         (data (memory 1) (i32.const 0) "\00\00\00\00\00\00\00\00\00\00x")))"#).unwrap();
+/// let inspection = segpack::inspect(&input, &Default::default())?;
+/// assert_eq!(inspection.report.modules[0].path, "core module 0");
+/// let [unused, used] = &inspection.memories[0][..] else { panic!() };
+/// assert_eq!(unused.segments, 0);
+/// assert_eq!((used.memory_index, used.segments, used.packed_segments), (1, 1, 1));
+/// assert!(used.packed_segment_bytes < used.segment_bytes);
+/// # Ok::<(), segpack::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspection {
     /// The report [`pack_module`](crate::pack_module) would return.

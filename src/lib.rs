@@ -70,9 +70,21 @@ pub use verify::{Difference, VerifyOptions, verify};
 struct ReadmeDoctests;
 
 /// Wizer's cap on the number of data segments, segpack's default.
+///
+/// ```
+/// assert_eq!(segpack::PackOptions::default().max_segments, segpack::DEFAULT_MAX_SEGMENTS);
+/// ```
 pub const DEFAULT_MAX_SEGMENTS: u32 = 10_000;
 
-/// Engines reject modules with more data segments than this.
+/// Engines reject modules with more data segments than this, so it is the
+/// largest `max_segments` accepted.
+///
+/// ```
+/// let options = segpack::PackOptions { max_segments: segpack::ENGINE_MAX_SEGMENTS + 1, ..Default::default() };
+/// let input = wat::parse_str("(module)").unwrap();
+/// let error = segpack::pack_module(&input, Vec::new(), &options).unwrap_err();
+/// assert_eq!(error.kind(), segpack::ErrorKind::InvalidOptions);
+/// ```
 pub const ENGINE_MAX_SEGMENTS: u32 = 100_000;
 
 /// How to pack.
@@ -121,6 +133,17 @@ impl PackOptions {
 }
 
 /// What packing did to one core module.
+///
+/// ```
+/// let input = wat::parse_str(r#"(component
+///     (core module (memory 1) (data (i32.const 0) "a\00\00\00\00\00\00\00\00\00b")))"#).unwrap();
+/// let report = segpack::pack_module(&input, Vec::new(), &Default::default())?;
+/// let module = &report.modules[0];
+/// assert_eq!(module.path, "core module 0");
+/// assert_eq!((module.segments_before, module.segments_after), (1, 2));
+/// assert!(module.changed && module.data_bytes_after < module.data_bytes_before);
+/// # Ok::<(), segpack::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleReport {
     /// Where the module is inside a component, e.g. `core module 0`; empty
@@ -144,6 +167,19 @@ pub struct ModuleReport {
 
 /// What packing did to a binary: one [`ModuleReport`] per core module, in
 /// the order they appear.
+///
+/// ```
+/// // Out of bounds: instantiation traps, so the data section is kept, with a warning.
+/// let input = wat::parse_str(r#"(module (memory 1) (data (i32.const 65535) "ab"))"#).unwrap();
+/// let mut output = Vec::new();
+/// let report = segpack::pack_module(&input, &mut output, &Default::default())?;
+/// assert!(!report.changed());
+/// assert_eq!(output, input);
+/// assert_eq!(report.segments_before(), report.segments_after());
+/// assert_eq!(report.data_bytes_before(), report.data_bytes_after());
+/// assert!(report.warnings().next().unwrap().contains("out of bounds"));
+/// # Ok::<(), segpack::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PackReport {
     /// One report per core module (one for a plain module).
@@ -265,6 +301,17 @@ impl<'a> Plan<'a> {
     }
 
     /// What packing does.
+    ///
+    /// ```
+    /// let input = wat::parse_str("(module (memory 1) (data (i32.const 0) \"abc\"))").unwrap();
+    /// let plan = segpack::Plan::new(&input, &Default::default())?;
+    /// // Nothing to gain: the output is the input.
+    /// assert!(!plan.report().changed());
+    /// assert_eq!(plan.len(), input.len() as u64);
+    /// assert!(!plan.is_empty());
+    /// assert_eq!(plan.input(), &input[..]);
+    /// # Ok::<(), segpack::Error>(())
+    /// ```
     pub fn report(&self) -> &PackReport {
         &self.report
     }
@@ -291,6 +338,21 @@ impl<'a> Plan<'a> {
     ///
     /// # Errors
     /// Whatever writing `output` returns.
+    ///
+    /// # Panics
+    /// When `input` is not the input the plan was made from.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("in.wasm");
+    /// # std::fs::write(&path, wat::parse_str("(module (memory 1) (data (i32.const 8) \"\\00\\00hi\"))").unwrap()).unwrap();
+    /// let input = segpack::io::Input::open(Some(&path))?;
+    /// let plan = segpack::Plan::from_input(&input, &Default::default())?;
+    /// let target = dir.path().join("out.wasm");
+    /// segpack::io::write_atomically(&target, |file| plan.write_to_file(&input, file))?;
+    /// assert_eq!(std::fs::metadata(&target).unwrap().len(), plan.len());
+    /// # Ok::<(), segpack::Error>(())
+    /// ```
     pub fn write_to_file(&self, input: &io::Input, output: &std::fs::File) -> std::io::Result<()> {
         assert!(
             std::ptr::eq(input.bytes().as_ptr(), self.input.as_ptr()),
