@@ -45,9 +45,8 @@ pub(crate) fn plan_binary<'a>(
 ) -> Result<()> {
     match parse::parse(input, range.clone(), cx.release)? {
         Binary::Module(module) => {
-            let (report, module_out) =
-                plan_module(input, range, &module, cx, !path.is_empty())
-                    .map_err(|e| e.in_context(path))?;
+            let (report, module_out) = plan_module(input, range, &module, cx, !path.is_empty())
+                .map_err(|e| e.in_context(path))?;
             out.append(module_out);
             reports.push(ModuleReport {
                 path: path.to_string(),
@@ -159,7 +158,9 @@ fn plan_module<'a>(
     // Inside a component, one module that may not be packed must not stop
     // the others from being packed.
     if let Some(err) = relocatable {
-        report.warnings.push(format!("{}: left as is", err.message()));
+        report
+            .warnings
+            .push(format!("{}: left as is", err.message()));
         return Ok(unchanged(report));
     }
 

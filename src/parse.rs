@@ -174,7 +174,8 @@ pub(crate) fn nested_path_at(input: &[u8], offset: usize) -> String {
         let mut pos = range.start;
         let (mut modules, mut components) = (0, 0);
         loop {
-            let Ok(Chunk::Parsed { consumed, payload }) = parser.parse(&input[pos..range.end], true)
+            let Ok(Chunk::Parsed { consumed, payload }) =
+                parser.parse(&input[pos..range.end], true)
             else {
                 return path;
             };
