@@ -239,7 +239,22 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
     if args.json {
         eprintln!("{}", report_json(plan.report(), elapsed));
     } else if args.stats {
-        eprintln!("{}", stats_line(plan.report(), elapsed));
+        // A component: one line per nested core module, then the totals.
+        let report = plan.report();
+        if report.modules.len() > 1 || report.modules.iter().any(|m| !m.path.is_empty()) {
+            for m in &report.modules {
+                eprintln!(
+                    "  {}: segments {} -> {}, data {} -> {} ({})",
+                    m.path,
+                    group(m.segments_before),
+                    group(m.segments_after),
+                    bytes(m.data_bytes_before),
+                    bytes(m.data_bytes_after),
+                    percent(m.data_bytes_before, m.data_bytes_after)
+                );
+            }
+        }
+        eprintln!("{}", stats_line(report, elapsed));
     }
     Ok(())
 }

@@ -857,3 +857,36 @@ fn version_prints_the_crate_version() {
         format!("segpack {}\n", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn stats_of_a_component_has_a_line_per_nested_module_then_the_totals() {
+    let dir = TempDir::new().unwrap();
+    let src = write(
+        &dir,
+        "c.wasm",
+        &wat(r#"(component
+            (core module (memory 1) (data (i32.const 0) "\00\00a") (data (i32.const 3) "b"))
+            (component (core module (memory 1) (data (i32.const 9) "q"))))"#),
+    );
+    let out = dir.path().join("out.wasm");
+    let run = segpack()
+        .arg("pack")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .arg("--stats")
+        .assert()
+        .success();
+    let stderr = String::from_utf8(run.get_output().stderr.clone()).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert!(
+        lines[0].starts_with("  core module 0: segments 2 -> 1, "),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].starts_with("  component 0 / core module 0: segments 1 -> 1, "),
+        "{stderr}"
+    );
+    assert!(lines[2].starts_with("segments 3 -> 2, "), "{stderr}");
+}
