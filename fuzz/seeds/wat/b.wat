@@ -1,0 +1,6 @@
+(module (memory $m0 1) (memory $m1 i64 2) (global $g i32 (i32.const 16))
+  (data (memory $m0) (global.get $g) "xyz\00\00\00\00\00\00\00\00\00\00\00w")
+  (data "passive\00\00\00")
+  (data (memory $m1) (i64.const 70000) "hello\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00world")
+  (data (memory $m0) (i32.add (i32.const 100) (i32.const 28)) "\01\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\02")
+  (func (data.drop 1)))
