@@ -1,6 +1,6 @@
 //! Differential testing of segpack against the wasmi engine.
 //!
-//! Every run packs at least 1,000 generated core modules — half of them from
+//! Every run packs 10,000 generated core modules (at least 1,000) — half of them from
 //! `wasm-smith` (often with parts of their segments zeroed, so that there is
 //! something to pack), half from a generator below that builds modules full
 //! of what segpack cares about: overlapping and erasing segments, zero gaps
@@ -22,7 +22,7 @@
 //! Environment:
 //! * `SEGPACK_SEED=<u64>` replaces the fixed seed; `SEGPACK_SEED=random`
 //!   picks one and prints it.
-//! * `SEGPACK_CASES=<n>` sets the number of modules (default 4,000).
+//! * `SEGPACK_CASES=<n>` sets the number of modules (default 10,000).
 //! * `SEGPACK_CASE=<n>` runs only case `n` of the seed.
 //! * `SEGPACK_STRICT=1` fails on the known segpack bugs (the ignored tests
 //!   at the end of this file) instead of counting them.
@@ -42,7 +42,7 @@ use support::{Comparison, Outcome, Rng};
 use wasmparser::{DataKind, Operator, Parser, Payload, Validator, WasmFeatures};
 
 const DEFAULT_SEED: u64 = 0x5e67_ac00_d1ff_0001;
-const DEFAULT_CASES: u64 = 4_000;
+const DEFAULT_CASES: u64 = 10_000;
 
 /// Stack for the threads that run wasmi: its interpreter recurses once per
 /// executed branch when the compiler does not turn its tail calls into
@@ -758,6 +758,10 @@ impl Builder<'_> {
                 let (at, plen) = near[self.rng.below(near.len() as u64) as usize];
                 let jitter = self.rng.below(2 * 40 + plen) as i64 - 40;
                 (at as i64 + jitter).clamp(0, room as i64) as u64
+            } else if size > 1 << 20 && self.rng.percent(50) {
+                // Across the boundary of two 1 MiB scanning jobs.
+                let at = (1u64 << 20).saturating_sub(self.rng.below(len + 64));
+                at.min(room)
             } else if self.rng.percent(20) {
                 let align = [8u64, 4096, 65536][self.rng.below(3) as usize];
                 (self.rng.below(room + 1) / align * align).min(room)
@@ -825,6 +829,8 @@ fn generated_module(rng: &mut Rng) -> Vec<u8> {
         let memory64 = rng.percent(30);
         let min = match page_size_log2 {
             Some(0) => rng.below(6000),
+            // 17 pages: past the 1 MiB jobs that segpack scans in parallel.
+            _ if rng.percent(5) => 17,
             _ => [0, 1, 1, 1, 2, 3][rng.below(6) as usize],
         };
         let max = rng.percent(40).then(|| min + rng.below(3));
