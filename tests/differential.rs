@@ -1,6 +1,6 @@
 //! Differential testing of segpack against the wasmi engine.
 //!
-//! Every run packs 10,000 generated core modules (at least 1,000) — half of them from
+//! Every run packs 10,000 generated core modules by default — half of them from
 //! `wasm-smith` (often with parts of their segments zeroed, so that there is
 //! something to pack), half from a generator below that builds modules full
 //! of what segpack cares about: overlapping and erasing segments, zero gaps
