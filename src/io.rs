@@ -136,6 +136,28 @@ impl Input {
 /// ```
 pub fn write_atomically(target: &Path, write: impl FnOnce(&File) -> io::Result<()>) -> Result<()> {
     let name = target.display();
+    match std::fs::metadata(target) {
+        // A device or a FIFO (`-o /dev/null`, `-o /dev/stdout`, a named
+        // pipe) is written through: renaming a file over it would replace
+        // the device node itself.
+        Ok(meta) if !meta.is_file() && !meta.is_dir() => {
+            let file = File::options()
+                .write(true)
+                .open(target)
+                .map_err(|e| Error::io(format!("cannot open {name}"), e))?;
+            return write(&file).map_err(|e| Error::io(format!("cannot write {name}"), e));
+        }
+        Ok(meta) if meta.is_dir() => {
+            return Err(Error::io(
+                format!("cannot write {name}: it is a directory; name a file in it"),
+                io::Error::from(io::ErrorKind::IsADirectory),
+            ));
+        }
+        _ => {}
+    }
+    // A symbolic link stays one: the file it points to is replaced.
+    let resolved = std::fs::canonicalize(target).ok();
+    let target = resolved.as_deref().unwrap_or(target);
     let dir = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -143,27 +165,35 @@ pub fn write_atomically(target: &Path, write: impl FnOnce(&File) -> io::Result<(
     let temp = tempfile::Builder::new()
         .prefix(".segpack-")
         .suffix(".tmp")
-        .tempfile_in(&dir)
+        // Registered for removal on a signal before it exists, so no signal
+        // can find it unregistered.
+        .make_in(&dir, |path| {
+            let pending = Pending::register(path);
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(path)?;
+            Ok((file, pending))
+        })
         .map_err(|e| {
             Error::io(
                 format!("cannot create a temporary file in {}", dir.display()),
                 e,
             )
         })?;
-    let _pending = Pending::register(temp.path());
-    write(temp.as_file()).map_err(|e| Error::io(format!("cannot write {name}"), e))?;
+    let file = &temp.as_file().0;
+    write(file).map_err(|e| Error::io(format!("cannot write {name}"), e))?;
     // Temporary files are private (0600); the result should look like any
     // file the user writes: the target's old permissions, or 0644.
     match std::fs::metadata(target) {
         Ok(meta) => {
-            let _ = temp.as_file().set_permissions(meta.permissions());
+            let _ = file.set_permissions(meta.permissions());
         }
         #[cfg(unix)]
         Err(_) => {
             use std::os::unix::fs::PermissionsExt;
-            let _ = temp
-                .as_file()
-                .set_permissions(std::fs::Permissions::from_mode(0o644));
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o644));
         }
         #[cfg(not(unix))]
         Err(_) => {}

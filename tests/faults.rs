@@ -271,7 +271,6 @@ fn a_full_disk_while_spooling_stdin_is_a_one_line_error() {
 /// regular file, and `-o /dev/full` "succeeds". Tested on device nodes made
 /// in a temporary directory (needs root) and on a FIFO (does not).
 #[test]
-#[ignore = "segpack bug: -o naming a device or FIFO renames a regular file over it (as root, `-o /dev/null` replaces /dev/null) and `-o <full device>` exits 0"]
 fn output_to_a_special_file_writes_through_it() {
     let dir = TempDir::new().unwrap();
     let input = write(&dir, "in.wasm", &packable());
@@ -635,7 +634,6 @@ fn signals_while_writing_leave_no_files() {
 /// Signalled as soon as the file shows up, about one run in six leaves a
 /// `.segpack-*.tmp` of 0 bytes; 40 runs make that near certain.
 #[test]
-#[ignore = "segpack bug: a signal between creating the temporary output file and registering it leaves the file behind"]
 fn signals_just_after_the_temporary_file_is_created_leave_no_files() {
     let dir = TempDir::new().unwrap();
     let input = dir.path().join("big.wasm");
