@@ -252,7 +252,8 @@ fn plan_module<'a>(
         } else if next_packed < packed.len() {
             entries.push(Entry::Packed(Some(i), next_packed));
             next_packed += 1;
-        } else if last_kept.is_some_and(|k| i < k) {
+        } else if last_kept.is_some_and(|k| i < k) || i < module.data_slots_used as usize {
+            // A later kept segment, or code, names this index or a later one.
             entries.push(Entry::EmptyPassive);
         }
     }

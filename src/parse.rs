@@ -75,6 +75,10 @@ pub(crate) struct Module<'a> {
     pub name_sections: Vec<usize>,
     /// The first custom section that marks a relocatable object, and where.
     pub relocatable: Option<(String, usize)>,
+    /// One more than the highest data segment index the code names
+    /// (`memory.init`, `data.drop`), 0 when it names none. Such code needs a
+    /// data count section, so the code is only read when there is one.
+    pub data_slots_used: u32,
 }
 
 /// A parsed binary: a core module or a component.
@@ -271,6 +275,28 @@ fn validate_data_section<'a>(
     Ok(ValidPayload::Ok)
 }
 
+/// One more than the highest data segment index that the function bodies
+/// in the code section at `code` name, 0 when they name none.
+fn data_slots_used(input: &[u8], code: Range<usize>) -> Result<u32> {
+    let reader = wasmparser::CodeSectionReader::new(BinaryReader::new(
+        &input[code.clone()],
+        code.start as u64,
+    ))?;
+    let mut used = 0;
+    for body in reader {
+        let mut ops = body?.get_operators_reader()?;
+        while !ops.eof() {
+            match ops.read()? {
+                Operator::MemoryInit { data_index, .. } | Operator::DataDrop { data_index } => {
+                    used = used.max(data_index.saturating_add(1));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(used)
+}
+
 /// Reads the binary at `range` of `input`.
 /// `release` is told which header bytes were read for good.
 pub(crate) fn parse<'a>(
@@ -302,9 +328,18 @@ pub(crate) fn parse<'a>(
                 continue;
             }
             Payload::End(_) => break,
-            Payload::CodeSectionStart { size, .. } => {
+            Payload::CodeSectionStart {
+                unchecked_range: code,
+                size,
+                ..
+            } => {
                 parser.skip_section();
                 pos += *size as usize;
+                if module.data_count.is_some() {
+                    let code = code.start as usize..code.end as usize;
+                    module.data_slots_used = data_slots_used(input, code.clone())?;
+                    release(&input[code]);
+                }
             }
             Payload::ModuleSection {
                 unchecked_range, ..
