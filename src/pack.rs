@@ -110,6 +110,13 @@ pub(crate) fn unpackable_reason(
     {
         return Some("a segment's offset is not a constant");
     }
+    // The planner's ranges end below 2^64; such a memory spans the whole
+    // 64-bit address space, which no engine allocates.
+    if module.segments.iter().filter(targets).any(|s| {
+        matches!(s.placement, Placement::Constant { offset, .. } if offset.checked_add(s.data.len() as u64).is_none())
+    }) {
+        return Some("a segment ends at the very top of the 64-bit address space (2^64)");
+    }
     // If instantiation can trap on a segment whose offset is only known at run
     // time, the segments written before the trap stay visible in an imported
     // memory; packing reorders them, so leave imported memories alone then.
@@ -491,6 +498,17 @@ pub(crate) fn images_of_segments<'a>(
                 None,
             ));
         };
+        if s.offset.checked_add(s.data.len() as u64).is_none() {
+            return Err(Error::new(
+                ErrorKind::InvalidSegment,
+                format!(
+                    "segment {i} (offset {:#x}, {} bytes) ends at the very top of the 64-bit address space (2^64), which segpack does not pack; leave that memory's segments as they are",
+                    s.offset,
+                    s.data.len()
+                ),
+                None,
+            ));
+        }
         if s.offset as u128 + s.data.len() as u128 > index_type.address_space() {
             return Err(Error::new(
                 ErrorKind::InvalidSegment,
