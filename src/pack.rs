@@ -43,6 +43,21 @@ pub(crate) fn plan_binary<'a>(
     out: &mut Output<'a>,
     reports: &mut Vec<ModuleReport>,
 ) -> Result<()> {
+    let depth = if path.is_empty() {
+        0
+    } else {
+        path.matches(" / ").count() + 1
+    };
+    if depth > parse::MAX_NESTING {
+        return Err(Error::malformed(
+            format!(
+                "components nested more than {} deep ({}) are not supported",
+                parse::MAX_NESTING,
+                parse::short_path(path)
+            ),
+            range.start as u64,
+        ));
+    }
     match parse::parse(input, range.clone(), cx.release)? {
         Binary::Module(module) => {
             let (report, module_out) = plan_module(input, range, &module, cx, !path.is_empty())

@@ -135,7 +135,7 @@ impl<'r> ReleaseBehind<'r> {
 pub(crate) fn validate(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result<()> {
     validate_all(input, release).map_err(|e| match e.offset() {
         Some(offset) => {
-            let path = nested_path_at(input, offset as usize);
+            let path = short_path(&nested_path_at(input, offset as usize));
             e.in_context(&path)
         }
         None => e,
@@ -165,6 +165,26 @@ fn validate_all(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result<()> {
     }
     Ok(())
 }
+
+/// A nesting path short enough for a one-line message: deeper than six
+/// levels, the middle levels are counted instead of listed.
+pub(crate) fn short_path(path: &str) -> String {
+    let levels: Vec<&str> = path.split(" / ").collect();
+    if levels.len() <= 6 {
+        return path.to_string();
+    }
+    format!(
+        "{} / ... {} more levels ... / {}",
+        levels[..2].join(" / "),
+        levels.len() - 4,
+        levels[levels.len() - 2..].join(" / ")
+    )
+}
+
+/// Components nested deeper than this are refused (wasmparser's validator
+/// allows 1,000 modules and components in all): the planner recurses once
+/// per level, and this bounds its stack.
+pub(crate) const MAX_NESTING: usize = 1000;
 
 /// The path of the nested core module or component of `input` that holds
 /// byte `offset`, named as in the reports ("component 0 / core module 1"),

@@ -1156,7 +1156,6 @@ fn broken_name_sections_are_not_a_crash() {
 /// deep that is a 14 KB line. One line, but not the "clear one-line error"
 /// of SPEC §5.
 #[test]
-#[ignore = "segpack bug: the error for a deeply nested component repeats `component 0 /` per level (a 14 KB line)"]
 fn error_for_a_deeply_nested_component_is_short() {
     let file = corpus_path().join("component-nested-4000-deep-garbage.wasm");
     let out = segpack().arg("pack").arg(&file).output().unwrap();
