@@ -13,7 +13,8 @@
 //! packable memory's image identical, passive segments identical at their
 //! index, a non-packable memory's active segments unchanged) and, for core
 //! modules, instantiation in wasmi (every memory's bytes, or both trap).
-//! Also: `pack(pack(x)) == pack(x)` and the same output with one thread.
+//! Also: `segpack::verify` agrees, the output is no larger than the input,
+//! `pack(pack(x)) == pack(x)`, and the output is the same with one thread.
 
 #![no_main]
 
@@ -128,6 +129,20 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         // wasmi hands every imported memory in zero-filled, so the
         // comparison holds with or without `zero_filled_imports`.
         support::assert_equivalent(&input, &out);
+    }
+    assert!(
+        out.len() <= input.len(),
+        "the output ({} bytes) is larger than the input ({} bytes)",
+        out.len(),
+        input.len()
+    );
+    let verify = segpack::VerifyOptions {
+        zero_filled_imports: options.zero_filled_imports,
+    };
+    match segpack::verify(&input, &out, &verify) {
+        Ok(None) => {}
+        Ok(Some(difference)) => panic!("segpack::verify finds a difference: {difference}"),
+        Err(e) => panic!("segpack::verify fails: {e}"),
     }
     let twice = pack(&out, &options).expect("segpack accepts its own output");
     assert!(twice == out, "pack(pack(x)) != pack(x)");
