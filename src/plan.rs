@@ -127,14 +127,22 @@ fn slice_piece<'a>(piece: &Piece<'a>, start: u64, end: u64) -> Piece<'a> {
 
 /// Greedy left-to-right merging of non-zero runs into segments.
 ///
-/// Runs arrive in address order. The open segment absorbs the next run when
-/// the merged segment is strictly smaller in the file than the two apart
-/// (a gap of zeros cheaper than a new header), and touching runs (gap 0) are
-/// always joined. Segments longer than [`MAX_SEGMENT_LEN`] are split.
+/// Runs arrive in address order, possibly cut into parts wherever the image
+/// was sliced (overlay pieces, scanning jobs). Parts at most
+/// [`JOINED_GAP`](scan::JOINED_GAP) zeros apart are first joined into one
+/// whole run, and only a whole run is weighed: the open segment absorbs it
+/// when the merged segment is strictly smaller in the file than the two apart
+/// (a gap of zeros cheaper than a new header). Deciding on a part would
+/// misjudge the length LEB of the segment it starts. Segments longer than
+/// [`MAX_SEGMENT_LEN`] are split.
+#[derive(Debug, Clone)]
 pub(crate) struct Merger {
     memory_index: u32,
     index_type: IndexType,
+    /// The segment being built.
     open: Option<Range>,
+    /// The latest run, which may still grow; not yet weighed.
+    last: Option<Range>,
 }
 
 impl Merger {
@@ -143,6 +151,7 @@ impl Merger {
             memory_index,
             index_type,
             open: None,
+            last: None,
         }
     }
 
@@ -165,9 +174,21 @@ impl Merger {
             && self.cost(a.start, b.end) < self.cost(a.start, a.end) + self.cost(b.start, b.end)
     }
 
-    /// Takes the next run; hands finished segments to `out`.
+    /// Takes the next run (or part of one); hands finished segments to `out`.
     #[inline]
     pub(crate) fn push(&mut self, run: Range, out: &mut impl FnMut(Range)) {
+        match &mut self.last {
+            Some(last) if run.start - last.end <= scan::JOINED_GAP as u64 => last.end = run.end,
+            _ => {
+                if let Some(whole) = self.last.replace(run) {
+                    self.weigh(whole, out);
+                }
+            }
+        }
+    }
+
+    /// Merges a whole run into the open segment, or starts a new one.
+    fn weigh(&mut self, run: Range, out: &mut impl FnMut(Range)) {
         match self.open {
             Some(open) if self.worth_merging(open, run) => {
                 self.open = Some(Range {
@@ -194,17 +215,21 @@ impl Merger {
         out(range);
     }
 
-    /// Hands the open segment, if any, to `out`.
+    /// Hands the open segment, if any, to `out`: the input has ended.
     pub(crate) fn finish_open(&mut self, out: &mut impl FnMut(Range)) {
+        if let Some(whole) = self.last.take() {
+            self.weigh(whole, out);
+        }
         if let Some(open) = self.open.take() {
             Self::flush(open, out);
         }
     }
 }
 
-/// Whether a run starting `gap` bytes after the open segment ends splits
-/// from it whatever that segment is: the gap alone costs as much as the
-/// run's own header. Such splits let a worker merge its job independently.
+/// Whether a whole run starting `gap` bytes after the open segment ends
+/// splits from it whatever that segment is: the gap alone costs as much as
+/// the run's own header. Such splits let a worker merge its job
+/// independently.
 fn always_splits(memory_index: u32, index_type: IndexType, prev_end: u64, run: Range) -> bool {
     let gap = run.start - prev_end;
     gap >= MAX_GAP || gap >= header_len(memory_index, index_type, run.start, run.len())
@@ -213,11 +238,11 @@ fn always_splits(memory_index: u32, index_type: IndexType, prev_end: u64, run: R
 /// What a worker makes of one job.
 struct JobResult {
     /// The runs up to the first split that holds whatever came before the
-    /// job: the consumer merges them into its open segment.
+    /// job: the consumer merges them into its own state.
     prefix: Vec<Range>,
-    /// From that split on, the greedy segments are the worker's: the
-    /// finished ones, and the one still open at the job's end.
-    body: Option<(Vec<Range>, Range)>,
+    /// From that split on, the merging is the worker's: the finished
+    /// segments, and its merger's state at the job's end.
+    body: Option<(Vec<Range>, Merger)>,
 }
 
 /// Scans one job and merges its runs greedily, as far as that can be done
@@ -225,31 +250,46 @@ struct JobResult {
 fn scan_and_merge(memory_index: u32, index_type: IndexType, job: &scan::Job<'_>) -> JobResult {
     let mut prefix = Vec::new();
     let mut body: Option<(Merger, Vec<Range>)> = None;
+    // Before the body starts: the end of the last whole run in the prefix,
+    // and the latest run, which may still grow.
     let mut prev_end: Option<u64> = None;
+    let mut latest: Option<Range> = None;
     for &(offset, data) in job {
         scan::for_each_run(data, |s, e| {
             let run = Range {
                 start: offset + s as u64,
                 end: offset + e as u64,
             };
-            match &mut body {
-                Some((merger, done)) => merger.push(run, &mut |r| done.push(r)),
-                None => {
-                    if prev_end.is_some_and(|p| always_splits(memory_index, index_type, p, run)) {
-                        let mut merger = Merger::new(memory_index, index_type);
-                        merger.open = Some(run);
-                        body = Some((merger, Vec::new()));
-                    } else {
-                        prefix.push(run);
-                        prev_end = Some(run.end);
+            if let Some((merger, done)) = &mut body {
+                return merger.push(run, &mut |r| done.push(r));
+            }
+            match &mut latest {
+                Some(l) if run.start - l.end <= scan::JOINED_GAP as u64 => l.end = run.end,
+                _ => {
+                    // `whole` is complete: `run` starts past its joining gap.
+                    if let Some(whole) = latest.replace(run) {
+                        if prev_end
+                            .is_some_and(|p| always_splits(memory_index, index_type, p, whole))
+                        {
+                            let mut merger = Merger::new(memory_index, index_type);
+                            merger.open = Some(whole);
+                            merger.last = latest.take();
+                            body = Some((merger, Vec::new()));
+                        } else {
+                            prefix.push(whole);
+                            prev_end = Some(whole.end);
+                        }
                     }
                 }
             }
         });
     }
+    // A run at the job's end may go on in the next job: it is never weighed
+    // here, it goes to the consumer.
+    prefix.extend(latest);
     JobResult {
         prefix,
-        body: body.map(|(merger, done)| (done, merger.open.expect("a body starts with a run"))),
+        body: body.map(|(merger, done)| (done, merger)),
     }
 }
 
@@ -430,10 +470,10 @@ fn greedy_segments(
             for run in result.prefix {
                 merger.push(run, out);
             }
-            if let Some((done, open)) = result.body {
+            if let Some((done, state)) = result.body {
                 merger.finish_open(out);
                 done.into_iter().for_each(&mut *out);
-                merger.open = Some(open);
+                merger = state;
             }
             for (_, data) in &jobs[i] {
                 release(data);
@@ -591,27 +631,29 @@ mod tests {
     /// The plain definition: one serial greedy pass over the runs of the
     /// same slices, then close the cheapest gaps (all keys sorted) left to
     /// right within 1 GiB.
-    fn reference(
-        images: &[MemoryImage<'_>],
-        budget: u64,
-        job_bytes: usize,
-    ) -> Vec<(u32, u64, u64)> {
+    fn reference(images: &[MemoryImage<'_>], budget: u64) -> Vec<(u32, u64, u64)> {
         let mut plans = Vec::new();
         for image in images {
+            // The image's whole runs, byte by byte: non-zero bytes at most
+            // JOINED_GAP zeros apart, however the image is sliced.
+            let mut runs: Vec<Range> = Vec::new();
+            for piece in image.pieces.iter() {
+                for (i, &b) in piece.data.iter().enumerate() {
+                    let at = piece.offset + i as u64;
+                    match runs.last_mut() {
+                        _ if b == 0 => {}
+                        Some(r) if at - r.end <= scan::JOINED_GAP as u64 => r.end = at + 1,
+                        _ => runs.push(Range {
+                            start: at,
+                            end: at + 1,
+                        }),
+                    }
+                }
+            }
             let mut merger = Merger::new(image.memory_index, image.index_type);
             let mut segments = Vec::new();
-            let pieces: Vec<(u64, &[u8])> =
-                image.pieces.iter().map(|p| (p.offset, p.data)).collect();
-            for job in scan::jobs(&pieces, job_bytes) {
-                for (offset, data) in job {
-                    scan::for_each_run(data, |s, e| {
-                        let run = Range {
-                            start: offset + s as u64,
-                            end: offset + e as u64,
-                        };
-                        merger.push(run, &mut |r| segments.push(r));
-                    });
-                }
+            for run in runs {
+                merger.push(run, &mut |r| segments.push(r));
             }
             merger.finish_open(&mut |r| segments.push(r));
             plans.push(segments);
@@ -697,7 +739,7 @@ mod tests {
             let base = if high { 1u64 << 40 } else { 0 };
             let mem1: Vec<(u64, Vec<u8>)> = mem1.into_iter().map(|(o, d)| (o + base, d)).collect();
             let images = [image(0, IndexType::I32, &mem0), image(1, IndexType::I64, &mem1)];
-            let expected = reference(&images, budget, job_bytes);
+            let expected = reference(&images, budget);
             prop_assert_eq!(packed(&images, budget, threads, job_bytes), expected);
         }
 

@@ -24,8 +24,6 @@
 //!   picks one and prints it.
 //! * `SEGPACK_CASES=<n>` sets the number of modules (default 10,000).
 //! * `SEGPACK_CASE=<n>` runs only case `n` of the seed.
-//! * `SEGPACK_STRICT=1` fails on the known segpack bugs (the ignored tests
-//!   at the end of this file) instead of counting them.
 //! * `SEGPACK_REPLAY=<file.wasm>` runs the checks on one file (a failure
 //!   writes its input to `target/differential-failure-<seed>-<case>.wasm`).
 
@@ -68,12 +66,6 @@ fn seed() -> u64 {
             .parse()
             .unwrap_or_else(|_| panic!("SEGPACK_SEED={s:?} is neither a u64 nor `random`")),
     }
-}
-
-/// `SEGPACK_STRICT=1`: fail on the known segpack bugs too (they are
-/// otherwise counted and the packing's remaining checks skipped).
-fn strict() -> bool {
-    std::env::var_os("SEGPACK_STRICT").is_some_and(|v| v != "0")
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -119,8 +111,6 @@ struct Tally {
     /// Packings of modules whose code names data segments by index (once
     /// the bug of `code_may_name_a_repacked_segment`; now checked).
     names_segments: u64,
-    /// Packings that hit the known bug of `packing_twice_gains_nothing`.
-    not_smallest: u64,
 }
 
 impl Tally {
@@ -136,7 +126,6 @@ impl Tally {
         self.in_components += other.in_components;
         self.relocatable += other.relocatable;
         self.names_segments += other.names_segments;
-        self.not_smallest += other.not_smallest;
     }
 }
 
@@ -300,18 +289,12 @@ fn check_module(wasm: &[u8], rng: &mut Rng, tally: &mut Tally) {
         .unwrap_or_else(|e| panic!("{what}: segpack::verify fails: {e}"));
         assert_eq!(verdict, None, "{what}: segpack::verify finds a difference");
         let again = try_pack(&out, options).expect("the output is not relocatable");
-        if again.0 != out && again.0.len() < out.len() && !strict() {
-            // Known segpack bug (see `packing_twice_gains_nothing`): the first
-            // packing missed a merge; the second finds it. Counted.
-            tally.not_smallest += 1;
-        } else {
-            assert!(
-                again.0 == out,
-                "{what}: packing the output again changes it ({} -> {} bytes)",
-                out.len(),
-                again.0.len()
-            );
-        }
+        assert!(
+            again.0 == out,
+            "{what}: packing the output again changes it ({} -> {} bytes)",
+            out.len(),
+            again.0.len()
+        );
         let active_out = active_segments(&out);
         if active_in <= options.max_segments as usize {
             assert!(
@@ -1184,7 +1167,6 @@ fn code_may_name_a_repacked_segment() {
 /// segments it does not: `pack(x)` is one byte larger than `pack(pack(x))`
 /// (SPEC §1.3 `pack(pack(x)) == pack(x)`; §4 the smallest data section).
 #[test]
-#[ignore = "segpack bug: a gap made by a zero-led overlapping segment is not merged; pack(pack(x)) is smaller than pack(x)"]
 fn packing_twice_gains_nothing() {
     let wasm = wat::parse_str(format!(
         r#"(module (memory 1)
