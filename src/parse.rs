@@ -147,6 +147,7 @@ fn validate_all(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result<()> {
     let mut functions = Vec::new();
     for payload in Parser::new(0).parse_all(input) {
         let payload = payload?;
+        check_count(&payload)?;
         let valid = match &payload {
             Payload::DataSection(reader) => {
                 validate_data_section(&mut validator, input, reader, release)?
@@ -245,6 +246,51 @@ pub(crate) fn nested_path_at(input: &[u8], offset: usize) -> String {
             }
         }
     }
+}
+
+/// Refuses a section whose entry count cannot fit its size (every entry
+/// takes at least one byte). The validator reserves room for the claimed
+/// count before reading an entry, so a lying count would otherwise cost an
+/// allocation far bigger than the input (SPEC §5).
+fn check_count(payload: &Payload<'_>) -> Result<()> {
+    macro_rules! counts {
+        ($($variant:ident),* $(,)?) => {
+            match payload {
+                $(Payload::$variant(r) => (r.count(), r.range()),)*
+                _ => return Ok(()),
+            }
+        };
+    }
+    let (count, range) = counts!(
+        TypeSection,
+        ImportSection,
+        FunctionSection,
+        TableSection,
+        MemorySection,
+        TagSection,
+        GlobalSection,
+        ExportSection,
+        ElementSection,
+        DataSection,
+        InstanceSection,
+        CoreTypeSection,
+        ComponentInstanceSection,
+        ComponentAliasSection,
+        ComponentTypeSection,
+        ComponentCanonicalSection,
+        ComponentImportSection,
+        ComponentExportSection,
+    );
+    if u64::from(count) > (range.end - range.start) as u64 {
+        return Err(Error::malformed(
+            format!(
+                "section claims {count} entries in {} bytes",
+                range.end - range.start
+            ),
+            range.start as u64,
+        ));
+    }
+    Ok(())
 }
 
 /// Validates a data section through a copy of its segment headers.
