@@ -281,7 +281,7 @@ fn check_count(payload: &Payload<'_>) -> Result<()> {
         ComponentImportSection,
         ComponentExportSection,
     );
-    if u64::from(count) > (range.end - range.start) as u64 {
+    if u64::from(count) > range.end - range.start {
         return Err(Error::malformed(
             format!(
                 "section claims {count} entries in {} bytes",
