@@ -287,7 +287,7 @@ fn check_count(payload: &Payload<'_>) -> Result<()> {
                 "section claims {count} entries in {} bytes",
                 range.end - range.start
             ),
-            range.start as u64,
+            range.start,
         ));
     }
     Ok(())
