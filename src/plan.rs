@@ -18,7 +18,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use crate::scan;
-use crate::segment::{IndexType, Part, header_len, segment_len};
+use crate::segment::{IndexType, Part, header_len, uleb_len};
 
 /// SpiderMonkey rejects data segments longer than 1 GiB, so no merged
 /// segment grows past it.
@@ -155,10 +155,6 @@ impl Merger {
         }
     }
 
-    fn cost(&self, start: u64, end: u64) -> u64 {
-        segment_len(self.memory_index, self.index_type, start, end - start)
-    }
-
     /// Whether joining `a` and the following `b` makes the file smaller.
     #[inline]
     fn worth_merging(&self, a: Range, b: Range) -> bool {
@@ -169,9 +165,16 @@ impl Merger {
         if gap <= 2 {
             return true;
         }
-        gap < MAX_GAP
-            && b.end - a.start <= MAX_SEGMENT_LEN
-            && self.cost(a.start, b.end) < self.cost(a.start, a.end) + self.cost(b.start, b.end)
+        if gap >= MAX_GAP || b.end - a.start > MAX_SEGMENT_LEN {
+            return false;
+        }
+        // cost(a.start..b.end) < cost(a) + cost(b), with what both sides
+        // share (`a`'s flag, memory, offset and payload, `b`'s payload)
+        // taken out: the merged length LEB and the gap against `a`'s length
+        // LEB and `b`'s whole header.
+        uleb_len(b.end - a.start) + gap
+            < uleb_len(a.end - a.start)
+                + header_len(self.memory_index, self.index_type, b.start, b.end - b.start)
     }
 
     /// Takes the next run (or part of one); hands finished segments to `out`.
@@ -245,51 +248,117 @@ struct JobResult {
     body: Option<(Vec<Range>, Merger)>,
 }
 
+/// The runs of a job before its body starts (see [`JobResult`]).
+struct Prefix {
+    runs: Vec<Range>,
+    /// The end of the last whole run in `runs`.
+    prev_end: Option<u64>,
+    /// The latest run, which may still grow.
+    latest: Option<Range>,
+}
+
+impl Prefix {
+    /// Takes the next run; returns the body's first open segment and latest
+    /// run when the body starts with it.
+    #[inline(never)]
+    fn push(
+        &mut self,
+        memory_index: u32,
+        index_type: IndexType,
+        run: Range,
+    ) -> Option<(Range, Range)> {
+        match &mut self.latest {
+            Some(l) if run.start - l.end <= scan::JOINED_GAP as u64 => l.end = run.end,
+            _ => {
+                // `whole` is complete: `run` starts past its joining gap.
+                if let Some(whole) = self.latest.replace(run) {
+                    if self
+                        .prev_end
+                        .is_some_and(|p| always_splits(memory_index, index_type, p, whole))
+                    {
+                        self.latest = None;
+                        return Some((whole, run));
+                    }
+                    self.runs.push(whole);
+                    self.prev_end = Some(whole.end);
+                }
+            }
+        }
+        None
+    }
+}
+
 /// Scans one job and merges its runs greedily, as far as that can be done
 /// without knowing what came before (see [`JobResult`]).
 fn scan_and_merge(memory_index: u32, index_type: IndexType, job: &scan::Job<'_>) -> JobResult {
-    let mut prefix = Vec::new();
-    let mut body: Option<(Merger, Vec<Range>)> = None;
-    // Before the body starts: the end of the last whole run in the prefix,
-    // and the latest run, which may still grow.
-    let mut prev_end: Option<u64> = None;
-    let mut latest: Option<Range> = None;
+    let mut prefix = Prefix {
+        runs: Vec::new(),
+        prev_end: None,
+        latest: None,
+    };
+    // Once the body has started: the open segment and the latest run (the
+    // state of a [`Merger`], both always present), and the finished segments.
+    let merger = Merger::new(memory_index, index_type);
+    let mut started = false;
+    let mut open = Range { start: 0, end: 0 };
+    let mut last = Range { start: 0, end: 0 };
+    // `done[..finished]` are the finished segments; the rest is scratch.
+    let mut done = Vec::new();
+    let mut finished = 0;
     for &(offset, data) in job {
-        scan::for_each_run(data, |s, e| {
-            let run = Range {
-                start: offset + s as u64,
-                end: offset + e as u64,
-            };
-            if let Some((merger, done)) = &mut body {
-                return merger.push(run, &mut |r| done.push(r));
-            }
-            match &mut latest {
-                Some(l) if run.start - l.end <= scan::JOINED_GAP as u64 => l.end = run.end,
-                _ => {
-                    // `whole` is complete: `run` starts past its joining gap.
-                    if let Some(whole) = latest.replace(run) {
-                        if prev_end
-                            .is_some_and(|p| always_splits(memory_index, index_type, p, whole))
-                        {
-                            let mut merger = Merger::new(memory_index, index_type);
-                            merger.open = Some(whole);
-                            merger.last = latest.take();
-                            body = Some((merger, Vec::new()));
+        scan::for_each_run(
+            data,
+            #[inline(always)]
+            |s, e| {
+                let run = Range {
+                    start: offset + s as u64,
+                    end: offset + e as u64,
+                };
+                if started {
+                    // As `Merger::push` does.
+                    if run.start - last.end <= scan::JOINED_GAP as u64 {
+                        last.end = run.end;
+                    } else {
+                        let whole = std::mem::replace(&mut last, run);
+                        let merge = merger.worth_merging(open, whole);
+                        if !merge & (open.len() > MAX_SEGMENT_LEN) {
+                            done.truncate(finished);
+                            Merger::flush(open, &mut |r| done.push(r));
+                            finished = done.len();
+                            open = whole;
                         } else {
-                            prefix.push(whole);
-                            prev_end = Some(whole.end);
+                            // Without a branch on `merge`, which the data
+                            // decides run by run: `open` is written to the next
+                            // free slot either way, and kept only when it ends.
+                            if finished == done.len() {
+                                done.resize(2 * finished + 64, open);
+                            }
+                            done[finished] = open;
+                            finished += usize::from(!merge);
+                            open = Range {
+                                start: if merge { open.start } else { whole.start },
+                                end: whole.end,
+                            };
                         }
                     }
+                } else if let Some((o, l)) = prefix.push(memory_index, index_type, run) {
+                    (open, last, started) = (o, l, true);
                 }
-            }
-        });
+            },
+        );
     }
     // A run at the job's end may go on in the next job: it is never weighed
     // here, it goes to the consumer.
-    prefix.extend(latest);
+    prefix.runs.extend(prefix.latest);
+    done.truncate(finished);
     JobResult {
-        prefix,
-        body: body.map(|(merger, done)| (done, merger)),
+        prefix: prefix.runs,
+        body: started.then(|| {
+            let mut merger = merger;
+            merger.open = Some(open);
+            merger.last = Some(last);
+            (done, merger)
+        }),
     }
 }
 
@@ -311,8 +380,11 @@ struct Gap {
 
 /// The key of the gap between neighbouring greedy segments `a` and `b`, or
 /// `None` when that gap may never be closed (4 GiB or more of zeros, or a
-/// merged segment past 1 GiB).
+/// merged segment past 1 GiB). The definition [`GapTracker::segment`]
+/// computes in short.
+#[cfg(test)]
 fn gap_key(memory_index: u32, index_type: IndexType, a: Range, b: Range) -> Option<GapKey> {
+    use crate::segment::segment_len;
     let merged = Range {
         start: a.start,
         end: b.end,
@@ -345,6 +417,9 @@ struct GapTracker {
     /// Per memory with any segment: (memory index, first start, last end).
     extents: Vec<(u32, u64, u64)>,
     previous: Option<Range>,
+    /// The extra bytes of the cheapest kept gap once `open` is full, else 0:
+    /// a gap with fewer never enters it.
+    floor: u64,
 }
 
 impl GapTracker {
@@ -357,6 +432,7 @@ impl GapTracker {
             never_closed: Vec::new(),
             extents: Vec::new(),
             previous: None,
+            floor: 0,
         }
     }
 
@@ -366,36 +442,54 @@ impl GapTracker {
 
     fn segment(&mut self, memory_index: u32, index_type: IndexType, r: Range) {
         self.greedy_segments += 1;
-        match self.previous {
-            None => self.extents.push((memory_index, r.start, r.end)),
-            Some(prev) => {
-                self.extents.last_mut().expect("extent of this memory").2 = r.end;
-                let gap_end = r.start;
-                match gap_key(memory_index, index_type, prev, r) {
-                    None => self.never_closed.push(Gap {
-                        key: GapKey {
-                            extra_bytes: u64::MAX,
-                            memory_index,
-                            gap_start: prev.end,
-                        },
-                        gap_end,
-                    }),
-                    Some(key) => {
-                        self.closable_gaps += 1;
-                        let gap = Gap { key, gap_end };
-                        if (self.open.len() as u64) < self.budget {
-                            self.open.push(Reverse(gap));
-                        } else if let Some(mut cheapest) = self.open.peek_mut() {
-                            // Full: keep the gap only if it beats the cheapest kept.
-                            if gap > cheapest.0 {
-                                *cheapest = Reverse(gap);
-                            }
-                        }
-                    }
-                }
+        let Some(prev) = self.previous.replace(r) else {
+            self.extents.push((memory_index, r.start, r.end));
+            return;
+        };
+        self.extents.last_mut().expect("extent of this memory").2 = r.end;
+        let gap_end = r.start;
+        let gap = r.start - prev.end;
+        if gap >= MAX_GAP || r.end - prev.start > MAX_SEGMENT_LEN {
+            // As `gap_key` says: never closed.
+            self.never_closed.push(Gap {
+                key: GapKey {
+                    extra_bytes: u64::MAX,
+                    memory_index,
+                    gap_start: prev.end,
+                },
+                gap_end,
+            });
+            return;
+        }
+        self.closable_gaps += 1;
+        // `gap_key`'s extra bytes, with what the merged segment and the two
+        // apart share taken out (as in `Merger::worth_merging`).
+        let extra_bytes = (uleb_len(r.end - prev.start) + gap).saturating_sub(
+            uleb_len(prev.len()) + header_len(memory_index, index_type, r.start, r.len()),
+        );
+        // Most gaps are cheaper than every kept one: settled by `floor`.
+        if extra_bytes < self.floor {
+            return;
+        }
+        let gap = Gap {
+            key: GapKey {
+                extra_bytes,
+                memory_index,
+                gap_start: prev.end,
+            },
+            gap_end,
+        };
+        if (self.open.len() as u64) < self.budget {
+            self.open.push(Reverse(gap));
+        } else if let Some(mut cheapest) = self.open.peek_mut() {
+            // Full: keep the gap only if it beats the cheapest kept.
+            if gap > cheapest.0 {
+                *cheapest = Reverse(gap);
             }
         }
-        self.previous = Some(r);
+        if self.open.len() as u64 >= self.budget {
+            self.floor = self.open.peek().map_or(0, |c| c.0.key.extra_bytes);
+        }
     }
 
     /// The final segments of each memory, as (memory index, range), in

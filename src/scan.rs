@@ -49,6 +49,22 @@ fn zero_mask(block: &[u8; BLOCK]) -> u64 {
     mask
 }
 
+/// How far ahead of the scan its input is asked for, in blocks.
+const PREFETCH_BLOCKS: usize = 32;
+
+/// Asks for the cache line at `at`; a hint that never faults.
+#[inline(always)]
+fn prefetch(at: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of the x86_64 baseline; a prefetch never faults,
+    // whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
+}
+
 /// Zero gaps this short never pay for a segment header (at least 5 bytes,
 /// and joining grows the length LEB by at most 2), so the scanner joins the
 /// runs on either side of them itself: fewer, longer runs to merge.
@@ -58,69 +74,77 @@ pub(crate) const JOINED_GAP: usize = 2;
 /// ends with a non-zero byte and holds no more than [`JOINED_GAP`] zero bytes
 /// in a row; runs are separated by longer stretches of zeros.
 ///
-/// Works on 64-byte blocks: all-zero blocks outside a run and all-non-zero
-/// blocks inside one cost a mask and a compare; run ends inside a block are
-/// found with `trailing_zeros` on the mask.
+/// Works on 64-byte blocks. Each block's zero mask is turned into a mask of
+/// the zeros that separate runs (those in a stretch of more than
+/// [`JOINED_GAP`] zeros; the data is taken to be surrounded by zeros), which
+/// needs the next block's mask and the previous block's stretches. Run
+/// boundaries are then the changes in that mask, found with
+/// `trailing_zeros`: all-zero blocks outside a run and blocks with no
+/// separating zeros inside one cost a mask and a few shifts.
 #[inline]
 pub(crate) fn for_each_run(data: &[u8], mut f: impl FnMut(usize, usize)) {
-    // The run being built, `start..end`, waiting to see whether the next
-    // non-zero byte comes within `JOINED_GAP` zeros.
-    let mut pending: Option<(usize, usize)> = None;
-    let mut on_raw_run = |s: usize, e: usize| match pending {
-        Some((ps, pe)) if s - pe <= JOINED_GAP => pending = Some((ps, e)),
-        Some(p) => {
-            f(p.0, p.1);
-            pending = Some((s, e));
+    const _: () = assert!(
+        JOINED_GAP == 2,
+        "the stretch test below looks 3 bytes ahead"
+    );
+    /// Bit `i` is set when bytes `i`, `i + 1` and `i + 2` are all zero,
+    /// `next` being the zero mask of the bytes after the block.
+    #[inline(always)]
+    fn stretch_starts(zeros: u64, next: u64) -> u64 {
+        zeros & ((zeros >> 1) | (next << 63)) & ((zeros >> 2) | (next << 62))
+    }
+    let mut blocks = data.chunks_exact(BLOCK);
+    let rest = blocks.remainder();
+    let full = data.len() / BLOCK;
+    let mask_of = |i: usize, blocks: &mut std::slice::ChunksExact<'_, u8>| -> u64 {
+        if i < full {
+            zero_mask(blocks.next().unwrap().try_into().unwrap())
+        } else if i == full && !rest.is_empty() {
+            let mut padded = [0u8; BLOCK];
+            padded[..rest.len()].copy_from_slice(rest);
+            // Padding bytes are zeros: a run reaching the end stops at `data.len()`.
+            zero_mask(&padded)
+        } else {
+            u64::MAX
         }
-        None => pending = Some((s, e)),
     };
+    let count = full + usize::from(!rest.is_empty());
+    if count == 0 {
+        return;
+    }
+    let mut zeros = mask_of(0, &mut blocks);
+    // Stretches starting in the (all-zero) block before the data.
+    let mut prev_starts = stretch_starts(u64::MAX, zeros);
+    // Whether the last byte of the previous block is in a run.
+    let mut prev_in_run = 0u64;
     let mut in_run = false;
     let mut run_start = 0;
-    let mut base = 0;
-    let mut scan_block = |base: usize, zeros: u64, in_run: &mut bool, run_start: &mut usize| {
-        // Fast paths: nothing changes in this block.
-        if (!*in_run && zeros == u64::MAX) || (*in_run && zeros == 0) {
-            return;
-        }
-        let mut pos = 0u32;
-        loop {
-            if !*in_run {
-                let nonzero = !zeros & (u64::MAX << pos);
-                if nonzero == 0 {
-                    return;
-                }
-                pos = nonzero.trailing_zeros();
-                *run_start = base + pos as usize;
-                *in_run = true;
+    for i in 0..count {
+        prefetch(data.as_ptr().wrapping_add((i + PREFETCH_BLOCKS) * BLOCK));
+        let next = mask_of(i + 1, &mut blocks);
+        let starts = stretch_starts(zeros, next);
+        let separating =
+            starts | (starts << 1) | (starts << 2) | (prev_starts >> 63) | (prev_starts >> 62);
+        let run = !separating;
+        let mut edges = run ^ ((run << 1) | prev_in_run);
+        let base = i * BLOCK;
+        while edges != 0 {
+            let at = base + edges.trailing_zeros() as usize;
+            edges &= edges - 1;
+            if in_run {
+                f(run_start, at);
+            } else {
+                run_start = at;
             }
-            let zero = zeros & (u64::MAX << pos);
-            if zero == 0 {
-                return;
-            }
-            pos = zero.trailing_zeros();
-            on_raw_run(*run_start, base + pos as usize);
-            *in_run = false;
+            in_run = !in_run;
         }
-    };
-    let mut blocks = data.chunks_exact(BLOCK);
-    for block in &mut blocks {
-        let zeros = zero_mask(block.try_into().unwrap());
-        scan_block(base, zeros, &mut in_run, &mut run_start);
-        base += BLOCK;
-    }
-    let rest = blocks.remainder();
-    if !rest.is_empty() {
-        let mut padded = [0u8; BLOCK];
-        padded[..rest.len()].copy_from_slice(rest);
-        // Padding bytes are zeros: a run reaching the end stops at `data.len()`.
-        scan_block(base, zero_mask(&padded), &mut in_run, &mut run_start);
-        base += rest.len();
+        prev_in_run = run >> 63;
+        prev_starts = starts;
+        zeros = next;
     }
     if in_run {
-        on_raw_run(run_start, base);
-    }
-    if let Some((s, e)) = pending {
-        f(s, e);
+        // Only when the last byte is non-zero and the data fills its last block.
+        f(run_start, data.len());
     }
 }
 
