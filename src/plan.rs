@@ -14,8 +14,7 @@
 //! 4. Describe each segment's payload as parts borrowing the pieces
 //!    ([`build_parts`]).
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 
 use crate::scan;
 use crate::segment::{IndexType, Part, header_len, uleb_len};
@@ -405,20 +404,23 @@ fn gap_key(memory_index: u32, index_type: IndexType, a: Range, b: Range) -> Opti
 /// gaps that can never close, and the `budget` most expensive closable gaps.
 ///
 /// Over the cap, the cheapest `greedy - budget` gaps close; the rest stay
-/// open. The most expensive ones are the ones a bounded min-heap keeps, so
-/// memory is O(budget), not O(runs).
+/// open. The most expensive ones are kept in a buffer of at most
+/// `2 × budget` gaps, cut back to the `budget` most expensive whenever it
+/// fills (a selection, linear), so memory is O(budget), not O(runs).
 struct GapTracker {
     budget: u64,
     greedy_segments: u64,
     closable_gaps: u64,
-    /// Min-heap of the most expensive closable gaps seen.
-    open: BinaryHeap<Reverse<Gap>>,
+    /// The most expensive closable gaps seen: every one of the `budget`
+    /// most expensive is here, with at most as many cheaper ones besides
+    /// (cut back in batches, [`GapTracker::keep_most_expensive`]).
+    open: Vec<Gap>,
     never_closed: Vec<Gap>,
     /// Per memory with any segment: (memory index, first start, last end).
     extents: Vec<(u32, u64, u64)>,
     previous: Option<Range>,
-    /// The extra bytes of the cheapest kept gap once `open` is full, else 0:
-    /// a gap with fewer never enters it.
+    /// The extra bytes of the cheapest gap kept at the last cut, else 0:
+    /// `budget` gaps cost more than a gap with fewer, which never enters.
     floor: u64,
 }
 
@@ -428,7 +430,7 @@ impl GapTracker {
             budget,
             greedy_segments: 0,
             closable_gaps: 0,
-            open: BinaryHeap::new(),
+            open: Vec::new(),
             never_closed: Vec::new(),
             extents: Vec::new(),
             previous: None,
@@ -479,16 +481,26 @@ impl GapTracker {
             },
             gap_end,
         };
-        if (self.open.len() as u64) < self.budget {
-            self.open.push(Reverse(gap));
-        } else if let Some(mut cheapest) = self.open.peek_mut() {
-            // Full: keep the gap only if it beats the cheapest kept.
-            if gap > cheapest.0 {
-                *cheapest = Reverse(gap);
-            }
+        if self.budget == 0 {
+            return;
         }
-        if self.open.len() as u64 >= self.budget {
-            self.floor = self.open.peek().map_or(0, |c| c.0.key.extra_bytes);
+        self.open.push(gap);
+        if self.open.len() as u64 >= self.budget.saturating_mul(2) {
+            self.keep_most_expensive(self.budget);
+            self.floor = self.open.first().map_or(0, |g| g.key.extra_bytes);
+        }
+    }
+
+    /// Keeps only the `n` most expensive gaps of `open` (keys are distinct),
+    /// the cheapest of them first.
+    fn keep_most_expensive(&mut self, n: u64) {
+        let len = self.open.len() as u64;
+        if n == 0 {
+            self.open.clear();
+        } else if len > n {
+            let cut = (len - n) as usize;
+            self.open.select_nth_unstable(cut);
+            self.open.drain(..cut);
         }
     }
 
@@ -499,10 +511,8 @@ impl GapTracker {
         // the most expensive `closable - (greedy - budget)`.
         let need = self.greedy_segments.saturating_sub(self.budget);
         let stay_open = self.closable_gaps.saturating_sub(need);
-        while self.open.len() as u64 > stay_open {
-            self.open.pop();
-        }
-        let mut gaps: Vec<Gap> = self.open.into_iter().map(|Reverse(g)| g).collect();
+        self.keep_most_expensive(stay_open.min(self.budget));
+        let mut gaps = self.open;
         gaps.extend(self.never_closed);
         gaps.sort_unstable_by_key(|g| (g.key.memory_index, g.key.gap_start));
         let mut out = Vec::with_capacity(gaps.len() + self.extents.len());
@@ -817,7 +827,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
 
-        /// Workers, job cuts and the bounded heap give exactly the plain
+        /// Workers, job cuts and the bounded gap buffer give exactly the plain
         /// serial greedy pass and the sort-everything cap.
         #[test]
         fn engine_matches_the_plain_definition(
