@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use libfuzzer_sys::fuzz_target;
 use segpack::ErrorKind;
 use segpack_fuzz::support::statics;
-use segpack_fuzz::{OPTION_BYTES, assert_one_line, options, options_valid, skip_known_bugs};
+use segpack_fuzz::{OPTION_BYTES, assert_one_line, options, options_valid};
 
 /// The largest single allocation allowed right now; `usize::MAX` when
 /// segpack is not running.
@@ -94,50 +94,11 @@ fn pack(
     (result, out)
 }
 
-/// Whether a section of `wasm` declares more entries than it has bytes: the
-/// known bug of tests/fuzz_regressions.rs
-/// `lying_import_count_reserves_70_mib`, where wasmparser's validator
-/// reserves room for the declared count (up to its limit of 1,000,000
-/// entries, some 70 MiB of imports) before reading any entry.
-fn count_exceeds_section(wasm: &[u8]) -> bool {
-    use wasmparser::Payload::*;
-    wasmparser::Parser::new(0)
-        .parse_all(wasm)
-        .map_while(Result::ok)
-        .any(|payload| {
-            let (count, range) = match &payload {
-                TypeSection(r) => (r.count(), r.range()),
-                ImportSection(r) => (r.count(), r.range()),
-                FunctionSection(r) => (r.count(), r.range()),
-                TableSection(r) => (r.count(), r.range()),
-                MemorySection(r) => (r.count(), r.range()),
-                TagSection(r) => (r.count(), r.range()),
-                GlobalSection(r) => (r.count(), r.range()),
-                ExportSection(r) => (r.count(), r.range()),
-                ElementSection(r) => (r.count(), r.range()),
-                DataSection(r) => (r.count(), r.range()),
-                InstanceSection(r) => (r.count(), r.range()),
-                CoreTypeSection(r) => (r.count(), r.range()),
-                ComponentInstanceSection(r) => (r.count(), r.range()),
-                ComponentAliasSection(r) => (r.count(), r.range()),
-                ComponentTypeSection(r) => (r.count(), r.range()),
-                ComponentCanonicalSection(r) => (r.count(), r.range()),
-                ComponentImportSection(r) => (r.count(), r.range()),
-                ComponentExportSection(r) => (r.count(), r.range()),
-                _ => return false,
-            };
-            u64::from(count) > (range.end - range.start) as u64
-        })
-}
-
 fuzz_target!(|data: &[u8]| {
     let Some((head, wasm)) = data.split_first_chunk::<OPTION_BYTES>() else {
         return;
     };
     let options = options(*head);
-    if skip_known_bugs() && count_exceeds_section(wasm) {
-        return;
-    }
     let (result, out) = pack(wasm, &options);
     let report = match result {
         Err(e) => {

@@ -48,12 +48,3 @@ pub fn assert_one_line(error: &segpack::Error) {
     );
     assert!(!text.is_empty(), "the error is empty");
 }
-
-/// Whether to skip inputs that hit segpack bugs already known (each covered
-/// by an ignored test in tests/fuzz_regressions.rs), so that a campaign looks
-/// for new ones. `SEGPACK_FUZZ_KNOWN_BUGS=1` runs them too (to reproduce or
-/// minimize one, or once they are fixed).
-pub fn skip_known_bugs() -> bool {
-    static SKIP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SKIP.get_or_init(|| std::env::var_os("SEGPACK_FUZZ_KNOWN_BUGS").is_none())
-}
