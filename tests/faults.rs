@@ -697,3 +697,60 @@ fn signals_while_spooling_stdin_leave_no_files() {
         );
     }
 }
+
+/// Another process truncates the input while segpack reads it. Reading a
+/// mapped page past the new end raises SIGBUS, and copying a range past it
+/// comes up short: either way segpack stops (exit status 1, or killed by
+/// SIGBUS after a one-line error), writes no output and leaves no temporary
+/// file. Which of the two happens depends on timing; a run that finished
+/// before the truncation is fine too, but at least one run must be cut.
+#[test]
+fn input_truncated_during_a_run_leaves_no_output() {
+    let dir = TempDir::new().unwrap();
+    let mut cut = 0;
+    for delay_ms in [0u64, 1, 2, 5, 10, 20, 40, 80] {
+        let input = dir.path().join("big.wasm");
+        let output = dir.path().join("out.wasm");
+        let _ = fs::remove_file(&output);
+        write_big_module(&input, 200 << 20);
+        let child = segpack_std()
+            .arg("pack")
+            .arg(&input)
+            .arg("-o")
+            .arg(&output)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&input)
+            .unwrap()
+            .set_len(1000)
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !has_files_besides(dir.path(), &["big.wasm", "out.wasm"]),
+            "after {delay_ms} ms: files left behind: {:?}",
+            listing(dir.path())
+        );
+        if out.status.success() {
+            assert!(
+                output.exists(),
+                "after {delay_ms} ms: success without output"
+            );
+            continue;
+        }
+        cut += 1;
+        assert!(!output.exists(), "after {delay_ms} ms: {stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len(), 1, "after {delay_ms} ms: {stderr:?}");
+        assert!(lines[0].starts_with("error: "), "{stderr:?}");
+        match out.status.signal() {
+            Some(signal) => assert_eq!(signal, libc::SIGBUS, "{stderr}"),
+            None => assert_eq!(out.status.code(), Some(1), "{stderr}"),
+        }
+    }
+    assert!(cut > 0, "segpack always finished before the input was cut");
+}
