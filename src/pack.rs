@@ -71,24 +71,13 @@ pub(crate) fn plan_binary<'a>(
         Binary::Component(sections) => {
             // The 8-byte preamble: magic, version, layer.
             out.input(range.start..range.start + 8);
-            let (mut modules, mut components) = (0, 0);
+            let mut names = parse::NestedNames::default();
             for section in sections {
                 let Some(nested) = section.nested else {
                     out.input(section.range);
                     continue;
                 };
-                let name = if section.id == parse::COMPONENT_MODULE_SECTION {
-                    modules += 1;
-                    format!("core module {}", modules - 1)
-                } else {
-                    components += 1;
-                    format!("component {}", components - 1)
-                };
-                let nested_path = if path.is_empty() {
-                    name
-                } else {
-                    format!("{path} / {name}")
-                };
+                let nested_path = names.next(path, section.id == parse::COMPONENT_MODULE_SECTION);
                 let mut nested_out = Output::new(input);
                 plan_binary(input, nested, cx, &nested_path, &mut nested_out, reports)?;
                 out.owned(&[section.id]);

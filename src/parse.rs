@@ -167,6 +167,33 @@ fn validate_all(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result<()> {
     Ok(())
 }
 
+/// Names the nested binaries of one component as reports and errors do:
+/// "core module N" and "component N", numbered per kind in section order,
+/// after the parent's path and " / ".
+#[derive(Default)]
+pub(crate) struct NestedNames {
+    modules: u32,
+    components: u32,
+}
+
+impl NestedNames {
+    /// The path of the next nested core module (`is_module`) or component.
+    pub(crate) fn next(&mut self, parent: &str, is_module: bool) -> String {
+        let name = if is_module {
+            self.modules += 1;
+            format!("core module {}", self.modules - 1)
+        } else {
+            self.components += 1;
+            format!("component {}", self.components - 1)
+        };
+        if parent.is_empty() {
+            name
+        } else {
+            format!("{parent} / {name}")
+        }
+    }
+}
+
 /// A nesting path short enough for a one-line message: deeper than six
 /// levels, the middle levels are counted instead of listed.
 pub(crate) fn short_path(path: &str) -> String {
@@ -197,7 +224,7 @@ pub(crate) fn nested_path_at(input: &[u8], offset: usize) -> String {
     'binary: loop {
         let mut parser = Parser::new(range.start as u64);
         let mut pos = range.start;
-        let (mut modules, mut components) = (0, 0);
+        let mut names = NestedNames::default();
         loop {
             let Ok(Chunk::Parsed { consumed, payload }) =
                 parser.parse(&input[pos..range.end], true)
@@ -218,16 +245,10 @@ pub(crate) fn nested_path_at(input: &[u8], offset: usize) -> String {
                 }
                 Payload::ModuleSection {
                     unchecked_range, ..
-                } => {
-                    modules += 1;
-                    (unchecked_range, format!("core module {}", modules - 1))
-                }
+                } => (unchecked_range, names.next(&path, true)),
                 Payload::ComponentSection {
                     unchecked_range, ..
-                } => {
-                    components += 1;
-                    (unchecked_range, format!("component {}", components - 1))
-                }
+                } => (unchecked_range, names.next(&path, false)),
                 _ => continue,
             };
             let nested = nested.start as usize..nested.end as usize;
@@ -237,10 +258,7 @@ pub(crate) fn nested_path_at(input: &[u8], offset: usize) -> String {
             // The parent parser has already stepped over the nested bytes.
             pos = nested.end;
             if nested.contains(&offset) {
-                if !path.is_empty() {
-                    path.push_str(" / ");
-                }
-                path.push_str(&name);
+                path = name;
                 range = nested;
                 continue 'binary;
             }

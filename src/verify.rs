@@ -180,7 +180,7 @@ impl<'a> Sides<'a> {
                 ),
             );
         }
-        let (mut modules, mut components) = (0, 0);
+        let mut names = parse::NestedNames::default();
         for (i, (sa, sb)) in a.iter().zip(b).enumerate() {
             if sa.id != sb.id {
                 return different(
@@ -193,18 +193,7 @@ impl<'a> Sides<'a> {
             }
             match (&sa.nested, &sb.nested) {
                 (Some(na), Some(nb)) => {
-                    let name = if sa.id == parse::COMPONENT_MODULE_SECTION {
-                        modules += 1;
-                        format!("core module {}", modules - 1)
-                    } else {
-                        components += 1;
-                        format!("component {}", components - 1)
-                    };
-                    let nested_path = if path.is_empty() {
-                        name
-                    } else {
-                        format!("{path} / {name}")
-                    };
+                    let nested_path = names.next(path, sa.id == parse::COMPONENT_MODULE_SECTION);
                     if let Some(d) = self.binary(na.clone(), nb.clone(), &nested_path, options)? {
                         return Ok(Some(d));
                     }
