@@ -2,39 +2,21 @@
 //! statuses, and that nothing is written when the input is bad.
 
 mod common;
+mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use assert_cmd::Command;
 use common::*;
+use support::cli::{assert_one_error_line, listing, segpack, write};
+use support::wasm::write_uleb;
 use tempfile::TempDir;
-
-fn segpack() -> Command {
-    Command::cargo_bin("segpack").unwrap()
-}
 
 /// A module that packs: two segments with zeros around their bytes.
 fn packable() -> Vec<u8> {
     wat(r#"(module (memory (export "mem") 1)
         (data (i32.const 0) "\00\00\00hello\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00")
         (data (i32.const 4096) "\00\00world\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00"))"#)
-}
-
-fn write(dir: &TempDir, name: &str, bytes: &[u8]) -> PathBuf {
-    let path = dir.path().join(name);
-    fs::write(&path, bytes).unwrap();
-    path
-}
-
-/// The file names in `dir`, sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 fn stderr_of(output: &std::process::Output) -> String {
@@ -270,13 +252,10 @@ fn malformed_inputs() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn assert_one_error_line(what: &str, out: &std::process::Output) {
-    assert_eq!(out.status.code(), Some(1), "{what}: exit status");
-    let stderr = stderr_of(out);
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{what}: stderr {stderr:?}");
-    assert!(lines[0].starts_with("error: "), "{what}: {stderr:?}");
-    assert!(lines[0].contains("offset 0x"), "{what}: {stderr:?}");
+/// [`support::cli::assert_one_error_line`], and the line names an offset.
+fn assert_one_error_line_with_offset(what: &str, out: &std::process::Output) {
+    let stderr = assert_one_error_line(what, out);
+    assert!(stderr.contains("offset 0x"), "{what}: {stderr:?}");
 }
 
 #[test]
@@ -292,7 +271,7 @@ fn malformed_input_is_refused_without_creating_the_output() {
             .arg(&dst)
             .output()
             .unwrap();
-        assert_one_error_line(what, &out);
+        assert_one_error_line_with_offset(what, &out);
         assert!(out.stdout.is_empty(), "{what}");
         assert!(!dst.exists(), "{what}: output file created");
         assert_eq!(listing(dir.path()), ["in.wasm"], "{what}: stray files");
@@ -313,7 +292,7 @@ fn malformed_input_leaves_an_existing_output_untouched() {
             .arg(&dst)
             .output()
             .unwrap();
-        assert_one_error_line(what, &out);
+        assert_one_error_line_with_offset(what, &out);
         assert_eq!(fs::read(&dst).unwrap(), b"precious bytes", "{what}");
         assert_eq!(listing(dir.path()), ["in.wasm", "out.wasm"], "{what}");
 
@@ -325,7 +304,7 @@ fn malformed_input_leaves_an_existing_output_untouched() {
             .arg(&src)
             .output()
             .unwrap();
-        assert_one_error_line(what, &out);
+        assert_one_error_line_with_offset(what, &out);
         assert_eq!(fs::read(&src).unwrap(), bytes, "{what}");
     }
 }
@@ -334,7 +313,7 @@ fn malformed_input_leaves_an_existing_output_untouched() {
 fn malformed_input_on_stdin_writes_nothing_to_stdout() {
     for (what, bytes) in malformed_inputs() {
         let out = segpack().arg("pack").write_stdin(bytes).output().unwrap();
-        assert_one_error_line(what, &out);
+        assert_one_error_line_with_offset(what, &out);
         assert!(out.stdout.is_empty(), "{what}: wrote to stdout");
     }
 }
@@ -355,7 +334,7 @@ fn bad_magic_error_is_one_line() {
         .write_stdin(bad_magic())
         .output()
         .unwrap();
-    assert_one_error_line("bad magic", &out);
+    assert_one_error_line_with_offset("bad magic", &out);
     assert!(out.stdout.is_empty());
 }
 
@@ -376,7 +355,7 @@ fn huge_data_segment_count_is_an_error_not_an_allocation() {
         .arg(&dst)
         .output()
         .unwrap();
-    assert_one_error_line("data segment count of 2^32 - 1", &out);
+    assert_one_error_line_with_offset("data segment count of 2^32 - 1", &out);
     assert!(!dst.exists());
 }
 
@@ -459,30 +438,19 @@ fn usage_errors_exit_with_status_two() {
 /// A module whose one segment is a 3 MiB image (more than one scanning
 /// job, so the worker pool runs), with one non-zero byte per 4 KiB page.
 fn three_mib_module() -> Vec<u8> {
-    fn uleb(mut v: u64, out: &mut Vec<u8>) {
-        loop {
-            let b = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                out.push(b);
-                return;
-            }
-            out.push(b | 0x80);
-        }
-    }
     let mut image = vec![0u8; 3 << 20];
     for i in (0..image.len()).step_by(4096) {
         image[i] = 1;
     }
     let mut data = Vec::new();
-    uleb(1, &mut data);
+    write_uleb(&mut data, 1);
     data.extend([0x00, 0x41, 0x00, 0x0b]);
-    uleb(image.len() as u64, &mut data);
+    write_uleb(&mut data, image.len() as u64);
     data.extend(&image);
     let mut module = b"\0asm\x01\0\0\0".to_vec();
     module.extend([0x05, 0x03, 0x01, 0x00, 0x40]); // one memory of 64 pages
     module.push(0x0b);
-    uleb(data.len() as u64, &mut module);
+    write_uleb(&mut module, data.len() as u64);
     module.extend(data);
     module
 }
@@ -539,17 +507,6 @@ fn closing_a_large_gap_does_not_hold_its_zeros_in_memory() {
         eprintln!("skipped: no /usr/bin/time to measure the child's peak memory");
         return;
     }
-    fn uleb(mut v: u64, out: &mut Vec<u8>) {
-        loop {
-            let b = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                out.push(b);
-                return;
-            }
-            out.push(b | 0x80);
-        }
-    }
     let gap: u64 = 96 << 20;
     let zeros: u64 = 100 << 20;
     let mut module = b"\0asm\x01\0\0\0".to_vec();
@@ -559,9 +516,9 @@ fn closing_a_large_gap_does_not_hold_its_zeros_in_memory() {
     // i32.const 96 MiB = 0x6000000: signed LEB 80 80 80 30.
     data.extend([0x80, 0x80, 0x80, 0x30, 0x0b, 0x01, b'b']);
     data.extend([0x02, 0x01, 0x41, 0x00, 0x0b]);
-    uleb(zeros, &mut data);
+    write_uleb(&mut data, zeros);
     module.push(0x0b);
-    uleb(data.len() as u64 + zeros, &mut module);
+    write_uleb(&mut module, data.len() as u64 + zeros);
     module.extend(data);
     module.resize(module.len() + zeros as usize - 1, 0);
     module.push(b'c');
@@ -690,7 +647,7 @@ fn inspect_refuses_malformed_input() {
         let dir = TempDir::new().unwrap();
         let src = write(&dir, "in.wasm", &bytes);
         let out = segpack().arg("inspect").arg(&src).output().unwrap();
-        assert_one_error_line(what, &out);
+        assert_one_error_line_with_offset(what, &out);
         assert!(out.stdout.is_empty(), "{what}");
     }
 }

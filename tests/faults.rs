@@ -10,6 +10,8 @@
 
 #![cfg(unix)]
 
+mod support;
+
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -17,16 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
+use support::cli::{assert_one_error_line, listing, segpack, segpack_std, write};
+use support::wasm::write_uleb;
 use tempfile::TempDir;
-
-fn segpack() -> Command {
-    Command::cargo_bin("segpack").unwrap()
-}
-
-fn segpack_std() -> StdCommand {
-    StdCommand::new(assert_cmd::cargo::cargo_bin("segpack"))
-}
 
 /// A module that packs: runs of bytes far apart, with zeros around them.
 fn packable() -> Vec<u8> {
@@ -38,18 +33,6 @@ fn packable() -> Vec<u8> {
     .unwrap()
 }
 
-fn uleb(mut value: u64, out: &mut Vec<u8>) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
 /// Writes to `path` a module with one data segment of `len` bytes: non-zero
 /// bytes with a gap of 64 zeros every 4 KiB, so that it packs into many
 /// segments and the output is nearly as big as the input.
@@ -58,14 +41,14 @@ fn write_big_module(path: &Path, len: usize) {
     let pages = (len as u64).div_ceil(65536);
     let mut head = b"\0asm\x01\0\0\0".to_vec();
     let mut memory = vec![1, 0];
-    uleb(pages, &mut memory);
+    write_uleb(&mut memory, pages);
     head.push(5);
-    uleb(memory.len() as u64, &mut head);
+    write_uleb(&mut head, memory.len() as u64);
     head.extend(memory);
     let mut segment = vec![1, 0, 0x41, 0, 0x0b];
-    uleb(len as u64, &mut segment);
+    write_uleb(&mut segment, len as u64);
     head.push(11);
-    uleb((segment.len() + len) as u64, &mut head);
+    write_uleb(&mut head, (segment.len() + len) as u64);
     head.extend(segment);
     let mut file = std::io::BufWriter::new(fs::File::create(path).unwrap());
     file.write_all(&head).unwrap();
@@ -80,38 +63,6 @@ fn write_big_module(path: &Path, len: usize) {
         left -= n;
     }
     file.flush().unwrap();
-}
-
-fn write(dir: &TempDir, name: &str, bytes: &[u8]) -> PathBuf {
-    let path = dir.path().join(name);
-    fs::write(&path, bytes).unwrap();
-    path
-}
-
-/// The file names in `dir`, sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-/// Exit status 1 and exactly one line on stderr, starting `error: `.
-#[track_caller]
-fn assert_one_error_line(what: &str, out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{what}: exit status {:?}, stderr {stderr:?}",
-        out.status
-    );
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{what}: stderr {stderr:?}");
-    assert!(lines[0].starts_with("error: "), "{what}: {stderr:?}");
-    stderr
 }
 
 /// Whether this process may make device nodes (root, outside a user

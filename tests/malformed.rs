@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
+use support::cli::{listing, segpack};
 use support::wasm::{self, write_bytes, write_sleb, write_uleb};
 use tempfile::TempDir;
 use wasmparser::{Validator, WasmFeatures};
@@ -840,19 +840,6 @@ fn checked_in_corpus_is_what_the_generator_makes() {
 
 // ---------------------------------------------------------------------------
 // Running the command line.
-
-fn segpack() -> Command {
-    Command::cargo_bin("segpack").unwrap()
-}
-
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
 
 /// What is wrong with a refusal: exit status 1, one `error:` line naming a
 /// byte offset, nothing on stdout.

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use assert_cmd::Command;
 use common::{pack, pack_with, validate, wat};
 use segpack::{PackOptions, VerifyOptions};
+use support::wasm::{write_sleb, write_uleb};
 use tempfile::TempDir;
 use wasmparser::{Parser, Payload};
 
@@ -55,36 +56,12 @@ fn segments_of(wasm: &[u8]) -> Segments {
     Segments { raw }
 }
 
-fn uleb(mut v: u64, out: &mut Vec<u8>) {
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
-}
-
-fn sleb(mut v: i64, out: &mut Vec<u8>) {
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        let done = (v == 0 && b & 0x40 == 0) || (v == -1 && b & 0x40 != 0);
-        out.push(if done { b } else { b | 0x80 });
-        if done {
-            return;
-        }
-    }
-}
-
 /// An active segment of memory 0 at `offset` (i32).
 fn active(offset: i32, data: &[u8]) -> Vec<u8> {
     let mut s = vec![0x00, 0x41];
-    sleb(offset as i64, &mut s);
+    write_sleb(&mut s, offset as i64);
     s.push(0x0b);
-    uleb(data.len() as u64, &mut s);
+    write_uleb(&mut s, data.len() as u64);
     s.extend_from_slice(data);
     s
 }
@@ -97,17 +74,17 @@ fn with_segments(wasm: &[u8], segments: &[Vec<u8>]) -> Vec<u8> {
         match s.id {
             11 => {
                 let mut body = Vec::new();
-                uleb(segments.len() as u64, &mut body);
+                write_uleb(&mut body, segments.len() as u64);
                 segments.iter().for_each(|seg| body.extend_from_slice(seg));
                 out.push(11);
-                uleb(body.len() as u64, &mut out);
+                write_uleb(&mut out, body.len() as u64);
                 out.extend(body);
             }
             12 => {
                 let mut body = Vec::new();
-                uleb(segments.len() as u64, &mut body);
+                write_uleb(&mut body, segments.len() as u64);
                 out.push(12);
-                uleb(body.len() as u64, &mut out);
+                write_uleb(&mut out, body.len() as u64);
                 out.extend(body);
             }
             _ => out.extend_from_slice(&s.bytes),

@@ -10,6 +10,7 @@
 //!   components and modules wasmi cannot run.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod cli;
 pub mod engine;
 pub mod statics;
 pub mod wasm;
