@@ -136,7 +136,9 @@ impl Input {
 /// ```
 pub fn write_atomically(target: &Path, write: impl FnOnce(&File) -> io::Result<()>) -> Result<()> {
     let name = target.display();
-    match std::fs::metadata(target) {
+    // Follows symbolic links: what is looked at is what gets replaced.
+    let existing = std::fs::metadata(target);
+    match &existing {
         // A device or a FIFO (`-o /dev/null`, `-o /dev/stdout`, a named
         // pipe) is written through: renaming a file over it would replace
         // the device node itself.
@@ -186,7 +188,7 @@ pub fn write_atomically(target: &Path, write: impl FnOnce(&File) -> io::Result<(
     write(file).map_err(|e| Error::io(format!("cannot write {name}"), e))?;
     // Temporary files are private (0600); the result should look like any
     // file the user writes: the target's old permissions, or 0644.
-    match std::fs::metadata(target) {
+    match existing {
         Ok(meta) => {
             let _ = file.set_permissions(meta.permissions());
         }
