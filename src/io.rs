@@ -240,7 +240,7 @@ mod input_fault {
     use std::os::unix::ffi::OsStrExt;
     use std::path::Path;
     use std::ptr::null_mut;
-    use std::sync::atomic::{AtomicPtr, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
     /// The temporary file being written, as a C string, or null.
     static TEMP: AtomicPtr<libc::c_char> = AtomicPtr::new(null_mut());
@@ -257,18 +257,35 @@ mod input_fault {
         }
     }
 
+    /// Set by the first thread that faults; the others wait for it.
+    static FAULTED: AtomicBool = AtomicBool::new(false);
+
     extern "C" fn on_fault(_: libc::c_int) {
         const MESSAGE: &[u8] =
             b"error: the input file changed (shrank) while it was being read; nothing was written\n";
+        // Several scan threads may fault at once. Only the first one reports;
+        // the others sleep until it ends the process (with SA_RESETHAND, a
+        // second fault used to kill the process before the first handler
+        // had written its line or removed the file).
+        if FAULTED.swap(true, Ordering::SeqCst) {
+            loop {
+                // SAFETY: `pause` is async-signal-safe.
+                unsafe { libc::pause() };
+            }
+        }
         let temp = TEMP.load(Ordering::SeqCst);
-        // SAFETY: `unlink` and `write` are async-signal-safe; `temp` is null
-        // or a valid C string. With SA_RESETHAND the fault repeats on return
-        // and the default action ends the process.
+        // SAFETY: `unlink`, `write` and `sigaction` are async-signal-safe;
+        // `temp` is null or a valid C string. Once the default action is
+        // back, the fault repeats on return and ends the process.
         unsafe {
             if !temp.is_null() {
                 libc::unlink(temp);
             }
             libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len());
+            let mut default: libc::sigaction = std::mem::zeroed();
+            default.sa_sigaction = libc::SIG_DFL;
+            libc::sigemptyset(&mut default.sa_mask);
+            libc::sigaction(libc::SIGBUS, &default, null_mut());
         }
     }
 
@@ -278,7 +295,6 @@ mod input_fault {
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = on_fault as extern "C" fn(libc::c_int) as usize;
-            action.sa_flags = libc::SA_RESETHAND;
             libc::sigemptyset(&mut action.sa_mask);
             libc::sigaction(libc::SIGBUS, &action, null_mut());
         }
