@@ -17,6 +17,8 @@
 use std::collections::BTreeMap;
 
 use crate::scan;
+
+mod coarse;
 use crate::segment::{IndexType, Part, header_len, uleb_len};
 
 /// SpiderMonkey rejects data segments longer than 1 GiB, so no merged
@@ -609,12 +611,19 @@ fn split_long(image: &MemoryImage<'_>, range: Range, engine: Engine, out: &mut V
     out.extend(current);
 }
 
-/// How scanning is split up: the result never depends on it.
+/// How scanning is split up, and whether to try the coarse route first: the
+/// result never depends on it.
 #[derive(Debug, Clone, Copy)]
 struct Engine {
     threads: usize,
     job_bytes: usize,
+    coarse: bool,
 }
+
+/// Images of at least this many bytes per segment of the cap try the coarse
+/// route ([`coarse`]) first: the cap then binds hard enough that only long
+/// gaps stay open. Below it a full pass is cheap anyway.
+const COARSE_BYTES_PER_SEGMENT: u64 = 256;
 
 /// The packed segments of some memories, in (memory, offset) order.
 pub(crate) struct Packed<'a> {
@@ -631,9 +640,15 @@ pub(crate) fn pack_images<'a>(
     threads: usize,
     release: &(dyn Fn(&[u8]) + Sync),
 ) -> Packed<'a> {
+    let image_bytes: u64 = images
+        .iter()
+        .flat_map(|image| &image.pieces)
+        .map(|p| p.data.len() as u64)
+        .sum();
     let engine = Engine {
         threads: scan::thread_count(threads),
         job_bytes: scan::JOB_BYTES,
+        coarse: image_bytes >= budget.saturating_mul(COARSE_BYTES_PER_SEGMENT),
     };
     pack_images_with(images, budget, engine, release)
 }
@@ -644,17 +659,25 @@ fn pack_images_with<'a>(
     engine: Engine,
     release: &(dyn Fn(&[u8]) + Sync),
 ) -> Packed<'a> {
-    let mut tracker = GapTracker::new(budget);
-    for image in images {
-        tracker.start_memory();
-        let pieces: Vec<(u64, &[u8])> = image.pieces.iter().map(|p| (p.offset, p.data)).collect();
-        greedy_segments(image, &pieces, engine, release, &mut |r| {
-            tracker.segment(image.memory_index, image.index_type, r)
-        });
-    }
+    let coarse = engine
+        .coarse
+        .then(|| coarse::final_ranges(images, budget, engine, release))
+        .flatten();
+    let finals = coarse.unwrap_or_else(|| {
+        let mut tracker = GapTracker::new(budget);
+        for image in images {
+            tracker.start_memory();
+            let pieces: Vec<(u64, &[u8])> =
+                image.pieces.iter().map(|p| (p.offset, p.data)).collect();
+            greedy_segments(image, &pieces, engine, release, &mut |r| {
+                tracker.segment(image.memory_index, image.index_type, r)
+            });
+        }
+        tracker.finish()
+    });
     let mut segments = Vec::new();
     let mut ranges = Vec::new();
-    let mut finals = tracker.finish().into_iter().peekable();
+    let mut finals = finals.into_iter().peekable();
     for image in images {
         ranges.clear();
         while let Some((_, r)) = finals.next_if(|(m, _)| *m == image.memory_index) {
@@ -807,7 +830,22 @@ mod tests {
         threads: usize,
         job_bytes: usize,
     ) -> Vec<(u32, u64, u64)> {
-        let engine = Engine { threads, job_bytes };
+        packed_with(
+            images,
+            budget,
+            Engine {
+                threads,
+                job_bytes,
+                coarse: false,
+            },
+        )
+    }
+
+    fn packed_with(
+        images: &[MemoryImage<'_>],
+        budget: u64,
+        engine: Engine,
+    ) -> Vec<(u32, u64, u64)> {
         pack_images_with(images, budget, engine, &|_| {})
             .segments
             .iter()
@@ -856,7 +894,8 @@ mod tests {
                 expected[*o as usize..*o as usize + d.len()].copy_from_slice(d);
             }
             let mut actual = vec![0u8; 4000];
-            let result = pack_images_with(std::slice::from_ref(&im), budget, Engine { threads: 2, job_bytes: 64 }, &|_| {});
+            let engine = Engine { threads: 2, job_bytes: 64, coarse: true };
+            let result = pack_images_with(std::slice::from_ref(&im), budget, engine, &|_| {});
             let mut last_end = 0;
             for s in &result.segments {
                 prop_assert!(s.offset >= last_end, "sorted and disjoint");
@@ -868,6 +907,102 @@ mod tests {
             prop_assert_eq!(actual, expected);
             prop_assert!(result.segments.len() as u64 <= budget);
         }
+    }
+
+    /// Objects (non-zero bytes with short zero gaps inside) separated by
+    /// gaps around [`coarse::BIG_GAP`] and the cost cut, with region lengths
+    /// on both sides of LEB boundaries: what the coarse route must weigh.
+    fn snapshot_like() -> impl Strategy<Value = Vec<(u64, Vec<u8>)>> {
+        let object = (
+            prop_oneof![0u64..8, 100u64..180, 180u64..700],
+            prop_oneof![1usize..20, 100usize..160, 300usize..600],
+            any::<u8>(),
+        );
+        (proptest::collection::vec(object, 1..60), 0u64..2).prop_map(|(objects, split)| {
+            let mut data = Vec::new();
+            for (gap, len, seed) in objects {
+                data.extend(std::iter::repeat_n(0u8, gap as usize));
+                let seed = seed | 1;
+                data.extend((0..len).map(|i| {
+                    let x = (i as u8).wrapping_mul(seed).wrapping_add(seed);
+                    if x % 7 == 0 { 0 } else { x | 1 }
+                }));
+            }
+            // One segment, or two with a hole between them.
+            if split == 0 || data.len() < 2 {
+                vec![(0, data)]
+            } else {
+                let tail = data.split_off(data.len() / 2);
+                let at = data.len() as u64 + 150;
+                vec![(0, data), (at, tail)]
+            }
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// The coarse route, when it applies, gives exactly the full pass.
+        #[test]
+        fn coarse_route_matches_the_plain_definition(
+            mem0 in snapshot_like(),
+            mem1 in snapshot_like(),
+            high in any::<bool>(),
+            budget in 1u64..40,
+            threads in 1usize..3,
+            job_bytes in prop_oneof![Just(64usize), Just(1000), Just(1 << 20)],
+        ) {
+            let base = if high { 1u64 << 40 } else { 0 };
+            let mem1: Vec<(u64, Vec<u8>)> = mem1.into_iter().map(|(o, d)| (o + base, d)).collect();
+            let images = [image(0, IndexType::I32, &mem0), image(1, IndexType::I64, &mem1)];
+            let engine = Engine { threads, job_bytes, coarse: true };
+            prop_assert_eq!(packed_with(&images, budget, engine), reference(&images, budget));
+        }
+    }
+
+    #[test]
+    fn the_coarse_route_applies_when_the_cap_binds_on_long_gaps() {
+        // 40 objects 200 to 590 zeros apart, 10 segments allowed: the 9
+        // longest gaps stay open, whatever the short gaps inside objects do.
+        let mut data = Vec::new();
+        for i in 0..40usize {
+            data.extend(std::iter::repeat_n(0u8, 200 + (i * 37) % 391));
+            data.extend((0..150).map(|j| if j % 9 == 0 { 0 } else { (i + j) as u8 | 1 }));
+        }
+        let segs = vec![(0u64, data)];
+        let im = image(0, IndexType::I32, &segs);
+        let engine = Engine {
+            threads: 1,
+            job_bytes: 256,
+            coarse: true,
+        };
+        let images = std::slice::from_ref(&im);
+        assert!(coarse::final_ranges(images, 10, engine, &|_| {}).is_some());
+        assert_eq!(packed_with(images, 10, engine), reference(images, 10));
+        // With room for every greedy segment, the cap does not bind: the
+        // route declines and the full pass decides.
+        assert!(coarse::final_ranges(images, 5000, engine, &|_| {}).is_none());
+    }
+
+    #[test]
+    fn the_coarse_route_declines_when_too_many_gaps_tie_on_the_cut() {
+        // 6,000 identical objects and gaps: every gap is on the cut, more
+        // than an O(cap) list may hold.
+        let mut data = Vec::new();
+        for _ in 0..6000 {
+            data.extend([0u8; 200]);
+            data.extend([5u8; 20]);
+        }
+        let segs = vec![(0u64, data)];
+        let im = image(0, IndexType::I32, &segs);
+        let engine = Engine {
+            threads: 2,
+            job_bytes: 4096,
+            coarse: true,
+        };
+        let images = std::slice::from_ref(&im);
+        assert!(coarse::final_ranges(images, 10, engine, &|_| {}).is_none());
+        assert_eq!(packed_with(images, 10, engine), reference(images, 10));
     }
 
     #[test]

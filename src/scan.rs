@@ -148,6 +148,78 @@ pub(crate) fn for_each_run(data: &[u8], mut f: impl FnMut(usize, usize)) {
     }
 }
 
+/// Whether all 64 bytes are zero: one OR over the block, no mask.
+#[inline(always)]
+fn all_zero(block: &[u8; BLOCK]) -> bool {
+    let mut acc = 0u64;
+    for word in block.chunks_exact(8) {
+        acc |= u64::from_ne_bytes(word.try_into().unwrap());
+    }
+    acc == 0
+}
+
+/// Calls `f(start, end)` for each stretch of `data` from a non-zero byte to
+/// a non-zero byte that holds no `min_gap` zeros in a row, in order:
+/// stretches are separated by `min_gap` or more zeros.
+///
+/// For `min_gap >= 127` (`2 × 64 - 1`), that is exact while looking at most
+/// bytes only as part of a whole 64-byte block: a stretch of 127 zeros
+/// holds a whole block of zeros, so blocks with some non-zero byte that are
+/// not next to an all-zero block are only tested (one OR), never masked.
+/// Much cheaper than [`for_each_run`] when only long gaps matter.
+#[inline]
+pub(crate) fn for_each_coarse_run(data: &[u8], min_gap: usize, mut f: impl FnMut(usize, usize)) {
+    debug_assert!(min_gap >= 2 * BLOCK - 1);
+    let full = data.len() / BLOCK;
+    let block = |i: usize| -> &[u8; BLOCK] { data[i * BLOCK..][..BLOCK].try_into().unwrap() };
+    let mut open: Option<(usize, usize)> = None;
+    let mut push = |start: usize, end: usize| match &mut open {
+        Some(o) if start - o.1 < min_gap => o.1 = end,
+        _ => {
+            if let Some((s, e)) = open.replace((start, end)) {
+                f(s, e);
+            }
+        }
+    };
+    let mut i = 0;
+    while i < full {
+        prefetch(data.as_ptr().wrapping_add((i + PREFETCH_BLOCKS) * BLOCK));
+        if all_zero(block(i)) {
+            i += 1;
+            continue;
+        }
+        // Blocks `i..j` hold non-zero bytes; only their outer edges matter.
+        let start = i * BLOCK + (!zero_mask(block(i))).trailing_zeros() as usize;
+        let mut j = i + 1;
+        while j < full {
+            prefetch(data.as_ptr().wrapping_add((j + PREFETCH_BLOCKS) * BLOCK));
+            if all_zero(block(j)) {
+                break;
+            }
+            j += 1;
+        }
+        let end = j * BLOCK - (!zero_mask(block(j - 1))).leading_zeros() as usize;
+        push(start, end);
+        i = j + 1;
+    }
+    let rest = &data[full * BLOCK..];
+    if !rest.is_empty() {
+        let mut padded = [0u8; BLOCK];
+        padded[..rest.len()].copy_from_slice(rest);
+        let nonzero = !zero_mask(&padded);
+        if nonzero != 0 {
+            let base = full * BLOCK;
+            push(
+                base + nonzero.trailing_zeros() as usize,
+                base + BLOCK - nonzero.leading_zeros() as usize,
+            );
+        }
+    }
+    if let Some((s, e)) = open {
+        f(s, e);
+    }
+}
+
 /// A unit of scanning work: consecutive slices of one image, each with the
 /// address of its first byte.
 pub(crate) type Job<'a> = Vec<(u64, &'a [u8])>;
@@ -320,11 +392,57 @@ mod tests {
         assert_eq!(runs(&d), runs_bytewise(&d));
     }
 
+    /// The definition of [`for_each_coarse_run`], from the exact runs.
+    fn coarse_bytewise(data: &[u8], min_gap: usize) -> Vec<(usize, usize)> {
+        let mut out: Vec<(usize, usize)> = Vec::new();
+        for (s, e) in runs_bytewise(data) {
+            match out.last_mut() {
+                Some(last) if s - last.1 < min_gap => last.1 = e,
+                _ => out.push((s, e)),
+            }
+        }
+        out
+    }
+
+    fn coarse(data: &[u8], min_gap: usize) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        for_each_coarse_run(data, min_gap, |s, e| out.push((s, e)));
+        out
+    }
+
+    #[test]
+    fn coarse_edges() {
+        assert_eq!(coarse(&[], 127), vec![]);
+        assert_eq!(coarse(&[0; 300], 127), vec![]);
+        let mut d = vec![0u8; 600];
+        d[63] = 1;
+        d[63 + 127] = 1; // 126 zeros between: joined
+        d[63 + 127 + 128] = 1; // 127 zeros: split
+        d[399] = 7; // 80 zeros: joined
+        d[599] = 7; // in the ragged tail, after 199 zeros
+        assert_eq!(coarse(&d, 127), vec![(63, 191), (318, 400), (599, 600)]);
+    }
+
     proptest! {
         #[test]
         fn matches_bytewise(data in proptest::collection::vec(
             prop_oneof![4 => Just(0u8), 1 => Just(1u8), 1 => Just(0x80u8), 1 => any::<u8>()], 0..600)) {
             prop_assert_eq!(runs(&data), runs_bytewise(&data));
+        }
+
+        #[test]
+        fn coarse_matches_bytewise(
+            parts in proptest::collection::vec((0usize..300, 1usize..80, any::<u8>()), 0..20),
+            min_gap in 127usize..200,
+        ) {
+            // Non-zero stretches (with some zeros inside) between zero gaps
+            // of every length around the threshold.
+            let mut data = Vec::new();
+            for (zeros, len, seed) in parts {
+                data.extend(std::iter::repeat_n(0u8, zeros));
+                data.extend((0..len).map(|i| if (i as u8).wrapping_mul(seed) % 5 == 0 { 0 } else { 1 + seed % 255 }));
+            }
+            prop_assert_eq!(coarse(&data, min_gap), coarse_bytewise(&data, min_gap));
         }
     }
 }

@@ -1,0 +1,367 @@
+//! A faster route to exactly the same plan when the segment cap binds hard.
+//!
+//! Over the cap, only the `budget` most expensive gaps between greedy
+//! segments stay open ([`GapTracker`](super::GapTracker)). When a large
+//! snapshot meets a cap of 10,000, those are long stretches of zeros, and a
+//! stretch of at least [`BIG_GAP`] zeros always holds a whole 64-byte block
+//! of zeros. So a first pass that only tests blocks for all-zero
+//! ([`scan::for_each_coarse_run`]) finds every long gap with its exact ends,
+//! without the run-by-run work of the greedy pass.
+//!
+//! The stretches between long gaps ("regions") merge independently: a long
+//! gap always splits the greedy pass (it costs more than any header). What a
+//! long gap costs to close depends on its length, known, and on the greedy
+//! segments on either side of it, unknown, but those lie within its two
+//! regions, which bounds the cost to a few bytes either way. Only the gaps
+//! whose bounds straddle the cut are weighed exactly, by merging their two
+//! regions greedily.
+//!
+//! When the premises do not hold (an image longer than 1 GiB, too few long
+//! gaps to fill the cap, a cut that falls among short gaps, or too many gaps
+//! on the cut to hold in O(cap) memory), [`final_ranges`] gives up and the
+//! full pass runs.
+
+use super::{Engine, MAX_SEGMENT_LEN, MemoryImage, Range, greedy_segments, pieces_within};
+use crate::scan;
+use crate::segment::{IndexType, header_len, uleb_len};
+
+/// Zero stretches at least this long: 2 × 64 − 1 bytes, the shortest that
+/// always holds a whole 64-byte block. Longer than any segment header, so
+/// the greedy pass always splits at them.
+pub(super) const BIG_GAP: u64 = 127;
+
+/// The most a short gap (under [`BIG_GAP`]) can cost to close: its zeros,
+/// plus at most 4 bytes of a longer length LEB, minus a header of at least 5.
+const SHORT_GAP_MAX_COST: u64 = BIG_GAP - 1;
+
+/// A long gap, the regions on either side and bounds on its cost.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    memory_index: u32,
+    index_type: IndexType,
+    left: Range,
+    right: Range,
+    /// Bounds on the bytes that closing the gap adds (`GapKey::extra_bytes`).
+    lo: u64,
+    hi: u64,
+}
+
+impl Candidate {
+    fn new(memory_index: u32, index_type: IndexType, left: Range, right: Range) -> Self {
+        let gap = right.start - left.end;
+        // The greedy segments `a` (ending at the gap) and `b` (starting after
+        // it) lie within `left` and `right`. The cost is
+        // uleb(b.end - a.start) + gap - uleb(a.len) - header(b): the merged
+        // LEB is never shorter than `a`'s, and `b`'s header is at most that
+        // of a segment as long as `right` and at least that of one byte.
+        let lo = gap.saturating_sub(header_len(
+            memory_index,
+            index_type,
+            right.start,
+            right.len(),
+        ));
+        let hi = (uleb_len(right.end - left.start) - 1 + gap).saturating_sub(header_len(
+            memory_index,
+            index_type,
+            right.start,
+            1,
+        ));
+        Candidate {
+            memory_index,
+            index_type,
+            left,
+            right,
+            lo,
+            hi,
+        }
+    }
+
+    fn gap(&self) -> Range {
+        Range {
+            start: self.left.end,
+            end: self.right.start,
+        }
+    }
+}
+
+/// The candidates that may be among the `budget` most expensive, in
+/// O(budget) memory: those whose upper bound reaches the `budget`-th largest
+/// lower bound seen so far.
+struct Shortlist {
+    budget: u64,
+    kept: Vec<Candidate>,
+    /// Candidates with `hi` below this are out: `budget` others cost more.
+    floor: u64,
+    /// When `kept` is next cut back.
+    limit: usize,
+    /// Long gaps seen.
+    count: u64,
+    /// Too many candidates on the cut to hold: give up.
+    overflowed: bool,
+}
+
+impl Shortlist {
+    fn new(budget: u64) -> Self {
+        let limit = Self::first_limit(budget);
+        Shortlist {
+            budget,
+            kept: Vec::new(),
+            floor: 0,
+            limit,
+            count: 0,
+            overflowed: false,
+        }
+    }
+
+    fn first_limit(budget: u64) -> usize {
+        usize::try_from(budget.saturating_mul(2).saturating_add(1024)).unwrap_or(usize::MAX)
+    }
+
+    fn push(&mut self, c: Candidate) {
+        self.count += 1;
+        if c.hi < self.floor || self.overflowed {
+            return;
+        }
+        self.kept.push(c);
+        if self.kept.len() >= self.limit {
+            self.floor = self.floor.max(kth_largest_lo(&mut self.kept, self.budget));
+            let floor = self.floor;
+            self.kept.retain(|c| c.hi >= floor);
+            // Many gaps tied on the cut: let the cutting stay linear, and
+            // give up when the list stops being O(budget).
+            self.limit = self.limit.max(2 * self.kept.len());
+            if self.limit > 4 * Self::first_limit(self.budget) {
+                self.overflowed = true;
+                self.kept = Vec::new();
+            }
+        }
+    }
+}
+
+/// The `k`-th largest `lo` of `candidates` (k ≥ 1), or 0 when there are fewer.
+fn kth_largest_lo(candidates: &mut [Candidate], k: u64) -> u64 {
+    let k = usize::try_from(k).unwrap_or(usize::MAX);
+    if k == 0 || candidates.len() < k {
+        return 0;
+    }
+    let at = candidates.len() - k;
+    candidates.select_nth_unstable_by_key(at, |c| c.lo);
+    candidates[at].lo
+}
+
+/// Follows one image's coarse runs, in order, joining those less than
+/// [`BIG_GAP`] apart into regions.
+struct Regions {
+    memory_index: u32,
+    index_type: IndexType,
+    /// The region before `current`, once there is one.
+    previous: Option<Range>,
+    /// The region being extended.
+    current: Option<Range>,
+    first_start: Option<u64>,
+}
+
+impl Regions {
+    fn run(&mut self, run: Range, shortlist: &mut Shortlist) {
+        match &mut self.current {
+            Some(c) if run.start - c.end < BIG_GAP => c.end = run.end,
+            _ => {
+                self.first_start.get_or_insert(run.start);
+                if let Some(done) = self.current.replace(run)
+                    && let Some(before) = self.previous.replace(done)
+                {
+                    shortlist.push(Candidate::new(
+                        self.memory_index,
+                        self.index_type,
+                        before,
+                        done,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The image's extent, if it has any non-zero byte.
+    fn finish(self, shortlist: &mut Shortlist) -> Option<(u32, Range)> {
+        let last = self.current?;
+        if let Some(before) = self.previous {
+            shortlist.push(Candidate::new(
+                self.memory_index,
+                self.index_type,
+                before,
+                last,
+            ));
+        }
+        Some((
+            self.memory_index,
+            Range {
+                start: self.first_start.expect("a region has a start"),
+                end: last.end,
+            },
+        ))
+    }
+}
+
+/// The final segments of each memory, as [`GapTracker::finish`] would give
+/// them, or `None` when this route does not apply (then nothing is known and
+/// the full pass must run).
+///
+/// [`GapTracker::finish`]: super::GapTracker
+pub(super) fn final_ranges(
+    images: &[MemoryImage<'_>],
+    budget: u64,
+    engine: Engine,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> Option<Vec<(u32, Range)>> {
+    if budget == 0 {
+        return None;
+    }
+    // No gap of 4 GiB and no merged segment past 1 GiB: every gap can close,
+    // and no greedy segment is ever split.
+    let short = images.iter().all(|image| match image.pieces.as_slice() {
+        [] => true,
+        [first, .., last] => last.end() - first.offset <= MAX_SEGMENT_LEN,
+        [only] => only.data.len() as u64 <= MAX_SEGMENT_LEN,
+    });
+    if !short {
+        return None;
+    }
+
+    let mut shortlist = Shortlist::new(budget);
+    let mut extents = Vec::new();
+    for image in images {
+        let mut regions = Regions {
+            memory_index: image.memory_index,
+            index_type: image.index_type,
+            previous: None,
+            current: None,
+            first_start: None,
+        };
+        let pieces: Vec<(u64, &[u8])> = image.pieces.iter().map(|p| (p.offset, p.data)).collect();
+        let jobs = scan::jobs(&pieces, engine.job_bytes);
+        scan::map_ordered(
+            &jobs,
+            engine.threads,
+            |job| {
+                let mut runs = Vec::new();
+                for &(offset, data) in job {
+                    scan::for_each_coarse_run(data, BIG_GAP as usize, |s, e| {
+                        runs.push(Range {
+                            start: offset + s as u64,
+                            end: offset + e as u64,
+                        })
+                    });
+                }
+                runs
+            },
+            |i, runs| {
+                for run in runs {
+                    regions.run(run, &mut shortlist);
+                }
+                for (_, data) in &jobs[i] {
+                    release(data);
+                }
+            },
+        );
+        if shortlist.overflowed {
+            return None;
+        }
+        extents.extend(regions.finish(&mut shortlist));
+    }
+    if shortlist.overflowed {
+        return None;
+    }
+
+    // Over the cap, the greedy pass's closable gaps that stay open number
+    // `budget - extents` (every gap can close here), and they must be long
+    // gaps: more long gaps than that, and the cheapest kept one dearer than
+    // any short gap.
+    let keep = budget
+        .checked_sub(extents.len() as u64)
+        .filter(|&k| k > 0)?;
+    if shortlist.count <= keep {
+        return None;
+    }
+    let mut kept = shortlist.kept;
+    let cut = kth_largest_lo(&mut kept, keep);
+    if cut <= SHORT_GAP_MAX_COST {
+        return None;
+    }
+    kept.retain(|c| c.hi >= cut);
+
+    // Certainly kept: fewer than `keep` others could cost more.
+    let mut his: Vec<u64> = kept.iter().map(|c| c.hi).collect();
+    his.sort_unstable();
+    let rivals = |c: &Candidate| (his.len() - his.partition_point(|&h| h < c.lo)) as u64 - 1;
+    let (mut open, uncertain): (Vec<Candidate>, Vec<Candidate>) =
+        kept.into_iter().partition(|c| rivals(c) < keep);
+    let more = (keep - open.len() as u64) as usize;
+    if more > 0 {
+        // Weigh the rest exactly: the greedy segments next to each gap.
+        let mut weighed: Vec<(u64, u32, u64, Candidate)> = uncertain
+            .into_iter()
+            .map(|c| {
+                let image = images
+                    .iter()
+                    .find(|i| i.memory_index == c.memory_index)
+                    .expect("the candidate's image");
+                let a = greedy_ends(image, c.left, engine, release).1;
+                let b = greedy_ends(image, c.right, engine, release).0;
+                let gap = c.gap().len();
+                let extra = (uleb_len(b.end - a.start) + gap).saturating_sub(
+                    uleb_len(a.len()) + header_len(c.memory_index, c.index_type, b.start, b.len()),
+                );
+                debug_assert!((c.lo..=c.hi).contains(&extra));
+                (extra, c.memory_index, c.left.end, c)
+            })
+            .collect();
+        // Most expensive first; ties by higher (memory, offset), as the
+        // tracker keeps the largest keys.
+        weighed.sort_unstable_by_key(|w| std::cmp::Reverse((w.0, w.1, w.2)));
+        open.extend(weighed.into_iter().take(more).map(|w| w.3));
+    }
+
+    open.sort_unstable_by_key(|c| (c.memory_index, c.left.end));
+    let mut out = Vec::with_capacity(open.len() + extents.len());
+    let mut gaps = open.into_iter().peekable();
+    for (memory_index, extent) in extents {
+        let mut start = extent.start;
+        while let Some(c) = gaps.next_if(|c| c.memory_index == memory_index) {
+            out.push((
+                memory_index,
+                Range {
+                    start,
+                    end: c.left.end,
+                },
+            ));
+            start = c.right.start;
+        }
+        out.push((
+            memory_index,
+            Range {
+                start,
+                end: extent.end,
+            },
+        ));
+    }
+    Some(out)
+}
+
+/// The first and last greedy segments of `region` (which has a non-zero
+/// byte at each end and long gaps outside).
+fn greedy_ends(
+    image: &MemoryImage<'_>,
+    region: Range,
+    engine: Engine,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> (Range, Range) {
+    let pieces = pieces_within(image, region);
+    let mut ends: Option<(Range, Range)> = None;
+    greedy_segments(image, &pieces, engine, release, &mut |r: Range| {
+        ends = Some(match ends {
+            None => (r, r),
+            Some((first, _)) => (first, r),
+        })
+    });
+    ends.expect("a region holds a segment")
+}
