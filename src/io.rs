@@ -18,7 +18,18 @@ pub struct Input {
     map: Option<Mmap>,
     file: File,
     name: String,
+    /// Released bytes not yet handed to the kernel, as a range of the map.
+    unreleased: Mutex<std::ops::Range<usize>>,
 }
+
+/// Released bytes are handed to the kernel in batches of this size: each
+/// `madvise` call costs a TLB flush on every core running a scan thread (an
+/// interrupt per core, dear in a VM), and a job releases many small pieces.
+const RELEASE_BATCH: usize = 4 << 20;
+
+/// Released ranges this close together are batched as one, the bytes
+/// between them included (segment headers, already parsed).
+const RELEASE_JOIN: usize = 64 << 10;
 
 impl Input {
     /// Maps the file at `path`, or spools stdin to an unnamed temporary file
@@ -64,6 +75,7 @@ impl Input {
                 map: None,
                 file,
                 name,
+                unreleased: Mutex::new(0..0),
             });
         }
         // SAFETY: the map is only read; segpack never writes to its input
@@ -78,6 +90,7 @@ impl Input {
             map: Some(map),
             file,
             name,
+            unreleased: Mutex::new(0..0),
         })
     }
 
@@ -98,13 +111,32 @@ impl Input {
         if bytes.is_empty() || offset + bytes.len() > map.len() {
             return;
         }
-        #[cfg(unix)]
-        // SAFETY: the map is a read-only shared mapping of a file; dropping
-        // its pages only unmaps them, and a later read faults the same bytes
-        // back in from the file. Nothing is lost, no reference is invalidated.
-        unsafe {
-            let _ =
-                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, bytes.len());
+        let range = offset..offset + bytes.len();
+        let mut pending = self.unreleased.lock().unwrap_or_else(|e| e.into_inner());
+        let joins = !pending.is_empty()
+            && range.start <= pending.end.saturating_add(RELEASE_JOIN)
+            && range.end.saturating_add(RELEASE_JOIN) >= pending.start;
+        let flush = if joins {
+            *pending = pending.start.min(range.start)..pending.end.max(range.end);
+            (pending.len() >= RELEASE_BATCH).then(|| std::mem::replace(&mut *pending, 0..0))
+        } else {
+            let done = std::mem::replace(&mut *pending, range);
+            (!done.is_empty()).then_some(done)
+        };
+        drop(pending);
+        if let Some(done) = flush {
+            #[cfg(unix)]
+            // SAFETY: the map is a read-only shared mapping of a file; dropping
+            // its pages only unmaps them, and a later read faults the same
+            // bytes back in from the file. Nothing is lost, no reference is
+            // invalidated.
+            unsafe {
+                let _ = map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    done.start,
+                    done.len(),
+                );
+            }
         }
     }
 
