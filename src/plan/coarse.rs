@@ -293,20 +293,32 @@ pub(super) fn final_ranges(
     let mut his: Vec<u64> = kept.iter().map(|c| c.hi).collect();
     his.sort_unstable();
     let rivals = |c: &Candidate| (his.len() - his.partition_point(|&h| h < c.lo)) as u64 - 1;
-    let (mut open, uncertain): (Vec<Candidate>, Vec<Candidate>) =
+    let (mut open, mut uncertain): (Vec<Candidate>, Vec<Candidate>) =
         kept.into_iter().partition(|c| rivals(c) < keep);
     let more = (keep - open.len() as u64) as usize;
     if more > 0 {
-        // Weigh the rest exactly: the greedy segments next to each gap.
+        // Weigh the rest exactly: the greedy segments next to each gap. In
+        // address order, so that pages are read (and released) once, and a
+        // region between two uncertain gaps is merged once.
+        uncertain.sort_unstable_by_key(|c| (c.memory_index, c.left.start));
+        let mut last: Option<(u32, Range, (Range, Range))> = None;
+        let mut ends = |memory_index: u32, region: Range| match last {
+            Some((m, r, ends)) if m == memory_index && r == region => ends,
+            _ => {
+                let image = images
+                    .iter()
+                    .find(|i| i.memory_index == memory_index)
+                    .expect("the candidate's image");
+                let ends = greedy_ends(image, region, engine, release);
+                last = Some((memory_index, region, ends));
+                ends
+            }
+        };
         let mut weighed: Vec<(u64, u32, u64, Candidate)> = uncertain
             .into_iter()
             .map(|c| {
-                let image = images
-                    .iter()
-                    .find(|i| i.memory_index == c.memory_index)
-                    .expect("the candidate's image");
-                let a = greedy_ends(image, c.left, engine, release).1;
-                let b = greedy_ends(image, c.right, engine, release).0;
+                let a = ends(c.memory_index, c.left).1;
+                let b = ends(c.memory_index, c.right).0;
                 let gap = c.gap().len();
                 let extra = (uleb_len(b.end - a.start) + gap).saturating_sub(
                     uleb_len(a.len()) + header_len(c.memory_index, c.index_type, b.start, b.len()),
