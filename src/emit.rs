@@ -4,12 +4,27 @@
 //! enclosing section sizes be written first.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use wasm_encoder::Encode;
 
+use crate::scan;
 use crate::segment::Part;
+
+/// Output bytes assembled per write: a few hundred KiB keeps a block in
+/// the core's cache between the read into it and the write out of it.
+const WRITE_BLOCK: usize = 256 * 1024;
+
+/// A block of the output: `len` bytes from `skip` bytes into chunk `chunk`.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    chunk: usize,
+    skip: u64,
+    len: usize,
+}
 
 #[derive(Debug, Clone)]
 enum Chunk {
@@ -18,6 +33,15 @@ enum Chunk {
     /// A range of `Output::owned`.
     Owned(std::ops::Range<usize>),
     Zeros(u64),
+}
+
+impl Chunk {
+    fn len(&self) -> u64 {
+        match self {
+            Chunk::Input(r) | Chunk::Owned(r) => r.len() as u64,
+            Chunk::Zeros(n) => *n,
+        }
+    }
 }
 
 /// The planned output bytes, not yet written.
@@ -119,73 +143,122 @@ impl<'a> Output<'a> {
         }
     }
 
-    /// Writes every byte, in order, to a file (or pipe). Ranges of the input
-    /// move from `input_file`, which holds the same bytes as the input slice,
-    /// in the kernel (`copy_file_range`, or `sendfile` into a pipe) without
-    /// passing through this process; the small pieces in between are
-    /// gathered in one buffer.
-    pub(crate) fn write_to_file(&self, input_file: &File, out: &File) -> io::Result<()> {
-        const SMALL: usize = 16 * 1024;
-        let mut buffer: Vec<u8> = Vec::with_capacity(256 * 1024);
-        let mut out_ref = out;
-        let mut in_ref = input_file;
-        // `copy_file_range` at explicit input offsets: one call per range,
-        // where `io::copy` also seeks and looks up both files each time.
-        let mut direct = cfg!(target_os = "linux");
-        for chunk in &self.chunks {
-            match chunk {
-                // Small ranges are cheaper read than one copy call each; read
-                // from the file, not the map, so no pages get mapped.
-                Chunk::Input(r) if r.len() < SMALL => {
-                    let at = buffer.len();
-                    buffer.resize(at + r.len(), 0);
-                    input_file.read_exact_at(&mut buffer[at..], r.start as u64)?;
+    /// Writes every byte, in order, to a file (or pipe). The output is
+    /// assembled in blocks of [`WRITE_BLOCK`] bytes on up to `threads`
+    /// workers ([`scan::map_ordered`]), which read input ranges from
+    /// `input_file` (holding the same bytes as the input slice) with
+    /// `pread`, so no input page is mapped; the calling thread writes the
+    /// blocks in order. Reading and writing overlap on two cores, and one
+    /// `write` per block costs less than a kernel copy per segment: segments
+    /// are short and start at odd offsets.
+    pub(crate) fn write_to_file(
+        &self,
+        input_file: &File,
+        out: &File,
+        threads: usize,
+    ) -> io::Result<()> {
+        let blocks = self.blocks(WRITE_BLOCK as u64);
+        // Buffers go back and forth between the writer and the workers.
+        let spare: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
+        let failed = AtomicBool::new(false);
+        let mut result = Ok(());
+        let mut out = out;
+        scan::map_ordered(
+            &blocks,
+            threads,
+            |block| {
+                if failed.load(Ordering::Relaxed) {
+                    return Err(None);
                 }
-                Chunk::Input(r) => {
-                    out_ref.write_all(&buffer)?;
-                    buffer.clear();
-                    let mut copied = 0;
-                    if direct {
-                        match copy_range(input_file, r.start as u64, r.len(), out)? {
-                            Some(n) => copied = n,
-                            // Not between these files: the portable way from now on.
-                            None => direct = false,
-                        }
-                    }
-                    if !direct {
-                        in_ref.seek(SeekFrom::Start(r.start as u64))?;
-                        copied = io::copy(&mut in_ref.take(r.len() as u64), &mut out_ref)? as usize;
-                    }
-                    if copied != r.len() {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the input file shrank while it was being packed",
-                        ));
+                let buffer = spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                let mut buffer =
+                    buffer.unwrap_or_else(|| vec![0u8; WRITE_BLOCK].into_boxed_slice());
+                match self.fill(input_file, block, &mut buffer[..block.len]) {
+                    Ok(()) => Ok(buffer),
+                    Err(e) => {
+                        failed.store(true, Ordering::Relaxed);
+                        Err(Some(e))
                     }
                 }
-                Chunk::Owned(r) => buffer.extend_from_slice(&self.owned[r.clone()]),
-                // A closed gap can be up to 1 GiB of zeros: write it through
-                // the buffer a block at a time, never all at once.
-                Chunk::Zeros(n) => {
-                    let mut left = *n;
-                    while left > 0 {
-                        let room = (256 * 1024usize).saturating_sub(buffer.len()).max(1);
-                        let k = left.min(room as u64) as usize;
-                        buffer.resize(buffer.len() + k, 0);
-                        left -= k as u64;
-                        if buffer.len() >= 256 * 1024 {
-                            out_ref.write_all(&buffer)?;
-                            buffer.clear();
-                        }
+            },
+            |i, filled| match filled {
+                _ if result.is_err() => {}
+                Ok(buffer) => {
+                    result = out.write_all(&buffer[..blocks[i].len]);
+                    if result.is_err() {
+                        failed.store(true, Ordering::Relaxed);
                     }
+                    spare.lock().unwrap_or_else(|e| e.into_inner()).push(buffer);
                 }
-            }
-            if buffer.len() >= 256 * 1024 {
-                out_ref.write_all(&buffer)?;
-                buffer.clear();
+                Err(e) => result = Err(e.expect("only a failed block fails")),
+            },
+        );
+        result
+    }
+
+    /// Cuts the output into blocks of `size` bytes (the last one shorter).
+    fn blocks(&self, size: u64) -> Vec<Block> {
+        let mut blocks = Vec::new();
+        let mut block = Block {
+            chunk: 0,
+            skip: 0,
+            len: 0,
+        };
+        for (i, chunk) in self.chunks.iter().enumerate() {
+            let mut left = chunk.len();
+            let mut skip = 0;
+            while left > 0 {
+                let take = left.min(size - block.len as u64);
+                block.len += take as usize;
+                left -= take;
+                skip += take;
+                if block.len as u64 == size {
+                    blocks.push(block);
+                    // The next block starts where this one ended.
+                    block = Block {
+                        chunk: if left > 0 { i } else { i + 1 },
+                        skip: if left > 0 { skip } else { 0 },
+                        len: 0,
+                    };
+                }
             }
         }
-        out_ref.write_all(&buffer)
+        if block.len > 0 {
+            blocks.push(block);
+        }
+        blocks
+    }
+
+    /// Assembles one block of output into `buffer` (exactly its length).
+    fn fill(&self, input_file: &File, block: &Block, buffer: &mut [u8]) -> io::Result<()> {
+        let mut at = 0;
+        let mut skip = block.skip;
+        for chunk in &self.chunks[block.chunk..] {
+            if at == buffer.len() {
+                break;
+            }
+            let take = (chunk.len() - skip).min((buffer.len() - at) as u64) as usize;
+            let part = &mut buffer[at..at + take];
+            match chunk {
+                Chunk::Input(r) => input_file
+                    .read_exact_at(part, r.start as u64 + skip)
+                    .map_err(|e| match e.kind() {
+                        io::ErrorKind::UnexpectedEof => io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the input file shrank while it was being packed",
+                        ),
+                        _ => e,
+                    })?,
+                Chunk::Owned(r) => {
+                    let from = r.start + skip as usize;
+                    part.copy_from_slice(&self.owned[from..from + take]);
+                }
+                Chunk::Zeros(_) => part.fill(0),
+            }
+            at += take;
+            skip = 0;
+        }
+        Ok(())
     }
 
     /// Writes every byte, in order.
@@ -207,53 +280,4 @@ impl<'a> Output<'a> {
         }
         Ok(())
     }
-}
-
-/// Copies `len` bytes at `offset` of `input` to the current position of
-/// `out` in the kernel, with `copy_file_range`. The bytes copied (fewer only
-/// when the input ended), or `None` when these two files cannot be copied
-/// between this way (nothing was copied then).
-#[cfg(target_os = "linux")]
-fn copy_range(input: &File, offset: u64, len: usize, out: &File) -> io::Result<Option<usize>> {
-    use std::os::fd::AsRawFd;
-    let mut from = i64::try_from(offset).map_err(io::Error::other)?;
-    let mut done = 0;
-    while done < len {
-        // SAFETY: both descriptors are open for the call; `from` is a valid
-        // i64 the kernel advances; a null output offset means the file's own.
-        let n = unsafe {
-            libc::copy_file_range(
-                input.as_raw_fd(),
-                &mut from,
-                out.as_raw_fd(),
-                std::ptr::null_mut(),
-                len - done,
-                0,
-            )
-        };
-        match n {
-            0 => break,
-            n if n > 0 => done += n as usize,
-            _ => {
-                let e = io::Error::last_os_error();
-                match e.raw_os_error() {
-                    Some(libc::EINTR) => continue,
-                    // Old kernels, pipes, file systems that do not support
-                    // it: only ever on the first call.
-                    Some(
-                        libc::ENOSYS | libc::EXDEV | libc::EINVAL | libc::EOPNOTSUPP | libc::EBADF,
-                    ) if done == 0 => {
-                        return Ok(None);
-                    }
-                    _ => return Err(e),
-                }
-            }
-        }
-    }
-    Ok(Some(done))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn copy_range(_: &File, _: u64, _: usize, _: &File) -> io::Result<Option<usize>> {
-    Ok(None)
 }

@@ -234,6 +234,8 @@ pub struct Plan<'a> {
     input: &'a [u8],
     output: emit::Output<'a>,
     report: PackReport,
+    /// Threads for assembling the output ([`PackOptions::threads`]).
+    threads: usize,
 }
 
 impl<'a> Plan<'a> {
@@ -297,6 +299,7 @@ impl<'a> Plan<'a> {
             input,
             output,
             report,
+            threads: options.threads,
         })
     }
 
@@ -331,10 +334,12 @@ impl<'a> Plan<'a> {
         self.input
     }
 
-    /// Writes the packed binary to a file or pipe, moving the input's bytes
-    /// in the kernel (`copy_file_range`, `sendfile`) instead of through this
-    /// process: the fastest way out, and it keeps resident memory flat.
-    /// `input` must be the input this plan was made from.
+    /// Writes the packed binary to a file or pipe. Worker threads
+    /// ([`PackOptions::threads`]) assemble the output in 256 KiB blocks,
+    /// reading the input's bytes with `pread` (no page of the map is
+    /// touched, so resident memory stays flat), while this thread writes
+    /// the blocks in order. `input` must be the input this plan was made
+    /// from.
     ///
     /// # Errors
     /// Whatever writing `output` returns.
@@ -358,7 +363,8 @@ impl<'a> Plan<'a> {
             std::ptr::eq(input.bytes().as_ptr(), self.input.as_ptr()),
             "write_to_file needs the Input the plan was made from"
         );
-        self.output.write_to_file(input.file(), output)
+        self.output
+            .write_to_file(input.file(), output, scan::thread_count(self.threads))
     }
 
     /// Writes the packed binary.
@@ -411,14 +417,13 @@ impl<'a> Plan<'a> {
     }
 
     /// Writes the packed binary as [`write_to_file`](Self::write_to_file)
-    /// does, in the kernel where it can, and calls `progress` with the
-    /// number of bytes written so far, about ten times a second and once
-    /// more, with [`len`](Self::len), at the end.
+    /// does, and calls `progress` with the number of bytes written so far,
+    /// about ten times a second and once more, with [`len`](Self::len), at
+    /// the end.
     ///
-    /// Bytes moved in the kernel are not seen one by one: a helper thread
-    /// reads how far `output`'s file offset has moved. An output without an
-    /// offset (a pipe, a socket) is written through this process instead,
-    /// counting as it goes.
+    /// A helper thread reads how far `output`'s file offset has moved. An
+    /// output without an offset (a pipe, a socket) is written from the map
+    /// instead, counting as it goes.
     ///
     /// # Errors
     /// Whatever writing `output` returns.

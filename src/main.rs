@@ -216,7 +216,7 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
         None => plan.write_to_file(&input, file),
     };
     let written = if to_stdout {
-        // A duplicate of fd 1 as a File, so pipes get the in-kernel copy too.
+        // A duplicate of fd 1 as a File, so pipes get the threaded writer too.
         std::io::stdout()
             .as_fd()
             .try_clone_to_owned()

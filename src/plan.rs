@@ -914,7 +914,7 @@ mod tests {
     /// on both sides of LEB boundaries: what the coarse route must weigh.
     fn snapshot_like() -> impl Strategy<Value = Vec<(u64, Vec<u8>)>> {
         let object = (
-            prop_oneof![0u64..8, 100u64..180, 180u64..700],
+            prop_oneof![0u64..8, 20u64..45, 100u64..180, 180u64..700],
             prop_oneof![1usize..20, 100usize..160, 300usize..600],
             any::<u8>(),
         );

@@ -148,30 +148,36 @@ pub(crate) fn for_each_run(data: &[u8], mut f: impl FnMut(usize, usize)) {
     }
 }
 
-/// Whether all 64 bytes are zero: one OR over the block, no mask.
-#[inline(always)]
-fn all_zero(block: &[u8; BLOCK]) -> bool {
-    let mut acc = 0u64;
-    for word in block.chunks_exact(8) {
-        acc |= u64::from_ne_bytes(word.try_into().unwrap());
-    }
-    acc == 0
-}
+/// The unit of [`for_each_coarse_run`]: 16 bytes, tested for all-zero at once.
+pub(crate) const CHUNK: usize = 16;
+
+/// The shortest stretch of zeros that always holds a whole aligned
+/// [`CHUNK`] of zeros: `2 × 16 − 1` bytes.
+pub(crate) const COARSE_MIN_GAP: usize = 2 * CHUNK - 1;
 
 /// Calls `f(start, end)` for each stretch of `data` from a non-zero byte to
 /// a non-zero byte that holds no `min_gap` zeros in a row, in order:
 /// stretches are separated by `min_gap` or more zeros.
 ///
-/// For `min_gap >= 127` (`2 × 64 - 1`), that is exact while looking at most
-/// bytes only as part of a whole 64-byte block: a stretch of 127 zeros
-/// holds a whole block of zeros, so blocks with some non-zero byte that are
-/// not next to an all-zero block are only tested (one OR), never masked.
-/// Much cheaper than [`for_each_run`] when only long gaps matter.
+/// For `min_gap >= COARSE_MIN_GAP`, that is exact while looking at most
+/// bytes only as part of a 16-byte chunk tested for all-zero: such a
+/// stretch of zeros holds a whole chunk of zeros, so only chunks next to an
+/// all-zero chunk are looked into, to find where the non-zero bytes start or
+/// end. Much cheaper than [`for_each_run`] when only longer gaps matter.
 #[inline]
 pub(crate) fn for_each_coarse_run(data: &[u8], min_gap: usize, mut f: impl FnMut(usize, usize)) {
-    debug_assert!(min_gap >= 2 * BLOCK - 1);
-    let full = data.len() / BLOCK;
-    let block = |i: usize| -> &[u8; BLOCK] { data[i * BLOCK..][..BLOCK].try_into().unwrap() };
+    debug_assert!(min_gap >= COARSE_MIN_GAP);
+    let full = data.len() / CHUNK;
+    // Little-endian: byte `k` of the chunk is bits `8k..8k + 8`.
+    let chunk = |i: usize| u128::from_le_bytes(data[i * CHUNK..][..CHUNK].try_into().unwrap());
+    let ahead = |i: usize| {
+        if i.is_multiple_of(4) {
+            prefetch(
+                data.as_ptr()
+                    .wrapping_add(i * CHUNK + PREFETCH_BLOCKS * BLOCK),
+            );
+        }
+    };
     let mut open: Option<(usize, usize)> = None;
     let mut push = |start: usize, end: usize| match &mut open {
         Some(o) if start - o.1 < min_gap => o.1 = end,
@@ -181,37 +187,60 @@ pub(crate) fn for_each_coarse_run(data: &[u8], min_gap: usize, mut f: impl FnMut
             }
         }
     };
+    // Whether chunks `i..i + 4` are all zero / all hold a non-zero byte:
+    // most of the time a whole 64 bytes is settled at once.
+    let group = |i: usize| {
+        let c = [chunk(i), chunk(i + 1), chunk(i + 2), chunk(i + 3)];
+        let zero = (c[0] | c[1] | c[2] | c[3]) == 0;
+        let dense = (c[0] != 0) & (c[1] != 0) & (c[2] != 0) & (c[3] != 0);
+        (zero, dense, c[3])
+    };
     let mut i = 0;
     while i < full {
-        prefetch(data.as_ptr().wrapping_add((i + PREFETCH_BLOCKS) * BLOCK));
-        if all_zero(block(i)) {
+        ahead(i);
+        if i.is_multiple_of(4) && i + 4 <= full && group(i).0 {
+            i += 4;
+            continue;
+        }
+        let first = chunk(i);
+        if first == 0 {
             i += 1;
             continue;
         }
-        // Blocks `i..j` hold non-zero bytes; only their outer edges matter.
-        let start = i * BLOCK + (!zero_mask(block(i))).trailing_zeros() as usize;
+        // Chunks `i..j` hold non-zero bytes; only their outer edges matter.
+        let start = i * CHUNK + first.trailing_zeros() as usize / 8;
+        let mut last = first;
         let mut j = i + 1;
         while j < full {
-            prefetch(data.as_ptr().wrapping_add((j + PREFETCH_BLOCKS) * BLOCK));
-            if all_zero(block(j)) {
+            ahead(j);
+            if j.is_multiple_of(4) && j + 4 <= full {
+                let (_, dense, fourth) = group(j);
+                if dense {
+                    last = fourth;
+                    j += 4;
+                    continue;
+                }
+            }
+            let c = chunk(j);
+            if c == 0 {
                 break;
             }
+            last = c;
             j += 1;
         }
-        let end = j * BLOCK - (!zero_mask(block(j - 1))).leading_zeros() as usize;
-        push(start, end);
+        push(start, j * CHUNK - last.leading_zeros() as usize / 8);
         i = j + 1;
     }
-    let rest = &data[full * BLOCK..];
+    let rest = &data[full * CHUNK..];
     if !rest.is_empty() {
-        let mut padded = [0u8; BLOCK];
+        let mut padded = [0u8; CHUNK];
         padded[..rest.len()].copy_from_slice(rest);
-        let nonzero = !zero_mask(&padded);
-        if nonzero != 0 {
-            let base = full * BLOCK;
+        let c = u128::from_le_bytes(padded);
+        if c != 0 {
+            let base = full * CHUNK;
             push(
-                base + nonzero.trailing_zeros() as usize,
-                base + BLOCK - nonzero.leading_zeros() as usize,
+                base + c.trailing_zeros() as usize / 8,
+                base + CHUNK - c.leading_zeros() as usize / 8,
             );
         }
     }
@@ -412,15 +441,17 @@ mod tests {
 
     #[test]
     fn coarse_edges() {
-        assert_eq!(coarse(&[], 127), vec![]);
-        assert_eq!(coarse(&[0; 300], 127), vec![]);
-        let mut d = vec![0u8; 600];
-        d[63] = 1;
-        d[63 + 127] = 1; // 126 zeros between: joined
-        d[63 + 127 + 128] = 1; // 127 zeros: split
-        d[399] = 7; // 80 zeros: joined
-        d[599] = 7; // in the ragged tail, after 199 zeros
-        assert_eq!(coarse(&d, 127), vec![(63, 191), (318, 400), (599, 600)]);
+        assert_eq!(coarse(&[], 31), vec![]);
+        assert_eq!(coarse(&[0; 300], 31), vec![]);
+        let mut d = vec![0u8; 200];
+        d[15] = 1;
+        d[15 + 31] = 1; // 30 zeros between: joined
+        d[15 + 31 + 32] = 1; // 31 zeros: split
+        d[99] = 7; // 20 zeros: joined
+        d[199] = 7; // in the ragged tail, after 99 zeros
+        assert_eq!(coarse(&d, 31), vec![(15, 47), (78, 100), (199, 200)]);
+        // A longer minimum joins more.
+        assert_eq!(coarse(&d, 100), vec![(15, 200)]);
     }
 
     proptest! {
@@ -432,8 +463,8 @@ mod tests {
 
         #[test]
         fn coarse_matches_bytewise(
-            parts in proptest::collection::vec((0usize..300, 1usize..80, any::<u8>()), 0..20),
-            min_gap in 127usize..200,
+            parts in proptest::collection::vec((prop_oneof![0usize..40, 40usize..300], 1usize..80, any::<u8>()), 0..20),
+            min_gap in prop_oneof![Just(COARSE_MIN_GAP), COARSE_MIN_GAP..200],
         ) {
             // Non-zero stretches (with some zeros inside) between zero gaps
             // of every length around the threshold.

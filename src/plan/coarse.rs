@@ -3,8 +3,8 @@
 //! Over the cap, only the `budget` most expensive gaps between greedy
 //! segments stay open ([`GapTracker`](super::GapTracker)). When a large
 //! snapshot meets a cap of 10,000, those are long stretches of zeros, and a
-//! stretch of at least [`BIG_GAP`] zeros always holds a whole 64-byte block
-//! of zeros. So a first pass that only tests blocks for all-zero
+//! stretch of at least [`BIG_GAP`] zeros always holds a whole 16-byte chunk
+//! of zeros. So a first pass that only tests chunks for all-zero
 //! ([`scan::for_each_coarse_run`]) finds every long gap with its exact ends,
 //! without the run-by-run work of the greedy pass.
 //!
@@ -21,17 +21,20 @@
 //! on the cut to hold in O(cap) memory), [`final_ranges`] gives up and the
 //! full pass runs.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::{Engine, MAX_SEGMENT_LEN, MemoryImage, Range, greedy_segments, pieces_within};
 use crate::scan;
 use crate::segment::{IndexType, header_len, uleb_len};
 
-/// Zero stretches at least this long: 2 × 64 − 1 bytes, the shortest that
-/// always holds a whole 64-byte block. Longer than any segment header, so
-/// the greedy pass always splits at them.
-pub(super) const BIG_GAP: u64 = 127;
+/// Zero stretches at least this long: 2 × 16 − 1 bytes, the shortest that
+/// always holds a whole 16-byte chunk. Longer than any segment header (at
+/// most 23 bytes), so the greedy pass always splits at them.
+pub(super) const BIG_GAP: u64 = scan::COARSE_MIN_GAP as u64;
 
 /// The most a short gap (under [`BIG_GAP`]) can cost to close: its zeros,
 /// plus at most 4 bytes of a longer length LEB, minus a header of at least 5.
+/// (See `GapTracker::segment` for the cost.)
 const SHORT_GAP_MAX_COST: u64 = BIG_GAP - 1;
 
 /// A long gap, the regions on either side and bounds on its cost.
@@ -229,6 +232,14 @@ pub(super) fn final_ranges(
 
     let mut shortlist = Shortlist::new(budget);
     let mut extents = Vec::new();
+    let total: u64 = images
+        .iter()
+        .flat_map(|image| &image.pieces)
+        .map(|p| p.data.len() as u64)
+        .sum();
+    let mut scanned = 0u64;
+    // Set once this route cannot work: workers then skip what is left.
+    let give_up = AtomicBool::new(false);
     for image in images {
         let mut regions = Regions {
             memory_index: image.memory_index,
@@ -244,6 +255,9 @@ pub(super) fn final_ranges(
             engine.threads,
             |job| {
                 let mut runs = Vec::new();
+                if give_up.load(Ordering::Relaxed) {
+                    return runs;
+                }
                 for &(offset, data) in job {
                     scan::for_each_coarse_run(data, BIG_GAP as usize, |s, e| {
                         runs.push(Range {
@@ -255,15 +269,27 @@ pub(super) fn final_ranges(
                 runs
             },
             |i, runs| {
+                if give_up.load(Ordering::Relaxed) {
+                    return;
+                }
                 for run in runs {
                     regions.run(run, &mut shortlist);
                 }
                 for (_, data) in &jobs[i] {
+                    scanned += data.len() as u64;
                     release(data);
+                }
+                // A quarter in, with long gaps at a rate that will not
+                // reach the cap: the cut lies among short gaps.
+                let sparse = scanned >= total / 4
+                    && u128::from(shortlist.count) * u128::from(total)
+                        < u128::from(budget) * u128::from(scanned);
+                if shortlist.overflowed || sparse {
+                    give_up.store(true, Ordering::Relaxed);
                 }
             },
         );
-        if shortlist.overflowed {
+        if give_up.load(Ordering::Relaxed) {
             return None;
         }
         extents.extend(regions.finish(&mut shortlist));
