@@ -101,8 +101,8 @@ pub struct PackOptions {
     /// Treat imported memories as zero-filled at instantiation, so they can be
     /// packed. Only sound when the host really hands in fresh zeroed memory.
     pub zero_filled_imports: bool,
-    /// Worker threads for scanning; 0 means one per core. The output does not
-    /// depend on it.
+    /// Worker threads for scanning and for assembling the output; 0 means one
+    /// per core. The output does not depend on it.
     pub threads: usize,
 }
 
