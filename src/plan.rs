@@ -985,6 +985,59 @@ mod tests {
     }
 
     #[test]
+    fn coarse_and_full_pass_agree_on_a_heap_snapshot() {
+        // 48 pages of 64 KiB in two memories: objects of 4 to 131 bytes
+        // with zero gaps of 1 to 2,048 bytes, one segment per page and some
+        // pages left out; caps from tight to loose, jobs cut mid-page.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut memories = [Vec::new(), Vec::new()];
+        for page in 0..48u64 {
+            if next() % 5 == 0 {
+                continue;
+            }
+            let mut data = vec![0u8; 1 << 16];
+            let mut at = (next() % 64) as usize;
+            while at < data.len() {
+                let len = 4 + (next() % 128) as usize;
+                for b in data[at..(at + len).min(1 << 16)].iter_mut() {
+                    *b = (next() % 251) as u8 + 1;
+                }
+                at += len + [1, 3, 9, 12, 20, 40, 70, 300, 2048][(next() % 9) as usize];
+            }
+            memories[(page % 2) as usize].push((page << 16, data));
+        }
+        let images = [
+            image(0, IndexType::I32, &memories[0]),
+            image(1, IndexType::I64, &memories[1]),
+        ];
+        let mut taken = 0;
+        for budget in [2u64, 10, 100, 1000, 3000, 10_000, 100_000] {
+            let coarse = Engine {
+                threads: 2,
+                job_bytes: 40_000,
+                coarse: true,
+            };
+            let full = Engine {
+                coarse: false,
+                ..coarse
+            };
+            taken += usize::from(coarse::final_ranges(&images, budget, coarse, &|_| {}).is_some());
+            assert_eq!(
+                packed_with(&images, budget, coarse),
+                packed_with(&images, budget, full),
+                "budget {budget}"
+            );
+        }
+        assert!(taken >= 3, "the coarse route applied to {taken} caps only");
+    }
+
+    #[test]
     fn the_coarse_route_declines_when_too_many_gaps_tie_on_the_cut() {
         // 6,000 identical objects and gaps: every gap is on the cut, more
         // than an O(cap) list may hold.
