@@ -1,14 +1,13 @@
 //! The command line (SPEC §6): streams, in-place output, summaries, exit
 //! statuses, and that nothing is written when the input is bad.
 
-mod common;
 mod support;
 
 use std::fs;
 use std::path::Path;
 
-use common::*;
 use support::cli::{assert_one_error_line, listing, segpack, write};
+use support::read::*;
 use support::wasm::write_uleb;
 use tempfile::TempDir;
 

@@ -7,10 +7,8 @@
 //! payload. At offsets below 64 the offset LEB is 1 byte, so a header is 5
 //! bytes; from 8192 to 2^20 it is 3 bytes, so a header is 7 bytes.
 
-mod common;
-
-use common::*;
 use segpack::{ErrorKind, IndexType, PackOptions, Part, Segment};
+use support::read::*;
 
 mod support;
 
@@ -20,14 +18,14 @@ use support::Comparison;
 /// (in wasmi, through `support::assert_equivalent`) to the same memories, or
 /// trap the same way, or be something wasmi cannot run.
 fn pack(input: &[u8]) -> Vec<u8> {
-    let output = common::pack(input);
+    let output = support::read::pack(input);
     support::assert_equivalent(input, &output);
     output
 }
 
 /// [`pack`] with options.
 fn pack_with(input: &[u8], options: &PackOptions) -> (Vec<u8>, segpack::PackReport) {
-    let (output, report) = common::pack_with(input, options);
+    let (output, report) = support::read::pack_with(input, options);
     support::assert_equivalent(input, &output);
     (output, report)
 }

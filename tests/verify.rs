@@ -2,15 +2,14 @@
 //! every wrong packing the tests can make by mutating a correct one fails
 //! with a one-line explanation.
 
-mod common;
 mod support;
 
 use std::fs;
 use std::path::PathBuf;
 
 use assert_cmd::Command;
-use common::{pack, pack_with, validate, wat};
 use segpack::{PackOptions, VerifyOptions};
+use support::read::{pack, pack_with, validate, wat};
 use support::wasm::{write_sleb, write_uleb};
 use tempfile::TempDir;
 use wasmparser::{Parser, Payload};
@@ -70,7 +69,7 @@ fn active(offset: i32, data: &[u8]) -> Vec<u8> {
 /// count, if any, updated).
 fn with_segments(wasm: &[u8], segments: &[Vec<u8>]) -> Vec<u8> {
     let mut out = wasm[..8].to_vec();
-    for s in common::sections(wasm) {
+    for s in support::read::sections(wasm) {
         match s.id {
             11 => {
                 let mut body = Vec::new();
@@ -274,7 +273,7 @@ fn reordered_overlapping_segments_are_caught() {
 #[test]
 fn changed_memory_limits_are_caught() {
     let (original, packed) = snapshot();
-    let mut sections = common::sections(&packed);
+    let mut sections = support::read::sections(&packed);
     let memory = sections.iter_mut().find(|s| s.id == 5).unwrap();
     // count 1, flags 0, min 1 -> min 2
     assert_eq!(memory.contents, [1, 0, 1]);
@@ -332,8 +331,8 @@ fn dropped_data_segment_names_are_allowed_but_not_renamed_ones() {
         (data $third (i32.const 1002) "c"))"#);
     let packed = pack(&original);
     assert_ne!(
-        common::data_segment_names(&original),
-        common::data_segment_names(&packed)
+        support::read::data_segment_names(&original),
+        support::read::data_segment_names(&packed)
     );
     assert_eq!(check(&original, &packed), None);
     let mut renamed = packed.clone();

@@ -8,10 +8,13 @@
 //!   the same memories (or traps just the same).
 //! * [`statics`]: the same question answered without running anything, for
 //!   components and modules wasmi cannot run.
+//! * [`read`]: sections, data segments and names of a packed module.
+//! * [`cli`], [`wasm`]: running the binary; LEBs and section walking.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod cli;
 pub mod engine;
+pub mod read;
 pub mod statics;
 pub mod wasm;
 

@@ -1,10 +1,11 @@
-//! Helpers shared by the edge-case and CLI tests: reading what segpack wrote.
+//! Reading what segpack wrote, for the edge-case, CLI and verify tests:
+//! sections with their names and file offsets, data segments with their raw
+//! encoding and evaluated offsets, the data count and `name` subsections.
 //!
 //! The section walker is written by hand (not with segpack's own parser) so
 //! that the tests check segpack against an independent reading of the binary
-//! format. Data segments are decoded with wasmparser.
-
-#![allow(dead_code)]
+//! format; [`super::wasm::sections`] is the lighter walker that borrows.
+//! Data segments are decoded with wasmparser.
 
 use wasmparser::{DataKind, Operator, Parser, Payload};
 
@@ -48,20 +49,7 @@ pub struct Section {
     pub contents: Vec<u8>,
 }
 
-/// Reads an unsigned LEB128 at `*pos`, returning the value and advancing.
-pub fn read_uleb(bytes: &[u8], pos: &mut usize) -> u64 {
-    let mut value = 0u64;
-    let mut shift = 0;
-    loop {
-        let b = bytes[*pos];
-        *pos += 1;
-        value |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return value;
-        }
-        shift += 7;
-    }
-}
+pub use super::wasm::read_uleb;
 
 /// The sections of a core module, in file order (hand-rolled walker).
 pub fn sections(wasm: &[u8]) -> Vec<Section> {
