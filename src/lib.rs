@@ -278,11 +278,15 @@ impl<'a> Plan<'a> {
         release: &(dyn Fn(&[u8]) + Sync),
     ) -> Result<Self> {
         options.check()?;
-        parse::validate(input, release)?;
+        let known = parse::validate(input, release)?;
         release(input);
         let mut output = emit::Output::new(input);
         let mut modules = Vec::new();
-        let cx = pack::Context { options, release };
+        let cx = pack::Context {
+            options,
+            release,
+            known: &known,
+        };
         pack::plan_binary(input, 0..input.len(), &cx, "", &mut output, &mut modules)?;
         let changed = modules.iter().any(|m| m.changed);
         if !changed {

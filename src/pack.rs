@@ -31,6 +31,8 @@ const EMPTY_PASSIVE: [u8; 2] = [0x01, 0x00];
 pub(crate) struct Context<'c> {
     pub options: &'c PackOptions,
     pub release: &'c (dyn Fn(&[u8]) + Sync),
+    /// Data segment headers copied out by validation.
+    pub known: &'c parse::KnownHeaders,
 }
 
 /// Plans the binary at `range` of `input` into `out`, adding one report per
@@ -58,7 +60,7 @@ pub(crate) fn plan_binary<'a>(
             range.start as u64,
         ));
     }
-    match parse::parse(input, range.clone(), cx.release)? {
+    match parse::parse_with(input, range.clone(), cx.release, cx.known)? {
         Binary::Module(module) => {
             let (report, module_out) = plan_module(input, range, &module, cx, !path.is_empty())
                 .map_err(|e| e.in_context(path))?;

@@ -132,7 +132,7 @@ impl<'r> ReleaseBehind<'r> {
 ///
 /// An error inside a component names the nested binary it is in
 /// ("in component 0 / core module 1: …").
-pub(crate) fn validate(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result<()> {
+pub(crate) fn validate(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result<KnownHeaders> {
     validate_all(input, release).map_err(|e| match e.offset() {
         Some(offset) => {
             let path = short_path(&nested_path_at(input, offset as usize));
@@ -142,15 +142,21 @@ pub(crate) fn validate(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result
     })
 }
 
-fn validate_all(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result<()> {
+fn validate_all(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result<KnownHeaders> {
     let mut validator = Validator::new_with_features(WasmFeatures::all());
     let mut functions = Vec::new();
+    let mut known = KnownHeaders::default();
     for payload in Parser::new(0).parse_all(input) {
         let payload = payload?;
         check_count(&payload)?;
         let valid = match &payload {
             Payload::DataSection(reader) => {
-                validate_data_section(&mut validator, input, reader, release)?
+                let (valid, headers) =
+                    validate_data_section(&mut validator, input, reader, release)?;
+                known
+                    .sections
+                    .insert(reader.range().start as usize, headers);
+                valid
             }
             _ => validator.payload(&payload)?,
         };
@@ -164,7 +170,26 @@ fn validate_all(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result<()> {
         validator.validate(&body)?;
         allocations = validator.into_allocations();
     }
-    Ok(())
+    Ok(known)
+}
+
+/// The segment headers of every data section, copied out by validation, so
+/// that planning reads them without touching the input again: each header
+/// sits on its own page of a snapshot, and a second walk would fault every
+/// one of them in again.
+#[derive(Debug, Default)]
+pub(crate) struct KnownHeaders {
+    /// By the offset of the section's contents.
+    sections: std::collections::HashMap<usize, DataHeaders>,
+}
+
+/// One data section's headers: a valid data section of the same count whose
+/// payloads are all empty, and each segment's range and payload range in the
+/// input.
+#[derive(Debug)]
+struct DataHeaders {
+    headers: Vec<u8>,
+    segments: Vec<(Range<usize>, Range<usize>)>,
 }
 
 /// Names the nested binaries of one component as reports and errors do:
@@ -317,7 +342,7 @@ fn validate_data_section<'a>(
     input: &[u8],
     reader: &wasmparser::DataSectionReader<'a>,
     release: &(dyn Fn(&[u8]) + Sync),
-) -> Result<ValidPayload<'a>> {
+) -> Result<(ValidPayload<'a>, DataHeaders)> {
     let section_start = reader.range().start as usize;
     let mut headers = Vec::new();
     wasm_encoder::Encode::encode(&reader.count(), &mut headers);
@@ -327,9 +352,16 @@ fn validate_data_section<'a>(
     // the section's bytes could hold (each takes at least 3 bytes).
     let most = (reader.range().end - reader.range().start) as usize / 3;
     let mut starts: Vec<(usize, usize)> = Vec::with_capacity((reader.count() as usize).min(most));
+    let mut segments = Vec::with_capacity(starts.capacity());
     let mut behind = ReleaseBehind::new(release, section_start);
     for data in reader.clone() {
-        let start = data?.range.start as usize;
+        let data = data?;
+        let start = data.range.start as usize;
+        let payload = data.data.as_ptr() as usize - input.as_ptr() as usize;
+        segments.push((
+            start..data.range.end as usize,
+            payload..payload + data.data.len(),
+        ));
         behind.advance(input, start);
         let mut r = BinaryReader::new(&input[start..], start as u64);
         let flags = r.read_var_u32()?;
@@ -356,7 +388,7 @@ fn validate_data_section<'a>(
             };
             Error::malformed(e.message().to_string(), original)
         })?;
-    Ok(ValidPayload::Ok)
+    Ok((ValidPayload::Ok, DataHeaders { headers, segments }))
 }
 
 /// One more than the highest data segment index that the function bodies
@@ -387,6 +419,17 @@ pub(crate) fn parse<'a>(
     input: &'a [u8],
     range: Range<usize>,
     release: &(dyn Fn(&[u8]) + Sync),
+) -> Result<Binary<'a>> {
+    parse_with(input, range, release, &KnownHeaders::default())
+}
+
+/// As [`parse`], reading data segment headers from `known` where validation
+/// copied them.
+pub(crate) fn parse_with<'a>(
+    input: &'a [u8],
+    range: Range<usize>,
+    release: &(dyn Fn(&[u8]) + Sync),
+    known: &KnownHeaders,
 ) -> Result<Binary<'a>> {
     let mut parser = Parser::new(range.start as u64);
     let mut pos = range.start;
@@ -472,40 +515,30 @@ pub(crate) fn parse<'a>(
             }
             Payload::DataSection(reader) => {
                 module.data_section = Some(module.sections.len());
-                let mut behind = ReleaseBehind::new(release, start);
-                for data in reader.clone() {
-                    let data = data?;
-                    behind.advance(input, data.range.start as usize);
-                    let placement = match data.kind {
-                        DataKind::Passive => Placement::Passive,
-                        DataKind::Active {
-                            memory_index,
-                            offset_expr,
-                        } => {
-                            let index_type = module
-                                .memories
-                                .get(memory_index as usize)
-                                .map(|m| m.index_type)
-                                .unwrap_or_default();
-                            match eval_const(&offset_expr, &globals)? {
-                                Some(v) => Placement::Constant {
-                                    memory_index,
-                                    offset: match index_type {
-                                        IndexType::I32 => v as u32 as u64,
-                                        IndexType::I64 => v as u64,
-                                    },
-                                },
-                                None => Placement::Dynamic { memory_index },
-                            }
-                        }
-                    };
-                    module.segments.push(DataSegment {
-                        placement,
-                        data: data.data,
-                        range: data.range.start as usize..data.range.end as usize,
-                    });
+                if let Some(known) = known.sections.get(&(reader.range().start as usize)) {
+                    // Validated already: its headers were copied then.
+                    let headers =
+                        wasmparser::DataSectionReader::new(BinaryReader::new(&known.headers, 0))?;
+                    for (data, (range, payload)) in headers.into_iter().zip(&known.segments) {
+                        module.segments.push(DataSegment {
+                            placement: placement(data?.kind, &module.memories, &globals)?,
+                            data: &input[payload.clone()],
+                            range: range.clone(),
+                        });
+                    }
+                } else {
+                    let mut behind = ReleaseBehind::new(release, start);
+                    for data in reader.clone() {
+                        let data = data?;
+                        behind.advance(input, data.range.start as usize);
+                        module.segments.push(DataSegment {
+                            placement: placement(data.kind, &module.memories, &globals)?,
+                            data: data.data,
+                            range: data.range.start as usize..data.range.end as usize,
+                        });
+                    }
+                    behind.finish(input, pos);
                 }
-                behind.finish(input, pos);
             }
             Payload::CustomSection(reader) => {
                 let name = reader.name();
@@ -532,6 +565,36 @@ pub(crate) fn parse<'a>(
     Ok(match encoding {
         Encoding::Module => Binary::Module(module),
         Encoding::Component => Binary::Component(component_sections),
+    })
+}
+
+/// Where a data segment goes, its offset evaluated where it is constant.
+fn placement(
+    kind: DataKind<'_>,
+    memories: &[Memory],
+    globals: &[Option<i64>],
+) -> Result<Placement> {
+    Ok(match kind {
+        DataKind::Passive => Placement::Passive,
+        DataKind::Active {
+            memory_index,
+            offset_expr,
+        } => {
+            let index_type = memories
+                .get(memory_index as usize)
+                .map(|m| m.index_type)
+                .unwrap_or_default();
+            match eval_const(&offset_expr, globals)? {
+                Some(v) => Placement::Constant {
+                    memory_index,
+                    offset: match index_type {
+                        IndexType::I32 => v as u32 as u64,
+                        IndexType::I64 => v as u64,
+                    },
+                },
+                None => Placement::Dynamic { memory_index },
+            }
+        }
     })
 }
 
