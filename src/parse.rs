@@ -346,13 +346,13 @@ fn validate_data_section<'a>(
     let section_start = reader.range().start as usize;
     let mut headers = Vec::new();
     wasm_encoder::Encode::encode(&reader.count(), &mut headers);
-    // (offset in `headers`, offset in the input) where each segment starts,
-    // to report errors at the input's offsets.
+    // Where each segment's header starts in `headers` (its input offset is
+    // `segments[i].0.start`), to report errors at the input's offsets.
     // The count is the file's claim: never reserve for more segments than
     // the section's bytes could hold (each takes at least 3 bytes).
     let most = (reader.range().end - reader.range().start) as usize / 3;
-    let mut starts: Vec<(usize, usize)> = Vec::with_capacity((reader.count() as usize).min(most));
-    let mut segments = Vec::with_capacity(starts.capacity());
+    let mut starts: Vec<usize> = Vec::with_capacity((reader.count() as usize).min(most));
+    let mut segments: Vec<(Range<usize>, Range<usize>)> = Vec::with_capacity(starts.capacity());
     let mut behind = ReleaseBehind::new(release, section_start);
     for data in reader.clone() {
         let data = data?;
@@ -371,7 +371,7 @@ fn validate_data_section<'a>(
         if flags != 1 {
             r.read::<wasmparser::ConstExpr<'_>>()?;
         }
-        starts.push((headers.len(), start));
+        starts.push(headers.len());
         headers.extend_from_slice(&input[start..start + r.current_position()]);
         headers.push(0); // payload length 0
     }
@@ -381,10 +381,10 @@ fn validate_data_section<'a>(
         .payload(&Payload::DataSection(synthetic))
         .map_err(|e| {
             let at = e.offset();
-            let i = starts.partition_point(|&(h, _)| h as u64 <= at);
+            let i = starts.partition_point(|&h| h as u64 <= at);
             let original = match i {
                 0 => section_start as u64,
-                _ => (starts[i - 1].1 + (at as usize - starts[i - 1].0)) as u64,
+                _ => (segments[i - 1].0.start + (at as usize - starts[i - 1])) as u64,
             };
             Error::malformed(e.message().to_string(), original)
         })?;
