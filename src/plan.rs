@@ -640,17 +640,21 @@ pub(crate) fn pack_images<'a>(
     threads: usize,
     release: &(dyn Fn(&[u8]) + Sync),
 ) -> Packed<'a> {
-    let image_bytes: u64 = images
-        .iter()
-        .flat_map(|image| &image.pieces)
-        .map(|p| p.data.len() as u64)
-        .sum();
     let engine = Engine {
         threads: scan::thread_count(threads),
         job_bytes: scan::JOB_BYTES,
-        coarse: image_bytes >= budget.saturating_mul(COARSE_BYTES_PER_SEGMENT),
+        coarse: image_bytes(images) >= budget.saturating_mul(COARSE_BYTES_PER_SEGMENT),
     };
     pack_images_with(images, budget, engine, release)
+}
+
+/// The bytes of all pieces of `images`: what a scan reads.
+fn image_bytes(images: &[MemoryImage<'_>]) -> u64 {
+    images
+        .iter()
+        .flat_map(|image| &image.pieces)
+        .map(|p| p.data.len() as u64)
+        .sum()
 }
 
 fn pack_images_with<'a>(

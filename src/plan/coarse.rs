@@ -23,7 +23,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{Engine, MAX_SEGMENT_LEN, MemoryImage, Range, greedy_segments, pieces_within};
+use super::{
+    Engine, MAX_SEGMENT_LEN, MemoryImage, Range, greedy_segments, image_bytes, pieces_within,
+};
 use crate::scan;
 use crate::segment::{IndexType, header_len, uleb_len};
 
@@ -232,11 +234,7 @@ pub(super) fn final_ranges(
 
     let mut shortlist = Shortlist::new(budget);
     let mut extents = Vec::new();
-    let total: u64 = images
-        .iter()
-        .flat_map(|image| &image.pieces)
-        .map(|p| p.data.len() as u64)
-        .sum();
+    let total = image_bytes(images);
     let mut scanned = 0u64;
     // Set once this route cannot work: workers then skip what is left.
     let give_up = AtomicBool::new(false);
