@@ -109,9 +109,16 @@ pub fn verify(
     options: &VerifyOptions,
 ) -> Result<Option<Difference>> {
     let keep = &|_: &[u8]| {};
-    parse::validate(original, keep).map_err(|e| e.in_context("the original"))?;
-    parse::validate(packed, keep).map_err(|e| e.in_context("the packed binary"))?;
-    let cx = Sides { original, packed };
+    let original_headers =
+        parse::validate(original, keep).map_err(|e| e.in_context("the original"))?;
+    let packed_headers =
+        parse::validate(packed, keep).map_err(|e| e.in_context("the packed binary"))?;
+    let cx = Sides {
+        original,
+        packed,
+        original_headers,
+        packed_headers,
+    };
     cx.binary(0..original.len(), 0..packed.len(), "", options)
 }
 
@@ -119,6 +126,9 @@ pub fn verify(
 struct Sides<'a> {
     original: &'a [u8],
     packed: &'a [u8],
+    /// Data segment headers that validation copied, read again by parsing.
+    original_headers: parse::KnownHeaders,
+    packed_headers: parse::KnownHeaders,
 }
 
 fn different(path: &str, message: impl Into<String>) -> Result<Option<Difference>> {
@@ -137,9 +147,9 @@ impl<'a> Sides<'a> {
         options: &VerifyOptions,
     ) -> Result<Option<Difference>> {
         let keep = &|_: &[u8]| {};
-        let a_bin = parse::parse(self.original, a.clone(), keep)
+        let a_bin = parse::parse_with(self.original, a.clone(), keep, &self.original_headers)
             .map_err(|e| e.in_context("the original"))?;
-        let b_bin = parse::parse(self.packed, b.clone(), keep)
+        let b_bin = parse::parse_with(self.packed, b.clone(), keep, &self.packed_headers)
             .map_err(|e| e.in_context("the packed binary"))?;
         if self.original[a.start..a.start + 8] != self.packed[b.start..b.start + 8] {
             return different(path, "the preamble (magic, version) differs");
