@@ -466,11 +466,7 @@ impl GapTracker {
             return;
         }
         self.closable_gaps += 1;
-        // `gap_key`'s extra bytes, with what the merged segment and the two
-        // apart share taken out (as in `Merger::worth_merging`).
-        let extra_bytes = (uleb_len(r.end - prev.start) + gap).saturating_sub(
-            uleb_len(prev.len()) + header_len(memory_index, index_type, r.start, r.len()),
-        );
+        let extra_bytes = closing_cost(memory_index, index_type, prev, r);
         // Most gaps are cheaper than every kept one: settled by `floor`.
         if extra_bytes < self.floor {
             return;
@@ -514,27 +510,46 @@ impl GapTracker {
         let need = self.greedy_segments.saturating_sub(self.budget);
         let stay_open = self.closable_gaps.saturating_sub(need);
         self.keep_most_expensive(stay_open.min(self.budget));
-        let mut gaps = self.open;
-        gaps.extend(self.never_closed);
-        gaps.sort_unstable_by_key(|g| (g.key.memory_index, g.key.gap_start));
-        let mut out = Vec::with_capacity(gaps.len() + self.extents.len());
-        let mut gaps = gaps.into_iter().peekable();
-        for (memory_index, first, last) in self.extents {
-            let mut start = first;
-            while let Some(g) = gaps.next_if(|g| g.key.memory_index == memory_index) {
-                out.push((
-                    memory_index,
-                    Range {
-                        start,
-                        end: g.key.gap_start,
-                    },
-                ));
-                start = g.gap_end;
-            }
-            out.push((memory_index, Range { start, end: last }));
-        }
-        out
+        let gaps = self.open.iter().chain(&self.never_closed).map(|g| {
+            let gap = Range {
+                start: g.key.gap_start,
+                end: g.gap_end,
+            };
+            (g.key.memory_index, gap)
+        });
+        cut_extents(self.extents, gaps.collect())
     }
+}
+
+/// What closing the gap between neighbouring greedy segments `a` and `b`
+/// adds to the file: [`gap_key`]'s extra bytes, with what the merged segment
+/// and the two apart share taken out (as in [`Merger::worth_merging`]).
+fn closing_cost(memory_index: u32, index_type: IndexType, a: Range, b: Range) -> u64 {
+    (uleb_len(b.end - a.start) + (b.start - a.end))
+        .saturating_sub(uleb_len(a.len()) + header_len(memory_index, index_type, b.start, b.len()))
+}
+
+/// The final segments: each memory's extent `(memory index, first start,
+/// last end)` cut at the gaps that stay open, `(memory index, gap)`.
+fn cut_extents(extents: Vec<(u32, u64, u64)>, mut gaps: Vec<(u32, Range)>) -> Vec<(u32, Range)> {
+    gaps.sort_unstable_by_key(|&(memory_index, gap)| (memory_index, gap.start));
+    let mut out = Vec::with_capacity(gaps.len() + extents.len());
+    let mut gaps = gaps.into_iter().peekable();
+    for (memory_index, first, last) in extents {
+        let mut start = first;
+        while let Some((_, gap)) = gaps.next_if(|&(m, _)| m == memory_index) {
+            out.push((
+                memory_index,
+                Range {
+                    start,
+                    end: gap.start,
+                },
+            ));
+            start = gap.end;
+        }
+        out.push((memory_index, Range { start, end: last }));
+    }
+    out
 }
 
 /// Pieces of `image` clipped to `range`, for scanning a part of it again.

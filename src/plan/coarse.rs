@@ -24,7 +24,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{
-    Engine, MAX_SEGMENT_LEN, MemoryImage, Range, greedy_segments, image_bytes, pieces_within,
+    Engine, MAX_SEGMENT_LEN, MemoryImage, Range, closing_cost, cut_extents, greedy_segments,
+    image_bytes, pieces_within,
 };
 use crate::scan;
 use crate::segment::{IndexType, header_len, uleb_len};
@@ -186,8 +187,9 @@ impl Regions {
         }
     }
 
-    /// The image's extent, if it has any non-zero byte.
-    fn finish(self, shortlist: &mut Shortlist) -> Option<(u32, Range)> {
+    /// The image's extent (memory index, first start, last end), if it has
+    /// any non-zero byte.
+    fn finish(self, shortlist: &mut Shortlist) -> Option<(u32, u64, u64)> {
         let last = self.current?;
         if let Some(before) = self.previous {
             shortlist.push(Candidate::new(
@@ -197,13 +199,8 @@ impl Regions {
                 last,
             ));
         }
-        Some((
-            self.memory_index,
-            Range {
-                start: self.first_start.expect("a region has a start"),
-                end: last.end,
-            },
-        ))
+        let first = self.first_start.expect("a region has a start");
+        Some((self.memory_index, first, last.end))
     }
 }
 
@@ -343,10 +340,7 @@ pub(super) fn final_ranges(
             .map(|c| {
                 let a = ends(c.memory_index, c.left).1;
                 let b = ends(c.memory_index, c.right).0;
-                let gap = c.gap().len();
-                let extra = (uleb_len(b.end - a.start) + gap).saturating_sub(
-                    uleb_len(a.len()) + header_len(c.memory_index, c.index_type, b.start, b.len()),
-                );
+                let extra = closing_cost(c.memory_index, c.index_type, a, b);
                 debug_assert!((c.lo..=c.hi).contains(&extra));
                 (extra, c.memory_index, c.left.end, c)
             })
@@ -357,30 +351,8 @@ pub(super) fn final_ranges(
         open.extend(weighed.into_iter().take(more).map(|w| w.3));
     }
 
-    open.sort_unstable_by_key(|c| (c.memory_index, c.left.end));
-    let mut out = Vec::with_capacity(open.len() + extents.len());
-    let mut gaps = open.into_iter().peekable();
-    for (memory_index, extent) in extents {
-        let mut start = extent.start;
-        while let Some(c) = gaps.next_if(|c| c.memory_index == memory_index) {
-            out.push((
-                memory_index,
-                Range {
-                    start,
-                    end: c.left.end,
-                },
-            ));
-            start = c.right.start;
-        }
-        out.push((
-            memory_index,
-            Range {
-                start,
-                end: extent.end,
-            },
-        ));
-    }
-    Some(out)
+    let gaps = open.iter().map(|c| (c.memory_index, c.gap())).collect();
+    Some(cut_extents(extents, gaps))
 }
 
 /// The first and last greedy segments of `region` (which has a non-zero
