@@ -75,8 +75,9 @@ pub(crate) struct Module<'a> {
     pub name_sections: Vec<usize>,
     /// The first custom section that marks a relocatable object, and where.
     pub relocatable: Option<(String, usize)>,
-    /// One more than the highest data segment index the code names
-    /// (`memory.init`, `data.drop`), 0 when it names none. Such code needs a
+    /// One more than the highest data segment index any instruction names
+    /// (see [`named_data_index`]), in function bodies or in constant
+    /// expressions, 0 when none does. Function bodies that name one need a
     /// data count section, so the code is only read when there is one.
     pub data_slots_used: u32,
 }
@@ -391,6 +392,35 @@ fn validate_data_section<'a>(
     Ok((ValidPayload::Ok, DataHeaders { headers, segments }))
 }
 
+/// The data segment index an instruction names, if it names one. SPEC §3's
+/// slot rule keeps every such index valid. An instruction the spec adds later
+/// is one more line here (and in the test's list, which checks this one
+/// against every operator of wasmparser that carries a data index).
+fn named_data_index(op: &Operator<'_>) -> Option<u32> {
+    match *op {
+        Operator::MemoryInit { data_index, .. } => Some(data_index),
+        Operator::DataDrop { data_index } => Some(data_index),
+        Operator::ArrayNewData {
+            array_data_index, ..
+        } => Some(array_data_index),
+        Operator::ArrayInitData {
+            array_data_index, ..
+        } => Some(array_data_index),
+        _ => None,
+    }
+}
+
+/// One more than the highest data segment index named in `ops`, or `used`
+/// if that is higher.
+fn slots_named_by(mut ops: wasmparser::OperatorsReader<'_>, mut used: u32) -> Result<u32> {
+    while !ops.eof() {
+        if let Some(index) = named_data_index(&ops.read()?) {
+            used = used.max(index.saturating_add(1));
+        }
+    }
+    Ok(used)
+}
+
 /// One more than the highest data segment index that the function bodies
 /// in the code section at `code` name, 0 when they name none.
 fn data_slots_used(input: &[u8], code: Range<usize>) -> Result<u32> {
@@ -400,17 +430,37 @@ fn data_slots_used(input: &[u8], code: Range<usize>) -> Result<u32> {
     ))?;
     let mut used = 0;
     for body in reader {
-        let mut ops = body?.get_operators_reader()?;
-        while !ops.eof() {
-            match ops.read()? {
-                Operator::MemoryInit { data_index, .. } | Operator::DataDrop { data_index } => {
-                    used = used.max(data_index.saturating_add(1));
-                }
-                _ => {}
+        used = slots_named_by(body?.get_operators_reader()?, used)?;
+    }
+    Ok(used)
+}
+
+/// As [`data_slots_used`], for the constant expressions of an element
+/// section (offsets and items).
+fn element_slots_used(reader: &wasmparser::ElementSectionReader<'_>) -> Result<u32> {
+    let mut used = 0;
+    for element in reader.clone() {
+        let element = element?;
+        if let wasmparser::ElementKind::Active { offset_expr, .. } = &element.kind {
+            used = slots_named_by(offset_expr.get_operators_reader(), used)?;
+        }
+        if let wasmparser::ElementItems::Expressions(_, items) = element.items {
+            for item in items {
+                used = slots_named_by(item?.get_operators_reader(), used)?;
             }
         }
     }
     Ok(used)
+}
+
+/// As [`data_slots_used`], for a data segment's offset expression.
+fn offset_slots_used(data: &wasmparser::Data<'_>, used: u32) -> Result<u32> {
+    match &data.kind {
+        DataKind::Active { offset_expr, .. } => {
+            slots_named_by(offset_expr.get_operators_reader(), used)
+        }
+        DataKind::Passive => Ok(used),
+    }
 }
 
 /// Reads the binary at `range` of `input`.
@@ -464,7 +514,9 @@ pub(crate) fn parse_with<'a>(
                 pos += *size as usize;
                 if module.data_count.is_some() {
                     let code = code.start as usize..code.end as usize;
-                    module.data_slots_used = data_slots_used(input, code.clone())?;
+                    module.data_slots_used = module
+                        .data_slots_used
+                        .max(data_slots_used(input, code.clone())?);
                     release(&input[code]);
                 }
             }
@@ -502,6 +554,10 @@ pub(crate) fn parse_with<'a>(
             Payload::GlobalSection(reader) => {
                 for global in reader.clone() {
                     let global = global?;
+                    module.data_slots_used = slots_named_by(
+                        global.init_expr.get_operators_reader(),
+                        module.data_slots_used,
+                    )?;
                     let value = if global.ty.mutable {
                         None
                     } else {
@@ -509,6 +565,9 @@ pub(crate) fn parse_with<'a>(
                     };
                     globals.push(value);
                 }
+            }
+            Payload::ElementSection(reader) => {
+                module.data_slots_used = module.data_slots_used.max(element_slots_used(reader)?);
             }
             Payload::DataCountSection { range: r, .. } => {
                 module.data_count = Some((module.sections.len(), r.start as usize..r.end as usize));
@@ -520,8 +579,10 @@ pub(crate) fn parse_with<'a>(
                     let headers =
                         wasmparser::DataSectionReader::new(BinaryReader::new(&known.headers, 0))?;
                     for (data, (range, payload)) in headers.into_iter().zip(&known.segments) {
+                        let data = data?;
+                        module.data_slots_used = offset_slots_used(&data, module.data_slots_used)?;
                         module.segments.push(DataSegment {
-                            placement: placement(data?.kind, &module.memories, &globals)?,
+                            placement: placement(data.kind, &module.memories, &globals)?,
                             data: &input[payload.clone()],
                             range: range.clone(),
                         });
@@ -531,6 +592,7 @@ pub(crate) fn parse_with<'a>(
                     for data in reader.clone() {
                         let data = data?;
                         behind.advance(input, data.range.start as usize);
+                        module.data_slots_used = offset_slots_used(&data, module.data_slots_used)?;
                         module.segments.push(DataSegment {
                             placement: placement(data.kind, &module.memories, &globals)?,
                             data: data.data,
@@ -673,5 +735,70 @@ impl Module<'_> {
                 Some(*offset as u64),
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every instruction that names a data segment, as the test knows them:
+    /// its wasmparser name and its text form naming segment 3.
+    const NAMING: [(&str, &str); 4] = [
+        (
+            "MemoryInit",
+            "(memory.init 3 (i32.const 0) (i32.const 0) (i32.const 0))",
+        ),
+        ("DataDrop", "(data.drop 3)"),
+        (
+            "ArrayNewData",
+            "(drop (array.new_data $a 3 (i32.const 0) (i32.const 0)))",
+        ),
+        (
+            "ArrayInitData",
+            "(array.init_data $a 3 (array.new_default $a (i32.const 0)) (i32.const 0) (i32.const 0) (i32.const 0))",
+        ),
+    ];
+
+    /// wasmparser's operators with a field that holds a data segment index.
+    fn operators_with_a_data_index() -> Vec<&'static str> {
+        macro_rules! collect {
+            ($( @$proposal:ident $op:ident $({ $($arg:ident: $argty:ty),* })? => $visit:ident ($($ann:tt)*) )*) => {{
+                let mut found = Vec::new();
+                $(
+                    let fields: &[&str] = &[$($(stringify!($arg)),*)?];
+                    if fields.iter().any(|f| f.ends_with("data_index")) {
+                        found.push(stringify!($op));
+                    }
+                )*
+                found
+            }};
+        }
+        wasmparser::for_each_operator!(collect)
+    }
+
+    /// The list here, wasmparser's operators and `named_data_index` agree: a
+    /// new instruction that names data segments fails this test until it is
+    /// added to both.
+    #[test]
+    fn every_instruction_that_names_a_data_segment_is_known() {
+        let mut ours: Vec<&str> = NAMING.iter().map(|(name, _)| *name).collect();
+        let mut theirs = operators_with_a_data_index();
+        ours.sort_unstable();
+        theirs.sort_unstable();
+        assert_eq!(ours, theirs);
+        for (name, instruction) in NAMING {
+            let module = wat::parse_str(format!(
+                r#"(module (type $a (array (mut i8))) (memory 1)
+                     (data "0") (data "1") (data "2") (data "3") (data "4")
+                     (func {instruction}))"#
+            ))
+            .unwrap();
+            let parsed = parse(&module, 0..module.len(), &|_| {}).unwrap();
+            let Binary::Module(m) = parsed else {
+                panic!("not a module")
+            };
+            assert_eq!(m.data_slots_used, 4, "{name}");
+        }
     }
 }

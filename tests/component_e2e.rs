@@ -15,61 +15,11 @@
 mod support;
 
 use std::path::{Path, PathBuf};
+
 use std::process::Command;
+use support::python::{python_with_wasmtime, target_dir};
 
 use segpack::PackOptions;
-
-/// The wasmtime release the venv gets (its component API is needed).
-const WASMTIME_PY: &str = "wasmtime==50.0.1";
-
-fn has_wasmtime(python: &Path) -> bool {
-    Command::new(python)
-        .args(["-c", "import wasmtime.component"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// A Python interpreter that can `import wasmtime.component` (installed
-/// once per test process, even when tests ask at the same time).
-fn python_with_wasmtime() -> PathBuf {
-    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    PYTHON.get_or_init(find_or_install_python).clone()
-}
-
-fn find_or_install_python() -> PathBuf {
-    if let Some(python) = std::env::var_os("SEGPACK_PYTHON") {
-        let python = PathBuf::from(python);
-        assert!(
-            has_wasmtime(&python),
-            "SEGPACK_PYTHON={} cannot import wasmtime.component",
-            python.display()
-        );
-        return python;
-    }
-    let venv = target_dir().join("e2e-venv");
-    let python = venv.join("bin/python");
-    if has_wasmtime(&python) {
-        return python;
-    }
-    let run = |command: &mut Command| {
-        let out = command
-            .output()
-            .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "{command:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
-    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", WASMTIME_PY]));
-    assert!(
-        has_wasmtime(&python),
-        "installed {WASMTIME_PY}, still no wasmtime.component"
-    );
-    python
-}
 
 /// Runs `command`, panicking with its output when it fails.
 fn run(command: &mut Command) -> Vec<u8> {
@@ -99,13 +49,6 @@ fn call(python: &Path, component: &Path, function: &str) -> String {
 
 fn e2e_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e")
-}
-
-fn target_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target dir")
-        .to_path_buf()
 }
 
 /// Packs `original` at wasm-opt's cap and checks the result statically.

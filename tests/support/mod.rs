@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod engine;
+pub mod python;
 pub mod read;
 pub mod statics;
 pub mod wasm;
