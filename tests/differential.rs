@@ -2,12 +2,22 @@
 //!
 //! Every run packs 10,000 generated core modules by default — half of them from
 //! `wasm-smith` (often with parts of their segments zeroed, so that there is
-//! something to pack), half from a generator below that builds modules full
-//! of what segpack cares about: overlapping and erasing segments, zero gaps
-//! around the merge threshold, passive segments used by `memory.init` in a
-//! start function, several memories, memory64, custom page sizes, offsets
+//! something to pack), two fifths from a generator below that builds modules
+//! full of what segpack cares about: overlapping and erasing segments, zero
+//! gaps around the merge threshold, passive segments used by `memory.init` in
+//! a start function, several memories, memory64, custom page sizes, offsets
 //! through globals and extended-const arithmetic, imported memories and
 //! globals, segment names, a data count LEB wider than it needs to be.
+//!
+//! The last tenth are Wasm GC modules (issue 13): wasm-smith with GC on,
+//! into which the test splices two exported functions whose
+//! `array.new_data` and `array.init_data` name data segments (often the last
+//! one, often an active one that packing re-packs), so that every one of them
+//! names segments through the GC instructions, not only the few where
+//! wasm-smith writes one itself. wasmi has no GC: these are validated and
+//! compared statically, and a sample without imports or start function runs
+//! in wasmtime (original and packed: instantiation, calls of the spliced
+//! functions, every memory).
 //!
 //! Each module is packed three ways (default options, a small
 //! `max_segments`, `zero_filled_imports`), and every output must:
@@ -111,6 +121,28 @@ struct Tally {
     /// Packings of modules whose code names data segments by index (once
     /// the bug of `code_may_name_a_repacked_segment`; now checked).
     names_segments: u64,
+    /// Wasm GC cases: from wasm-smith with GC on, or generated here (both
+    /// with the probes spliced in).
+    gc: u64,
+    gc_smith: u64,
+    gc_generated: u64,
+    /// GC modules whose code names a data segment with `array.new_data` or
+    /// `array.init_data`.
+    gc_naming: u64,
+    /// ... of which wasm-smith wrote such an instruction itself.
+    gc_naming_by_smith: u64,
+    /// Packings of GC modules that re-packed a segment that `array.new_data`
+    /// or `array.init_data` names (issue 13's case).
+    gc_named_segment_repacked: u64,
+    /// Packings of GC modules compared in wasmi (GC modules without GC
+    /// types), and compared statically only.
+    gc_ran_in_wasmi: u64,
+    gc_static_only: u64,
+    /// GC modules run in wasmtime, and the distinct packed outputs run there.
+    gc_wasmtime_modules: u64,
+    gc_wasmtime_outputs: u64,
+    /// Time spent running them (a Python process per run).
+    gc_wasmtime_time: std::time::Duration,
 }
 
 impl Tally {
@@ -126,6 +158,17 @@ impl Tally {
         self.in_components += other.in_components;
         self.relocatable += other.relocatable;
         self.names_segments += other.names_segments;
+        self.gc += other.gc;
+        self.gc_smith += other.gc_smith;
+        self.gc_generated += other.gc_generated;
+        self.gc_naming += other.gc_naming;
+        self.gc_naming_by_smith += other.gc_naming_by_smith;
+        self.gc_named_segment_repacked += other.gc_named_segment_repacked;
+        self.gc_ran_in_wasmi += other.gc_ran_in_wasmi;
+        self.gc_static_only += other.gc_static_only;
+        self.gc_wasmtime_modules += other.gc_wasmtime_modules;
+        self.gc_wasmtime_outputs += other.gc_wasmtime_outputs;
+        self.gc_wasmtime_time += other.gc_wasmtime_time;
     }
 }
 
@@ -168,10 +211,11 @@ fn segment_count(wasm: &[u8]) -> u32 {
     0
 }
 
-/// The highest data segment index that code names (`memory.init`,
-/// `data.drop`), if any.
-fn max_data_index_used(wasm: &[u8]) -> Option<u32> {
-    let mut max = None;
+/// The data segment indices that function bodies name, each with whether
+/// the instruction is a GC one (`array.new_data`, `array.init_data`) rather
+/// than `memory.init` or `data.drop`.
+fn data_indices_named(wasm: &[u8]) -> Vec<(u32, bool)> {
+    let mut named = Vec::new();
     for payload in Parser::new(0).parse_all(wasm) {
         if let Ok(Payload::CodeSectionEntry(body)) = payload {
             let Ok(mut reader) = body.get_operators_reader() else {
@@ -181,16 +225,31 @@ fn max_data_index_used(wasm: &[u8]) -> Option<u32> {
                 match reader.read() {
                     Ok(
                         Operator::MemoryInit { data_index, .. } | Operator::DataDrop { data_index },
-                    ) => {
-                        max = max.max(Some(data_index));
-                    }
+                    ) => named.push((data_index, false)),
+                    Ok(
+                        Operator::ArrayNewData {
+                            array_data_index, ..
+                        }
+                        | Operator::ArrayInitData {
+                            array_data_index, ..
+                        },
+                    ) => named.push((array_data_index, true)),
                     Ok(_) => {}
                     Err(_) => break,
                 }
             }
         }
     }
-    max
+    named
+}
+
+/// The highest data segment index that code names (`memory.init`,
+/// `data.drop`, `array.new_data`, `array.init_data`), if any.
+fn max_data_index_used(wasm: &[u8]) -> Option<u32> {
+    data_indices_named(wasm)
+        .iter()
+        .map(|&(index, _)| index)
+        .max()
 }
 
 /// Wraps a core module in a component that only declares it.
@@ -207,11 +266,38 @@ fn validates(wasm: &[u8]) -> bool {
         .is_ok()
 }
 
-/// Runs every check on one module. `rng` picks the cap and whether to try a
-/// component.
-fn check_module(wasm: &[u8], rng: &mut Rng, tally: &mut Tally) {
+/// Each data segment's bytes in the file (header and payload), and whether
+/// it is active.
+fn raw_segments(wasm: &[u8]) -> Vec<(&[u8], bool)> {
+    let mut out = Vec::new();
+    for payload in Parser::new(0).parse_all(wasm) {
+        if let Ok(Payload::DataSection(reader)) = payload {
+            for data in reader {
+                let data = data.expect("data parses");
+                out.push((
+                    &wasm[data.range.start as usize..data.range.end as usize],
+                    matches!(data.kind, DataKind::Active { .. }),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Runs every check on one module (`gc`: one of the Wasm GC cases, counted
+/// apart). `rng` picks the cap and whether to try a component. Returns the
+/// outputs of the three packings (none when the module is relocatable).
+fn check_module(wasm: &[u8], rng: &mut Rng, tally: &mut Tally, gc: bool) -> Vec<Vec<u8>> {
     tally.modules += 1;
     let original = support::instantiate(wasm);
+    let named = data_indices_named(wasm);
+    let gc_named: Vec<u32> = named
+        .iter()
+        .filter(|&&(_, by_gc)| by_gc)
+        .map(|&(index, _)| index)
+        .collect();
+    let segments_in = raw_segments(wasm);
+    let mut outputs = Vec::new();
     let cap = rng.range(1..=4) as u32;
     let option_sets = [
         PackOptions::default(),
@@ -231,7 +317,7 @@ fn check_module(wasm: &[u8], rng: &mut Rng, tally: &mut Tally) {
         let what = format!("packing with {options:?}");
         let Some((out, report)) = try_pack(wasm, options) else {
             tally.relocatable += 1;
-            return;
+            return Vec::new();
         };
         assert!(
             out.len() <= wasm.len(),
@@ -259,6 +345,19 @@ fn check_module(wasm: &[u8], rng: &mut Rng, tally: &mut Tally) {
             );
             tally.names_segments += 1;
         }
+        if gc {
+            // Issue 13's case: a segment that a GC instruction names was
+            // active and packing replaced it (its slot must still exist,
+            // which validation checks, and hold a segment).
+            let segments_out = raw_segments(&out);
+            if gc_named.iter().any(|&index| {
+                let index = index as usize;
+                segments_in[index].1
+                    && segments_out.get(index).map(|s| s.0) != Some(segments_in[index].0)
+            }) {
+                tally.gc_named_segment_repacked += 1;
+            }
+        }
         support::statics::assert_same_static_images(wasm, &out, options.zero_filled_imports);
         let comparison = match &original {
             // wasmi refuses some valid modules (`global.get` of a defined
@@ -270,6 +369,8 @@ fn check_module(wasm: &[u8], rng: &mut Rng, tally: &mut Tally) {
             _ => support::assert_equivalent_to(&original, &out),
         };
         match comparison {
+            Comparison::SameMemories | Comparison::BothTrapped if gc => tally.gc_ran_in_wasmi += 1,
+            Comparison::Skipped(_) if gc => tally.gc_static_only += 1,
             Comparison::SameMemories => tally.same_memories += 1,
             Comparison::BothTrapped => tally.both_trapped += 1,
             Comparison::Skipped(_why) => {
@@ -303,8 +404,9 @@ fn check_module(wasm: &[u8], rng: &mut Rng, tally: &mut Tally) {
             );
         }
         if i == 0 {
-            default_output = Some(out);
+            default_output = Some(out.clone());
         }
+        outputs.push(out);
     }
     let default_output = default_output.unwrap();
     if changed_any {
@@ -341,6 +443,7 @@ fn check_module(wasm: &[u8], rng: &mut Rng, tally: &mut Tally) {
             );
         }
     }
+    outputs
 }
 
 // ---------------------------------------------------------------------------
@@ -454,6 +557,393 @@ fn zero_parts_of_segments(wasm: &mut [u8], rng: &mut Rng) {
             let end = (at + n).min(payload.len());
             payload[at..end].fill(0);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Wasm GC modules (issue 13): `array.new_data` and `array.init_data` name
+// data segments.
+
+/// wasm-smith with GC on, and only what the wasmtime runner
+/// (tests/e2e/run_core.py) enables besides: GC, function references,
+/// reference types, bulk memory, multi-memory, memory64, and wasmtime's
+/// defaults.
+// One setting per line, with the reason beside it.
+#[allow(clippy::field_reassign_with_default)]
+fn gc_smith_config(rng: &mut Rng) -> wasm_smith::Config {
+    use wasm_smith::{InstructionKind, InstructionKinds};
+    let mut c = wasm_smith::Config::default();
+    // GC (it brings function references with it), and what it needs:
+    // reference types, and bulk memory for the data count section that
+    // `array.new_data` and `array.init_data` require.
+    c.gc_enabled = true;
+    c.reference_types_enabled = true;
+    c.bulk_memory_enabled = true;
+    // Off in the wasmtime runner, or not default there.
+    c.simd_enabled = false;
+    c.relaxed_simd_enabled = false;
+    c.exceptions_enabled = false;
+    c.threads_enabled = false;
+    c.tail_call_enabled = false;
+    c.compact_imports_enabled = false;
+    c.custom_descriptors_enabled = false;
+    c.shared_everything_threads_enabled = false;
+    c.custom_page_sizes_enabled = false;
+    c.wide_arithmetic_enabled = false;
+    c.memory64_enabled = rng.percent(30);
+    c.extended_const_enabled = true;
+    // Data segments in a memory or two, so that there is something to pack.
+    c.min_memories = 1;
+    c.max_memories = rng.range(1..=2) as usize;
+    let max_bytes = 65536 * rng.range(1..=2);
+    c.max_memory32_bytes = max_bytes;
+    c.max_memory64_bytes = u128::from(max_bytes);
+    c.min_data_segments = rng.range(2..=6) as usize;
+    c.max_data_segments = c.min_data_segments + rng.range(0..=12) as usize;
+    // Array types and code, so that wasm-smith writes `array.new_data` and
+    // `array.init_data` itself now and then; half the time only the kinds
+    // of instructions that build their operands.
+    c.min_types = 2;
+    c.max_types = 12;
+    c.min_funcs = 1;
+    c.max_funcs = rng.range(1..=6) as usize;
+    c.max_instructions = 60;
+    if rng.percent(50) {
+        c.allowed_instructions = InstructionKinds::new(&[
+            InstructionKind::NumericInt,
+            InstructionKind::Aggregate,
+            InstructionKind::Reference,
+            InstructionKind::Variable,
+            InstructionKind::Parametric,
+            InstructionKind::Control,
+            InstructionKind::MemoryInt,
+        ]);
+    }
+    c.max_globals = rng.range(0..=6) as usize;
+    // Half without imports and start function: those can run in wasmtime
+    // (the runner has no imports to give, and a start function may loop).
+    let runnable = rng.percent(50);
+    c.max_imports = if runnable {
+        0
+    } else {
+        rng.range(0..=4) as usize
+    };
+    c.allow_start_export = !runnable;
+    c.max_exports = 6;
+    c.max_tables = 2;
+    c.max_table_elements = 64;
+    c.max_elements = 16;
+    c.max_element_segments = 4;
+    c.max_tags = 0;
+    c.max_type_size = 100;
+    c.generate_custom_sections = rng.percent(10);
+    c.disallow_traps = false;
+    c
+}
+
+/// What the spliced functions name: the segment that
+/// `segpack-probe-new(offset, len)` reads with `array.new_data` (it returns
+/// the array's last byte) and the one that `segpack-probe-init(offset, len)`
+/// copies with `array.init_data` into an array of 8 bytes (it returns 1),
+/// each with its length.
+#[derive(Debug, Clone, Copy)]
+struct Probes {
+    new_data: (u32, u32),
+    init_data: (u32, u32),
+}
+
+const PROBE_NEW: &str = "segpack-probe-new";
+const PROBE_INIT: &str = "segpack-probe-init";
+
+/// Appends a section's new entries to its vector: the count grows by
+/// `added`, the old entries stay byte for byte.
+fn extend_vector(content: &[u8], added: u64, entries: &[u8]) -> Vec<u8> {
+    let mut pos = 0;
+    let count = support::wasm::read_uleb(content, &mut pos);
+    let mut out = Vec::new();
+    write_uleb(&mut out, count + added);
+    out.extend_from_slice(&content[pos..]);
+    out.extend_from_slice(entries);
+    out
+}
+
+/// Splices into `wasm` two exported functions, [`PROBE_NEW`] and
+/// [`PROBE_INIT`], whose `array.new_data` and `array.init_data` name data
+/// segments: half the time the last one (whose slot packing used to drop),
+/// otherwise an active one when there is one (what packing re-packs), or any.
+/// Two types are appended (`(array (mut i8))` and `(func (param i32 i32)
+/// (result i32))`), the functions come after every other function, the
+/// exports after every other export: no index in the module moves. `None`
+/// when the module has no data segment.
+fn splice_probes(wasm: &[u8], rng: &mut Rng) -> Option<(Vec<u8>, Probes)> {
+    use support::wasm::{SECTION_DATA_COUNT, SECTION_EXPORT, section_rank, sections};
+    const SECTION_TYPE: u8 = 1;
+    const SECTION_FUNCTION: u8 = 3;
+    const SECTION_CODE: u8 = 10;
+
+    let mut types = 0u64;
+    let mut functions = 0u64;
+    let mut exports = Vec::new();
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.ok()? {
+            Payload::TypeSection(reader) => {
+                for group in reader {
+                    types += group.ok()?.types().len() as u64;
+                }
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    if matches!(import.ok()?.ty, wasmparser::TypeRef::Func(_)) {
+                        functions += 1;
+                    }
+                }
+            }
+            Payload::FunctionSection(reader) => functions += u64::from(reader.count()),
+            Payload::ExportSection(reader) => {
+                for export in reader {
+                    exports.push(export.ok()?.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    let segments = raw_segments(wasm);
+    if segments.is_empty() {
+        return None;
+    }
+    if exports.iter().any(|e| e == PROBE_NEW || e == PROBE_INIT) {
+        return None;
+    }
+    let lengths: Vec<u32> = data_lengths(wasm);
+    let active: Vec<u32> = (0..segments.len() as u32)
+        .filter(|&i| segments[i as usize].1)
+        .collect();
+    let pick = |rng: &mut Rng| -> (u32, u32) {
+        let index = if rng.percent(50) {
+            segments.len() as u32 - 1
+        } else if !active.is_empty() && rng.percent(70) {
+            active[rng.below(active.len() as u64) as usize]
+        } else {
+            rng.below(segments.len() as u64) as u32
+        };
+        (index, lengths[index as usize])
+    };
+    let probes = Probes {
+        new_data: pick(rng),
+        init_data: pick(rng),
+    };
+    let array_type = types;
+    let func_type = types + 1;
+
+    // (type (array (mut i8))) (type (func (param i32 i32) (result i32)))
+    let new_types = vec![0x5e, 0x78, 0x01, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f];
+    let mut new_functions = Vec::new();
+    write_uleb(&mut new_functions, func_type);
+    write_uleb(&mut new_functions, func_type);
+    // local.get 0, local.get 1, array.new_data, then array.get_u of the
+    // last element: local.get 1, i32.const 1, i32.sub.
+    let mut new_body = vec![0x00, 0x20, 0x00, 0x20, 0x01, 0xfb, 0x09];
+    write_uleb(&mut new_body, array_type);
+    write_uleb(&mut new_body, u64::from(probes.new_data.0));
+    new_body.extend([0x20, 0x01, 0x41, 0x01, 0x6b, 0xfb, 0x0d]);
+    write_uleb(&mut new_body, array_type);
+    new_body.push(END);
+    // i32.const 8, array.new_default, i32.const 0 (destination),
+    // local.get 0 (source), local.get 1 (length), array.init_data,
+    // i32.const 1.
+    let mut init_body = vec![0x00, 0x41, 0x08, 0xfb, 0x07];
+    write_uleb(&mut init_body, array_type);
+    init_body.extend([0x41, 0x00, 0x20, 0x00, 0x20, 0x01, 0xfb, 0x12]);
+    write_uleb(&mut init_body, array_type);
+    write_uleb(&mut init_body, u64::from(probes.init_data.0));
+    init_body.extend([0x41, 0x01, END]);
+    let mut new_code = Vec::new();
+    write_bytes(&mut new_code, &new_body);
+    write_bytes(&mut new_code, &init_body);
+    let mut new_exports = Vec::new();
+    for (name, index) in [(PROBE_NEW, functions), (PROBE_INIT, functions + 1)] {
+        write_bytes(&mut new_exports, name.as_bytes());
+        new_exports.push(0x00); // a function
+        write_uleb(&mut new_exports, index);
+    }
+    // The sections that get entries (a missing one is created where the
+    // section order wants it, with the two entries), in section order; and
+    // the data count section, created with the segment count if missing.
+    let mut wanted: Vec<(u8, Option<Vec<u8>>)> = vec![
+        (SECTION_TYPE, Some(new_types)),
+        (SECTION_FUNCTION, Some(new_functions)),
+        (SECTION_EXPORT, Some(new_exports)),
+        (SECTION_DATA_COUNT, None),
+        (SECTION_CODE, Some(new_code)),
+    ];
+    let create = |id: u8, entries: Option<Vec<u8>>| -> (u8, Vec<u8>) {
+        let mut content = Vec::new();
+        match entries {
+            Some(entries) => {
+                write_uleb(&mut content, 2);
+                content.extend(entries);
+            }
+            None => write_uleb(&mut content, segments.len() as u64),
+        }
+        (id, content)
+    };
+    let mut rebuilt: Vec<(u8, Vec<u8>)> = Vec::new();
+    for section in sections(wasm) {
+        if let Some(rank) = section_rank(section.id) {
+            while wanted
+                .first()
+                .is_some_and(|(id, _)| section_rank(*id).unwrap() < rank)
+            {
+                let (id, entries) = wanted.remove(0);
+                rebuilt.push(create(id, entries));
+            }
+        }
+        match wanted.first() {
+            Some((id, entries)) if *id == section.id => {
+                let content = match entries {
+                    Some(entries) => extend_vector(section.content, 2, entries),
+                    None => section.content.to_vec(),
+                };
+                rebuilt.push((section.id, content));
+                wanted.remove(0);
+            }
+            _ => rebuilt.push((section.id, section.content.to_vec())),
+        }
+    }
+    assert!(wanted.is_empty(), "a module with data has a data section");
+    let out = support::wasm::assemble(rebuilt.iter().map(|(id, c)| (*id, c.as_slice())));
+    Some((out, probes))
+}
+
+/// Each data segment's payload length.
+fn data_lengths(wasm: &[u8]) -> Vec<u32> {
+    let mut out = Vec::new();
+    for payload in Parser::new(0).parse_all(wasm) {
+        if let Ok(Payload::DataSection(reader)) = payload {
+            for data in reader {
+                out.push(data.expect("data parses").data.len() as u32);
+            }
+        }
+    }
+    out
+}
+
+/// Where a GC case's module comes from.
+#[derive(Debug, Clone, Copy)]
+enum GcSource {
+    /// wasm-smith with GC; `naming`: it wrote `array.new_data` or
+    /// `array.init_data` itself.
+    Smith { naming: bool },
+    /// [`generated_module`].
+    Generated,
+}
+
+/// Which case of every ten is a GC one.
+const GC_CASE: u64 = 9;
+
+/// The percentage of GC cases that run in wasmtime when they can (about a
+/// fifth of them can: no imports, no loop in a start function, and packing
+/// changed them). Each run is a Python process of 0.1-0.4 s.
+const WASMTIME_PERCENT: u64 = 8;
+
+/// A GC case, with the probes spliced in: half the time a wasm-smith module
+/// with GC, parts of its segments zeroed (wasm-smith's segments are mostly
+/// passive and tiny, its memories often empty: little to pack), otherwise
+/// one of this test's generated modules (dense active segments, which
+/// packing re-packs). Also says whether wasm-smith wrote `array.new_data` or
+/// `array.init_data` itself. `None` when smith gives up on its input.
+fn gc_module(rng: &mut Rng) -> Option<(Vec<u8>, Option<Probes>, GcSource)> {
+    if rng.percent(50) {
+        // Half of them without imports, so that wasmtime can run them.
+        let imports = rng.percent(50);
+        let wasm = generated_module(rng, imports);
+        return Some(match splice_probes(&wasm, rng) {
+            Some((spliced, probes)) => (spliced, Some(probes), GcSource::Generated),
+            None => (wasm, None, GcSource::Generated),
+        });
+    }
+    let config = gc_smith_config(rng);
+    let mut input = vec![0u8; rng.range(256..=8000) as usize];
+    rng.fill(&mut input);
+    let mut u = arbitrary::Unstructured::new(&input);
+    let module = wasm_smith::Module::new(config, &mut u).ok()?;
+    let mut wasm = module.to_bytes();
+    if rng.percent(80) {
+        zero_parts_of_segments(&mut wasm, rng);
+    }
+    let source = GcSource::Smith {
+        naming: data_indices_named(&wasm).iter().any(|&(_, by_gc)| by_gc),
+    };
+    match splice_probes(&wasm, rng) {
+        Some((spliced, probes)) => Some((spliced, Some(probes), source)),
+        None => Some((wasm, None, source)),
+    }
+}
+
+/// Whether wasmtime can run `wasm` as the runner does: no imports (it gives
+/// none) and, unless `start_allowed` (the generated modules' start functions
+/// have no loops), no start function (wasm-smith's may loop forever; the
+/// runner has no fuel), and no custom page sizes.
+fn runnable_in_wasmtime(wasm: &[u8], start_allowed: bool) -> bool {
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload {
+            Ok(Payload::ImportSection(reader)) if reader.count() > 0 => return false,
+            Ok(Payload::StartSection { .. }) if !start_allowed => return false,
+            // The runner does not enable custom page sizes.
+            Ok(Payload::MemorySection(reader))
+                if reader
+                    .clone()
+                    .into_iter()
+                    .any(|m| m.map_or(true, |m| m.page_size_log2.is_some())) =>
+            {
+                return false;
+            }
+            Err(_) => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Runs `original` and each distinct output in wasmtime with every memory
+/// exported (the harness's rewrite, the same for all), calling the probes;
+/// every line (instantiation, each call's result or trap, each memory's
+/// hash) must be the same.
+fn compare_in_wasmtime(original: &[u8], outputs: &[Vec<u8>], probes: Probes, tally: &mut Tally) {
+    let run = |wasm: &[u8]| {
+        let (wasm, _) = support::engine::export_all_memories(wasm).expect("memories exported");
+        let (_, new_len) = probes.new_data;
+        let (_, init_len) = probes.init_data;
+        let new_len = new_len.min(i32::MAX as u32) as i32;
+        let init_len = init_len.min(8) as i32;
+        let calls: Vec<(&str, Vec<i32>)> = vec![
+            (PROBE_NEW, vec![0, 1]),
+            (PROBE_NEW, vec![0, new_len]),
+            (PROBE_NEW, vec![new_len / 2, 1]),
+            (PROBE_INIT, vec![0, 0]),
+            (PROBE_INIT, vec![0, init_len]),
+        ];
+        let calls: Vec<(&str, &[i32])> = calls.iter().map(|(n, a)| (*n, a.as_slice())).collect();
+        support::python::run_in_wasmtime(&wasm, &calls)
+    };
+    let before = run(original);
+    assert!(
+        before.len() >= 6 || before[0].starts_with("instantiate: trap"),
+        "the wasmtime runner called nothing: {before:?}"
+    );
+    tally.gc_wasmtime_modules += 1;
+    let mut seen: Vec<&[u8]> = vec![original];
+    for out in outputs {
+        if seen.contains(&out.as_slice()) {
+            continue;
+        }
+        seen.push(out);
+        tally.gc_wasmtime_outputs += 1;
+        let after = run(out);
+        assert_eq!(
+            before, after,
+            "wasmtime: the packed module behaves differently"
+        );
     }
 }
 
@@ -789,8 +1279,8 @@ fn limits(out: &mut Vec<u8>, m: &Memory) {
     }
 }
 
-/// A module built from scratch.
-fn generated_module(rng: &mut Rng) -> Vec<u8> {
+/// A module built from scratch; without imports unless `imports`.
+fn generated_module(rng: &mut Rng, imports: bool) -> Vec<u8> {
     let memory_count = rng.range(1..=3);
     let mut memories = Vec::new();
     for _ in 0..memory_count {
@@ -808,7 +1298,7 @@ fn generated_module(rng: &mut Rng) -> Vec<u8> {
         };
         let max = rng.percent(40).then(|| min + rng.below(3));
         memories.push(Memory {
-            imported: rng.percent(25),
+            imported: rng.percent(25) && imports,
             memory64,
             page_size_log2,
             min,
@@ -817,7 +1307,7 @@ fn generated_module(rng: &mut Rng) -> Vec<u8> {
     }
     // Imported memories come first in the index space.
     memories.sort_by_key(|m| !m.imported);
-    let imported_globals = rng.below(3) as u32;
+    let imported_globals = rng.below(3) as u32 * u32::from(imports);
     let defined_global_offsets = rng.percent(25);
     let mut builder = Builder {
         rng,
@@ -996,7 +1486,29 @@ fn generated_module(rng: &mut Rng) -> Vec<u8> {
 /// failure file) through `module` before checking.
 fn run_case(seed: u64, case: u64, module: &mut Vec<u8>, tally: &mut Tally) {
     let mut rng = case_rng(seed, case);
-    let wasm = if case.is_multiple_of(2) {
+    let mut gc = None;
+    let wasm = if case % 10 == GC_CASE {
+        match gc_module(&mut rng) {
+            Some((wasm, probes, source)) => {
+                tally.gc += 1;
+                let gc_named = data_indices_named(&wasm).iter().any(|&(_, by_gc)| by_gc);
+                tally.gc_naming += u64::from(gc_named);
+                match source {
+                    GcSource::Smith { naming } => {
+                        tally.gc_smith += 1;
+                        tally.gc_naming_by_smith += u64::from(naming);
+                    }
+                    GcSource::Generated => tally.gc_generated += 1,
+                }
+                gc = Some((probes, source));
+                wasm
+            }
+            None => {
+                tally.generated += 1;
+                generated_module(&mut rng, true)
+            }
+        }
+    } else if case.is_multiple_of(2) {
         match smith_module(&mut rng) {
             Some(wasm) => {
                 tally.smith += 1;
@@ -1004,12 +1516,12 @@ fn run_case(seed: u64, case: u64, module: &mut Vec<u8>, tally: &mut Tally) {
             }
             None => {
                 tally.generated += 1;
-                generated_module(&mut rng)
+                generated_module(&mut rng, true)
             }
         }
     } else {
         tally.generated += 1;
-        generated_module(&mut rng)
+        generated_module(&mut rng, true)
     };
     module.clone_from(&wasm);
     if std::env::var_os("SEGPACK_CASE").is_some() {
@@ -1021,7 +1533,22 @@ fn run_case(seed: u64, case: u64, module: &mut Vec<u8>, tally: &mut Tally) {
     if let Err(e) = Validator::new_with_features(WasmFeatures::all()).validate_all(&wasm) {
         panic!("the test's generator made an invalid module: {e}");
     }
-    check_module(&wasm, &mut rng, tally);
+    let outputs = check_module(&wasm, &mut rng, tally, gc.is_some());
+    if let Some((Some(probes), source)) = gc {
+        // A sample of the GC modules runs in wasmtime: a Python process per
+        // run, so not all of them (every one when a single case runs).
+        // Only modules that packing changed: the same bytes run the same.
+        let sampled = rng.percent(WASMTIME_PERCENT) || std::env::var_os("SEGPACK_CASE").is_some();
+        let start_allowed = matches!(source, GcSource::Generated);
+        if sampled
+            && outputs.iter().any(|out| *out != wasm)
+            && runnable_in_wasmtime(&wasm, start_allowed)
+        {
+            let started = std::time::Instant::now();
+            compare_in_wasmtime(&wasm, &outputs, probes, tally);
+            tally.gc_wasmtime_time += started.elapsed();
+        }
+    }
 }
 
 #[test]
@@ -1032,7 +1559,8 @@ fn packing_generated_modules_changes_nothing_observable() {
             .stack_size(ENGINE_STACK)
             .spawn(move || {
                 let mut tally = Tally::default();
-                check_module(&wasm, &mut Rng::new(0), &mut tally);
+                let gc = data_indices_named(&wasm).iter().any(|&(_, by_gc)| by_gc);
+                check_module(&wasm, &mut Rng::new(0), &mut tally, gc);
                 tally
             })
             .unwrap()
@@ -1133,6 +1661,31 @@ fn packing_generated_modules_changes_nothing_observable() {
         assert!(
             t.same_memories > t.both_trapped,
             "most instantiations trapped: {t:?}"
+        );
+        // The GC cases (issue 13): about a tenth, nearly all naming data
+        // segments through `array.new_data` and `array.init_data`, many of
+        // them re-packing a named segment.
+        assert!(t.gc * 12 >= cases, "only {} GC cases: {t:?}", t.gc);
+        assert!(
+            t.gc_naming * 10 >= t.gc * 9,
+            "only {} of {} GC modules name a data segment with a GC instruction",
+            t.gc_naming,
+            t.gc
+        );
+        assert!(
+            t.gc_named_segment_repacked * 4 >= t.gc,
+            "only {} packings of {} GC modules re-packed a segment a GC instruction names",
+            t.gc_named_segment_repacked,
+            t.gc
+        );
+    }
+    if cases >= 5_000 {
+        // About 20 are expected at 10,000 cases; fewer means the sample
+        // stopped working.
+        assert!(
+            t.gc_wasmtime_outputs >= cases / 2_000,
+            "only {} packed GC modules ran in wasmtime: {t:?}",
+            t.gc_wasmtime_outputs
         );
     }
 }
