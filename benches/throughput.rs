@@ -154,10 +154,7 @@ impl Bench {
 
     fn module(&self, label: &str, input: &[u8]) {
         for (t, threads) in [("t1", 1), ("tN", 0)] {
-            let options = PackOptions {
-                threads,
-                ..Default::default()
-            };
+            let options = PackOptions::default().with_threads(threads);
             self.case(&format!("plan/{label}/{t}"), input.len(), || {
                 let plan = Plan::new(black_box(input), &options).expect("plan");
                 black_box(plan.len());
@@ -217,11 +214,9 @@ fn main() {
     let payload: usize = pages.iter().map(|(_, b)| b.len()).sum();
     for (t, threads) in [("t1", 1), ("tN", 0)] {
         for cap in [10_000, 100_000] {
-            let options = PackOptions {
-                threads,
-                max_segments: cap,
-                ..Default::default()
-            };
+            let options = PackOptions::default()
+                .with_threads(threads)
+                .with_max_segments(cap);
             bench.case(&format!("segments/{label}/cap{cap}/{t}"), payload, || {
                 let packed =
                     segpack::pack_segments(black_box(&segments), &[IndexType::I32], &options)

@@ -111,6 +111,7 @@ impl std::error::Error for Error {
     }
 }
 
+#[cfg(feature = "module")]
 impl From<wasmparser::BinaryReaderError> for Error {
     #[cold]
     fn from(err: wasmparser::BinaryReaderError) -> Self {
@@ -120,12 +121,13 @@ impl From<wasmparser::BinaryReaderError> for Error {
 
 /// wasmparser pretty-prints some messages over several lines (the bad magic
 /// number's byte arrays); errors here are one line.
+#[cfg(feature = "module")]
 fn one_line(message: &str) -> String {
     let joined = message.split_whitespace().collect::<Vec<_>>().join(" ");
     joined.replace("[ ", "[").replace(", ]", "]")
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "module"))]
 mod tests {
     use super::*;
 

@@ -7,7 +7,7 @@ use std::ops::Range;
 use wasmparser::BinaryReader;
 
 use crate::emit::Output;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::parse::{self, Binary, DataSegment, Module, Placement};
 use crate::plan::{self, MemoryImage};
 use crate::segment::{IndexType, PackedSegment, Part, encode_header, header_len, uleb_len};
@@ -484,58 +484,4 @@ fn rewrite_names(input: &[u8], section: Range<usize>, keeps_name: &[bool]) -> Op
     wasm_encoder::Encode::encode(&(content.len() as u64), &mut out);
     out.extend_from_slice(&content);
     Some(out)
-}
-
-/// Checks producer-API segments and groups them into images.
-pub(crate) fn images_of_segments<'a>(
-    segments: &[crate::Segment<'a>],
-    memories: &[IndexType],
-) -> Result<Vec<MemoryImage<'a>>> {
-    let mut per_memory: Vec<Vec<(u64, &'a [u8])>> = vec![Vec::new(); memories.len()];
-    for (i, s) in segments.iter().enumerate() {
-        let Some(&index_type) = memories.get(s.memory_index as usize) else {
-            return Err(Error::new(
-                ErrorKind::InvalidSegment,
-                format!(
-                    "segment {i} names memory {}, but only {} memories were described",
-                    s.memory_index,
-                    memories.len()
-                ),
-                None,
-            ));
-        };
-        if s.offset.checked_add(s.data.len() as u64).is_none() {
-            return Err(Error::new(
-                ErrorKind::InvalidSegment,
-                format!(
-                    "segment {i} (offset {:#x}, {} bytes) ends at the very top of the 64-bit address space (2^64), which segpack does not pack; leave that memory's segments as they are",
-                    s.offset,
-                    s.data.len()
-                ),
-                None,
-            ));
-        }
-        if s.offset as u128 + s.data.len() as u128 > index_type.address_space() {
-            return Err(Error::new(
-                ErrorKind::InvalidSegment,
-                format!(
-                    "segment {i} (offset {:#x}, {} bytes) does not fit a {index_type:?} memory",
-                    s.offset,
-                    s.data.len()
-                ),
-                None,
-            ));
-        }
-        per_memory[s.memory_index as usize].push((s.offset, s.data));
-    }
-    Ok(per_memory
-        .into_iter()
-        .enumerate()
-        .filter(|(_, segs)| !segs.is_empty())
-        .map(|(m, segs)| MemoryImage {
-            memory_index: m as u32,
-            index_type: memories[m],
-            pieces: plan::overlay(&segs),
-        })
-        .collect())
 }

@@ -409,6 +409,7 @@ fn gap_key(memory_index: u32, index_type: IndexType, a: Range, b: Range) -> Opti
 /// open. The most expensive ones are kept in a buffer of at most
 /// `2 × budget` gaps, cut back to the `budget` most expensive whenever it
 /// fills (a selection, linear), so memory is O(budget), not O(runs).
+#[derive(Debug)]
 struct GapTracker {
     budget: u64,
     greedy_segments: u64,
@@ -505,6 +506,10 @@ impl GapTracker {
     /// The final segments of each memory, as (memory index, range), in
     /// (memory, offset) order, before the 1 GiB re-split.
     fn finish(mut self) -> Vec<(u32, Range)> {
+        // Memories may have come in any order (the streaming planner); a
+        // stable sort leaves those that came in order as they are.
+        self.extents
+            .sort_by_key(|&(memory_index, _, _)| memory_index);
         // Closable gaps that stay open: all of them if within budget, else
         // the most expensive `closable - (greedy - budget)`.
         let need = self.greedy_segments.saturating_sub(self.budget);
@@ -583,7 +588,7 @@ fn greedy_segments(
     let (memory_index, index_type) = (image.memory_index, image.index_type);
     let mut merger = Merger::new(memory_index, index_type);
     let jobs = scan::jobs(pieces, engine.job_bytes);
-    scan::map_ordered(
+    crate::pool::map_ordered(
         &jobs,
         engine.threads,
         |job| scan_and_merge(memory_index, index_type, job),
@@ -656,11 +661,72 @@ pub(crate) fn pack_images<'a>(
     release: &(dyn Fn(&[u8]) + Sync),
 ) -> Packed<'a> {
     let engine = Engine {
-        threads: scan::thread_count(threads),
+        threads: crate::pool::thread_count(threads),
         job_bytes: scan::JOB_BYTES,
         coarse: image_bytes(images) >= budget.saturating_mul(COARSE_BYTES_PER_SEGMENT),
     };
     pack_images_with(images, budget, engine, release)
+}
+
+/// Plans memories handed in one at a time, in any order, keeping only what
+/// the final layout needs (O(budget), as [`GapTracker`]), never their bytes:
+/// the planner behind [`crate::Packer`].
+#[derive(Debug)]
+pub(crate) struct StreamingPlan {
+    tracker: GapTracker,
+    engine: Engine,
+}
+
+impl StreamingPlan {
+    pub(crate) fn new(budget: u64, threads: usize) -> Self {
+        StreamingPlan {
+            tracker: GapTracker::new(budget),
+            engine: Engine {
+                threads: crate::pool::thread_count(threads),
+                job_bytes: scan::JOB_BYTES,
+                coarse: false,
+            },
+        }
+    }
+
+    /// Scans one whole memory, its image `data` from address 0.
+    pub(crate) fn add(&mut self, memory_index: u32, index_type: IndexType, data: &[u8]) {
+        let image = MemoryImage {
+            memory_index,
+            index_type,
+            pieces: Vec::new(),
+        };
+        let tracker = &mut self.tracker;
+        tracker.start_memory();
+        greedy_segments(&image, &[(0, data)], self.engine, &|_| {}, &mut |r| {
+            tracker.segment(memory_index, index_type, r)
+        });
+    }
+
+    /// The final segments, in (memory, offset) order, and whether they are
+    /// within the budget. A segment longer than [`MAX_SEGMENT_LEN`] is cut
+    /// at that length (the bytes are gone, so its gaps cannot be looked for
+    /// again as [`split_long`] does).
+    pub(crate) fn finish(self) -> (Vec<(u32, Range)>, bool) {
+        let budget = self.tracker.budget;
+        let mut out = Vec::new();
+        for (memory_index, mut r) in self.tracker.finish() {
+            while r.len() > MAX_SEGMENT_LEN {
+                let end = r.start + MAX_SEGMENT_LEN;
+                out.push((
+                    memory_index,
+                    Range {
+                        start: r.start,
+                        end,
+                    },
+                ));
+                r.start = end;
+            }
+            out.push((memory_index, r));
+        }
+        let cap_met = out.len() as u64 <= budget;
+        (out, cap_met)
+    }
 }
 
 /// The bytes of all pieces of `images`: what a scan reads.

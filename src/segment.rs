@@ -98,7 +98,7 @@ pub struct PackedSegment<'a> {
     pub parts: Vec<Part<'a>>,
 }
 
-impl PackedSegment<'_> {
+impl<'a> PackedSegment<'a> {
     /// The payload's length in bytes.
     pub fn len(&self) -> u64 {
         self.parts.iter().map(Part::len).sum()
@@ -109,8 +109,27 @@ impl PackedSegment<'_> {
         self.len() == 0
     }
 
-    /// The payload as one owned buffer. Meant for tests and small segments:
-    /// writers should stream `parts` instead.
+    /// The payload as one slice of the caller's bytes, when it is one (no
+    /// zeros were filled in and it does not straddle two input segments):
+    /// hand it to an encoder with no copy.
+    ///
+    /// ```
+    /// use segpack::{Part, PackedSegment};
+    /// let one = PackedSegment { memory_index: 0, offset: 0, parts: vec![Part::Bytes(b"ab")] };
+    /// assert_eq!(one.as_slice(), Some(&b"ab"[..]));
+    /// let two = PackedSegment { memory_index: 0, offset: 0, parts: vec![Part::Bytes(b"a"), Part::Zeros(1)] };
+    /// assert_eq!(two.as_slice(), None);
+    /// ```
+    pub fn as_slice(&self) -> Option<&'a [u8]> {
+        match self.parts.as_slice() {
+            [Part::Bytes(bytes)] => Some(bytes),
+            [] => Some(&[]),
+            _ => None,
+        }
+    }
+
+    /// The payload as one owned buffer, for segments that are not one slice
+    /// ([`as_slice`](Self::as_slice)); writers can also stream `parts`.
     pub fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len() as usize);
         for part in &self.parts {
@@ -170,6 +189,7 @@ pub(crate) fn segment_len(memory_index: u32, index_type: IndexType, offset: u64,
 }
 
 /// Appends the header of an active segment (everything before the payload).
+#[cfg(feature = "module")]
 pub(crate) fn encode_header(
     out: &mut Vec<u8>,
     memory_index: u32,
@@ -192,7 +212,7 @@ pub(crate) fn encode_header(
     len.encode(out);
 }
 
-#[cfg(test)]
+#[cfg(all(test, any(feature = "module", feature = "encoder")))]
 mod tests {
     use super::*;
     use wasm_encoder::{ConstExpr, DataSection, Encode};

@@ -18,17 +18,11 @@ fn option_sets() -> [(&'static str, PackOptions); 3] {
         ("defaults", PackOptions::default()),
         (
             "--max-segments 100000",
-            PackOptions {
-                max_segments: 100_000,
-                ..PackOptions::default()
-            },
+            PackOptions::default().with_max_segments(100_000),
         ),
         (
             "--zero-filled-imports",
-            PackOptions {
-                zero_filled_imports: true,
-                ..PackOptions::default()
-            },
+            PackOptions::default().with_zero_filled_imports(true),
         ),
     ]
 }
@@ -167,10 +161,7 @@ fn quickjs_without_zero_filled_imports_is_unchanged() {
     assert!(support::pack(&input, &PackOptions::default()) == input);
     let packed = support::pack(
         &input,
-        &PackOptions {
-            zero_filled_imports: true,
-            ..PackOptions::default()
-        },
+        &PackOptions::default().with_zero_filled_imports(true),
     );
     assert!(
         packed.len() < input.len(),
@@ -218,10 +209,7 @@ fn components_are_packed_inside() {
             at_default.len() <= input.len(),
             "{name} grew at the default cap"
         );
-        let options = PackOptions {
-            max_segments: 100_000,
-            ..PackOptions::default()
-        };
+        let options = PackOptions::default().with_max_segments(100_000);
         let packed = support::pack(&input, &options);
         assert!(packed.len() < input.len(), "{name} did not get smaller");
         assert_eq!(statics::core_modules(&packed).len(), modules);

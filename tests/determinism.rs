@@ -33,10 +33,10 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// Packs `wasm` with every thread count in [`THREADS`] and asserts the
 /// outputs are identical; returns the output.
 fn assert_same_for_all_threads(what: &str, wasm: &[u8], max_segments: u32) -> Vec<u8> {
-    let options = |threads| PackOptions {
-        threads,
-        max_segments,
-        ..Default::default()
+    let options = |threads| {
+        PackOptions::default()
+            .with_threads(threads)
+            .with_max_segments(max_segments)
     };
     let reference = support::pack(wasm, &options(THREADS[0]));
     for &threads in &THREADS[1..] {
@@ -270,10 +270,7 @@ fn pack_segments_does_not_depend_on_threads() {
         })
         .collect();
     let run = |threads| {
-        let options = PackOptions {
-            threads,
-            ..Default::default()
-        };
+        let options = PackOptions::default().with_threads(threads);
         segpack::pack_segments(&segments, &[segpack::IndexType::I32], &options)
             .unwrap()
             .iter()

@@ -61,10 +61,7 @@ fn image(offsets: &[usize]) -> Vec<u8> {
 }
 
 fn options(max_segments: u32) -> PackOptions {
-    PackOptions {
-        max_segments,
-        ..Default::default()
-    }
+    PackOptions::default().with_max_segments(max_segments)
 }
 
 fn assert_unchanged(input: &[u8], options: &PackOptions) -> segpack::PackReport {
@@ -182,16 +179,7 @@ fn output_does_not_depend_on_thread_count() {
     ));
     let outputs: Vec<Vec<u8>> = [1, 2, 3, 8]
         .iter()
-        .map(|&threads| {
-            pack_with(
-                &input,
-                &PackOptions {
-                    threads,
-                    ..Default::default()
-                },
-            )
-            .0
-        })
+        .map(|&threads| pack_with(&input, &PackOptions::default().with_threads(threads)).0)
         .collect();
     for o in &outputs[1..] {
         assert_eq!(o, &outputs[0]);
@@ -383,10 +371,7 @@ fn imported_memory_is_packed_with_zero_filled_imports() {
         (data (i32.const 0) "\00\00a") (data (i32.const 3) "b"))"#);
     let (output, report) = pack_with(
         &input,
-        &PackOptions {
-            zero_filled_imports: true,
-            ..Default::default()
-        },
+        &PackOptions::default().with_zero_filled_imports(true),
     );
     assert!(report.changed());
     assert!(report.modules[0].unpacked_memories.is_empty());
@@ -440,10 +425,7 @@ fn imported_memory_stays_unpacked_when_another_memory_has_a_dynamic_offset() {
         (data (memory 0) (i32.const 3) "c"))"#);
     let report = assert_unchanged(
         &input,
-        &PackOptions {
-            zero_filled_imports: true,
-            ..Default::default()
-        },
+        &PackOptions::default().with_zero_filled_imports(true),
     );
     let unpacked: Vec<u32> = report.modules[0]
         .unpacked_memories

@@ -82,10 +82,7 @@ fn data_section_len(module: &[u8]) -> u64 {
 /// Compares segpack with Wizer's rule on every core module of `binary` whose
 /// only memory is memory 0 and is packable; returns how many were compared.
 fn assert_not_larger_than_wizer(name: &str, binary: &[u8], zero_filled_imports: bool) -> usize {
-    let options = PackOptions {
-        zero_filled_imports,
-        ..PackOptions::default()
-    };
+    let options = PackOptions::default().with_zero_filled_imports(zero_filled_imports);
     let packed = support::pack(binary, &options);
     let mut compared = 0;
     for (original, packed) in core_modules(binary).into_iter().zip(core_modules(&packed)) {

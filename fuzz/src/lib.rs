@@ -27,11 +27,7 @@ pub fn options(bytes: [u8; OPTION_BYTES]) -> PackOptions {
         14 => 0,
         _ => ENGINE_MAX_SEGMENTS + 1,
     };
-    PackOptions {
-        max_segments,
-        zero_filled_imports: bytes[2] & 0x80 != 0,
-        threads: usize::from(bytes[2] % 5),
-    }
+    PackOptions::default().with_max_segments(max_segments).with_zero_filled_imports(bytes[2] & 0x80 != 0).with_threads(usize::from(bytes[2] % 5))
 }
 
 /// Whether `options` are in the range the library accepts.

@@ -245,7 +245,7 @@ pub(super) fn final_ranges(
         };
         let pieces: Vec<(u64, &[u8])> = image.pieces.iter().map(|p| (p.offset, p.data)).collect();
         let jobs = scan::jobs(&pieces, engine.job_bytes);
-        scan::map_ordered(
+        crate::pool::map_ordered(
             &jobs,
             engine.threads,
             |job| {

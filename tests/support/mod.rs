@@ -24,6 +24,17 @@ use std::path::PathBuf;
 pub use engine::{Outcome, instantiate};
 pub use statics::assert_validates;
 
+/// The repository's root (the library package's directory), also from the
+/// CLI package's tests, which include this harness by path.
+pub fn repo_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .find(|dir| dir.join("samples/snapshot.wasm").is_file())
+        .unwrap_or_else(|| panic!("no repository root above {}", manifest.display()))
+        .to_path_buf()
+}
+
 /// The directory of real-world `.wasm` files: `$SEGPACK_CORPUS` if set, else
 /// `../shared/corpus` beside the crate, else `/work/shared/corpus`.
 ///
@@ -41,7 +52,7 @@ pub fn corpus_dir() -> PathBuf {
         return dir;
     }
     let candidates = [
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
+        repo_root().join("../shared/corpus"),
         PathBuf::from("/work/shared/corpus"),
     ];
     for dir in &candidates {

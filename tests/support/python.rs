@@ -89,7 +89,7 @@ pub fn run_in_wasmtime(wasm: &[u8], calls: &[(&str, &[i32])]) -> Vec<String> {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("module.wasm");
     std::fs::write(&path, wasm).expect("write module");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/run_core.py");
+    let script = super::repo_root().join("tests/e2e/run_core.py");
     let mut command = Command::new(python_with_wasmtime());
     command.arg(script).arg(&path);
     for (name, args) in calls {

@@ -1,6 +1,7 @@
 //! The command line (SPEC §6): streams, in-place output, summaries, exit
 //! statuses, and that nothing is written when the input is bad.
 
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::fs;
@@ -679,7 +680,7 @@ fn verify_accepts_a_module_and_its_packing() {
 
 #[test]
 fn sample_snapshot_packs_smaller() {
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/snapshot.wasm");
+    let sample = support::repo_root().join("samples/snapshot.wasm");
     let input = fs::read(&sample).unwrap();
     let dir = TempDir::new().unwrap();
     let dst = dir.path().join("packed.wasm");

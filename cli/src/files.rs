@@ -1,21 +1,31 @@
 //! Files: mapping the input (stdin spooled to a temporary file first) and
-//! writing the output through a temporary file beside the target, renamed
-//! into place only when complete.
+//! writing the output through a temporary file beside the target, synced
+//! and renamed into place only when complete. On WASI, where nothing can be
+//! mapped, the input is read into memory.
 
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+#[cfg(not(target_os = "wasi"))]
 use memmap2::Mmap;
+use segpack::{Error, Result};
 
-use crate::error::{Error, Result};
+/// How the input's bytes are held: mapped, or read where nothing can be
+/// mapped (WASI).
+#[cfg(not(target_os = "wasi"))]
+type Bytes = Mmap;
+#[cfg(target_os = "wasi")]
+type Bytes = Vec<u8>;
 
 /// The input bytes, mapped from a file.
 #[derive(Debug)]
 pub struct Input {
     // `None` for an empty file: a zero-length mapping is not allowed.
-    map: Option<Mmap>,
+    map: Option<Bytes>,
+    /// The file the bytes come from, for `pread` (for stdin, the spooled copy).
+    #[cfg(not(target_os = "wasi"))]
     file: File,
     name: String,
     /// Released bytes not yet handed to the kernel, as a range of the map.
@@ -31,6 +41,48 @@ const RELEASE_BATCH: usize = 4 << 20;
 /// between them included (segment headers, already parsed).
 const RELEASE_JOIN: usize = 64 << 10;
 
+/// Standard input as a file, when it is a regular file read from its start
+/// (`segpack pack < in.wasm`): it is mapped like a named input, not spooled.
+#[cfg(unix)]
+fn stdin_file() -> Option<File> {
+    use std::io::Seek;
+    use std::os::fd::AsFd;
+    let mut file = File::from(io::stdin().as_fd().try_clone_to_owned().ok()?);
+    let regular = file.metadata().ok()?.is_file();
+    (regular && file.stream_position().ok()? == 0).then_some(file)
+}
+
+#[cfg(not(unix))]
+fn stdin_file() -> Option<File> {
+    None
+}
+
+/// Maps `file` read-only, or reads it where nothing can be mapped.
+///
+/// # Safety
+/// The bytes must not change while the map is alive: another process that
+/// writes or truncates the file changes them under every reader (and a
+/// truncation makes reads past the new end fault). Callers make sure
+/// segpack never writes its own input (output goes to a new file renamed
+/// into place) and catch the fault of a truncation (crate::signals).
+#[cfg(not(target_os = "wasi"))]
+unsafe fn map(file: &File) -> io::Result<Bytes> {
+    // SAFETY: the caller upholds the contract above, which is memmap2's.
+    let map = unsafe { Mmap::map(file) }?;
+    #[cfg(unix)]
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(map)
+}
+
+/// # Safety
+/// None needed: the file is read, not mapped.
+#[cfg(target_os = "wasi")]
+unsafe fn map(mut file: &File) -> io::Result<Bytes> {
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut file, &mut bytes)?;
+    Ok(bytes)
+}
+
 impl Input {
     /// Maps the file at `path`, or spools stdin to an unnamed temporary file
     /// and maps that when `path` is `None` or `-`.
@@ -40,13 +92,7 @@ impl Input {
     /// to a new file renamed over the target, never into the mapped one.
     ///
     /// # Errors
-    /// [`ErrorKind::Io`](crate::ErrorKind::Io) when the file cannot be opened, read or mapped.
-    ///
-    /// ```no_run
-    /// let input = segpack::io::Input::open(Some("module.wasm".as_ref()))?;
-    /// println!("{} bytes", input.bytes().len());
-    /// # Ok::<(), segpack::Error>(())
-    /// ```
+    /// [`ErrorKind::Io`](segpack::ErrorKind::Io) when the file cannot be opened, read or mapped.
     pub fn open(path: Option<&Path>) -> Result<Input> {
         match path {
             Some(p) if p != Path::new("-") => {
@@ -56,11 +102,29 @@ impl Input {
                 Self::from_file(file, name)
             }
             _ => {
-                let mut file = tempfile::tempfile()
-                    .map_err(|e| Error::io("cannot create a temporary file for stdin", e))?;
-                io::copy(&mut io::stdin().lock(), &mut file)
-                    .map_err(|e| Error::io("cannot read stdin", e))?;
-                Self::from_file(file, "<stdin>".to_string())
+                let name = "<stdin>".to_string();
+                if let Some(file) = stdin_file() {
+                    return Self::from_file(file, name);
+                }
+                #[cfg(not(target_os = "wasi"))]
+                {
+                    let mut file = tempfile::tempfile()
+                        .map_err(|e| Error::io("cannot create a temporary file for stdin", e))?;
+                    io::copy(&mut io::stdin().lock(), &mut file)
+                        .map_err(|e| Error::io("cannot read stdin", e))?;
+                    Self::from_file(file, name)
+                }
+                #[cfg(target_os = "wasi")]
+                {
+                    let mut bytes = Vec::new();
+                    io::Read::read_to_end(&mut io::stdin().lock(), &mut bytes)
+                        .map_err(|e| Error::io("cannot read stdin", e))?;
+                    Ok(Input {
+                        map: Some(bytes),
+                        name,
+                        unreleased: Mutex::new(0..0),
+                    })
+                }
             }
         }
     }
@@ -73,21 +137,18 @@ impl Input {
         if len == 0 {
             return Ok(Input {
                 map: None,
+                #[cfg(not(target_os = "wasi"))]
                 file,
                 name,
                 unreleased: Mutex::new(0..0),
             });
         }
-        // SAFETY: the map is only read; segpack never writes to its input
-        // file (output goes to a new file renamed into place). Another process
-        // truncating the file meanwhile is outside what we can prevent, as for
-        // every tool that maps its input (see memmap2's docs).
-        let map =
-            unsafe { Mmap::map(&file) }.map_err(|e| Error::io(format!("cannot map {name}"), e))?;
-        #[cfg(unix)]
-        let _ = map.advise(memmap2::Advice::Sequential);
+        // SAFETY: see `map`: segpack never writes to its input file, and a
+        // truncation by another process is caught (crate::signals).
+        let map = unsafe { map(&file) }.map_err(|e| Error::io(format!("cannot map {name}"), e))?;
         Ok(Input {
             map: Some(map),
+            #[cfg(not(target_os = "wasi"))]
             file,
             name,
             unreleased: Mutex::new(0..0),
@@ -141,6 +202,7 @@ impl Input {
     }
 
     /// The file the bytes are mapped from (for stdin, the spooled copy).
+    #[cfg(not(target_os = "wasi"))]
     pub fn file(&self) -> &File {
         &self.file
     }
@@ -157,15 +219,7 @@ impl Input {
 /// existing target's permissions are kept.
 ///
 /// # Errors
-/// [`ErrorKind::Io`](crate::ErrorKind::Io) when the file cannot be created, written or renamed.
-///
-/// ```
-/// let dir = tempfile::tempdir().unwrap();
-/// let target = dir.path().join("out.wasm");
-/// segpack::io::write_atomically(&target, |mut file| std::io::Write::write_all(&mut file, b"\0asm"))?;
-/// assert_eq!(std::fs::read(&target).unwrap(), b"\0asm");
-/// # Ok::<(), segpack::Error>(())
-/// ```
+/// [`ErrorKind::Io`](segpack::ErrorKind::Io) when the file cannot be created, written or renamed.
 pub fn write_atomically(target: &Path, write: impl FnOnce(&File) -> io::Result<()>) -> Result<()> {
     let name = target.display();
     // Follows symbolic links: what is looked at is what gets replaced.
@@ -202,7 +256,10 @@ pub fn write_atomically(target: &Path, write: impl FnOnce(&File) -> io::Result<(
         // Registered for removal on a signal before it exists, so no signal
         // can find it unregistered.
         .make_in(&dir, |path| {
-            let pending = Pending::register(path);
+            #[cfg(unix)]
+            let pending = crate::signals::Pending::register(path);
+            #[cfg(not(unix))]
+            let pending = ();
             let file = File::options()
                 .read(true)
                 .write(true)
@@ -232,145 +289,26 @@ pub fn write_atomically(target: &Path, write: impl FnOnce(&File) -> io::Result<(
         #[cfg(not(unix))]
         Err(_) => {}
     }
+    // Durable: the data reaches the disk before the rename makes it the
+    // target, and the rename reaches it after (the directory is synced), so
+    // a crash leaves the old file or the new one, never a partial one.
+    file.sync_all()
+        .map_err(|e| Error::io(format!("cannot write {name}"), e))?;
     temp.persist(target)
         .map_err(|e| Error::io(format!("cannot replace {name}"), e.error))?;
+    sync_directory(&dir).map_err(|e| Error::io(format!("cannot sync {}", dir.display()), e))?;
     Ok(())
 }
 
-/// Temporary files being written right now, so that a signal handler can
-/// remove them ([`remove_temporary_files_on_signals`]).
-static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-/// A temporary file's entry in [`PENDING`], for as long as it is written.
-struct Pending(PathBuf);
-
-impl Pending {
-    fn register(path: &Path) -> Pending {
-        pending().push(path.to_path_buf());
-        #[cfg(unix)]
-        input_fault::set(Some(path));
-        Pending(path.to_path_buf())
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        #[cfg(unix)]
-        input_fault::set(None);
-        pending().retain(|p| *p != self.0);
-    }
-}
-
-/// The input is memory-mapped: if another process truncates the file while
-/// segpack reads it, the next read of a page past the new end raises SIGBUS.
-/// That cannot be turned into an error, but it must not leave the temporary
-/// output behind: the handler removes it (`unlink` is async-signal-safe),
-/// says why on stderr, and the fault then ends the process as it would have.
+/// Flushes a directory's entries (a rename in it) to disk.
 #[cfg(unix)]
-mod input_fault {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    use std::path::Path;
-    use std::ptr::null_mut;
-    use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
-
-    /// The temporary file being written, as a C string, or null.
-    static TEMP: AtomicPtr<libc::c_char> = AtomicPtr::new(null_mut());
-
-    pub(super) fn set(path: Option<&Path>) {
-        let new = path
-            .and_then(|p| CString::new(p.as_os_str().as_bytes()).ok())
-            .map_or(null_mut(), CString::into_raw);
-        let old = TEMP.swap(new, Ordering::SeqCst);
-        if !old.is_null() {
-            // SAFETY: `old` came from `CString::into_raw` above and is no
-            // longer reachable through TEMP.
-            drop(unsafe { CString::from_raw(old) });
-        }
-    }
-
-    /// Set by the first thread that faults; the others wait for it.
-    static FAULTED: AtomicBool = AtomicBool::new(false);
-
-    extern "C" fn on_fault(_: libc::c_int) {
-        const MESSAGE: &[u8] =
-            b"error: the input file changed (shrank) while it was being read; nothing was written\n";
-        // Several scan threads may fault at once. Only the first one reports;
-        // the others sleep until it ends the process (with SA_RESETHAND, a
-        // second fault used to kill the process before the first handler
-        // had written its line or removed the file).
-        if FAULTED.swap(true, Ordering::SeqCst) {
-            loop {
-                // SAFETY: `pause` is async-signal-safe.
-                unsafe { libc::pause() };
-            }
-        }
-        let temp = TEMP.load(Ordering::SeqCst);
-        // SAFETY: `unlink`, `write` and `sigaction` are async-signal-safe;
-        // `temp` is null or a valid C string. Once the default action is
-        // back, the fault repeats on return and ends the process.
-        unsafe {
-            if !temp.is_null() {
-                libc::unlink(temp);
-            }
-            libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len());
-            let mut default: libc::sigaction = std::mem::zeroed();
-            default.sa_sigaction = libc::SIG_DFL;
-            libc::sigemptyset(&mut default.sa_mask);
-            libc::sigaction(libc::SIGBUS, &default, null_mut());
-        }
-    }
-
-    pub(super) fn install() {
-        // SAFETY: a plain sigaction with a handler that only makes
-        // async-signal-safe calls.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_fault as extern "C" fn(libc::c_int) as usize;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(libc::SIGBUS, &action, null_mut());
-        }
-    }
+fn sync_directory(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
-fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
-    // A panic elsewhere while the lock was held leaves the list usable.
-    PENDING.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Makes SIGINT, SIGTERM and SIGHUP remove the temporary file that
-/// [`write_atomically`] is writing before the process ends, so an
-/// interrupted `segpack pack -o FILE` leaves neither a half-written file nor
-/// litter beside it. The process then dies of the signal as it would have.
-/// SIGBUS (the mapped input file was truncated by someone else) removes it
-/// too, with a one-line error.
-///
-/// For programs (like the `segpack` CLI) that own their signal handling; a
-/// library that embeds segpack keeps its own. A background thread waits for
-/// the signals.
-///
-/// # Errors
-/// When the signal handlers cannot be installed.
-///
-/// ```no_run
-/// segpack::io::remove_temporary_files_on_signals()?;
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[cfg(unix)]
-pub fn remove_temporary_files_on_signals() -> io::Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    input_fault::install();
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
-    std::thread::Builder::new()
-        .name("segpack-signals".into())
-        .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                for path in pending().drain(..) {
-                    let _ = std::fs::remove_file(path);
-                }
-                let _ = signal_hook::low_level::emulate_default_handler(signal);
-                std::process::exit(128 + signal);
-            }
-        })?;
+/// Windows and WASI cannot open a directory to sync it; their renames are
+/// as durable as the platform makes them.
+#[cfg(not(unix))]
+fn sync_directory(_: &Path) -> io::Result<()> {
     Ok(())
 }

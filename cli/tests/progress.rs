@@ -9,8 +9,11 @@ use std::process::{Command, Stdio};
 
 use tempfile::TempDir;
 
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
 fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/snapshot.wasm")
+    support::repo_root().join("samples/snapshot.wasm")
 }
 
 fn packed_sample() -> Vec<u8> {

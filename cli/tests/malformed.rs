@@ -15,10 +15,11 @@
 //! SEGPACK_REGENERATE=1 cargo test --test malformed checked_in_corpus
 //! ```
 
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 
 use support::cli::{listing, segpack};
@@ -273,9 +274,8 @@ fn generate() -> BTreeMap<String, Vec<u8>> {
         );
     }
     // Truncations of real modules, small prefixes only.
-    let snapshot =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/snapshot.wasm"))
-            .expect("samples/snapshot.wasm");
+    let snapshot = std::fs::read(support::repo_root().join("samples/snapshot.wasm"))
+        .expect("samples/snapshot.wasm");
     for at in truncation_points(&snapshot, 16 * 1024) {
         add(
             format!("truncated-snapshot-{at:05}"),

@@ -2,6 +2,7 @@
 //! every wrong packing the tests can make by mutating a correct one fails
 //! with a one-line explanation.
 
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::fs;
@@ -382,7 +383,7 @@ fn corpus_files() -> Vec<PathBuf> {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
         .collect();
-    files.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/snapshot.wasm"));
+    files.push(support::repo_root().join("samples/snapshot.wasm"));
     files.sort();
     assert!(files.len() >= 9, "{files:?}");
     files
@@ -394,14 +395,8 @@ fn every_corpus_file_verifies_against_its_packings() {
         let original = fs::read(&path).unwrap();
         for options in [
             PackOptions::default(),
-            PackOptions {
-                max_segments: 100_000,
-                ..Default::default()
-            },
-            PackOptions {
-                zero_filled_imports: true,
-                ..Default::default()
-            },
+            PackOptions::default().with_max_segments(100_000),
+            PackOptions::default().with_zero_filled_imports(true),
         ] {
             let (packed, _) = pack_with(&original, &options);
             let verify = VerifyOptions {
@@ -502,10 +497,7 @@ fn cli_verify_zero_filled_imports_compares_imported_images() {
     let original = fs::read(&quickjs).unwrap();
     let (packed, _) = pack_with(
         &original,
-        &PackOptions {
-            zero_filled_imports: true,
-            ..Default::default()
-        },
+        &PackOptions::default().with_zero_filled_imports(true),
     );
     assert_ne!(original, packed);
     let b = dir.path().join("b.wasm");

@@ -10,6 +10,7 @@
 
 #![cfg(unix)]
 
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::fs;

@@ -6,6 +6,7 @@
 
 #![cfg(target_os = "linux")]
 
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::fs;

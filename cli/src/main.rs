@@ -1,15 +1,20 @@
 //! The `segpack` command: parses arguments, opens files, prints. The work is
 //! in the library.
 
+mod files;
+mod render;
+#[cfg(unix)]
+mod signals;
+mod write;
+
 use std::io::IsTerminal;
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
-use segpack::io::{Input, write_atomically};
-use segpack::{ENGINE_MAX_SEGMENTS, PackOptions, PackReport, Plan};
+use files::Input;
+use segpack::{ENGINE_MAX_SEGMENTS, PackOptions, Plan};
 
 #[derive(Parser)]
 #[command(
@@ -66,11 +71,10 @@ struct Common {
 
 impl Common {
     fn options(&self) -> PackOptions {
-        PackOptions {
-            max_segments: self.max_segments,
-            zero_filled_imports: self.zero_filled_imports,
-            threads: self.threads,
-        }
+        PackOptions::default()
+            .with_max_segments(self.max_segments)
+            .with_zero_filled_imports(self.zero_filled_imports)
+            .with_threads(self.threads)
     }
 }
 
@@ -139,7 +143,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // An interrupted `pack -o FILE` must not leave its temporary file behind.
     #[cfg(unix)]
-    let _ = segpack::io::remove_temporary_files_on_signals();
+    let _ = signals::remove_temporary_files_on_signals();
     let result = match cli.command {
         Command::Pack(args) => pack(args),
         Command::Inspect(args) => inspect(args),
@@ -168,13 +172,18 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
     }
     let started = Instant::now();
     let input = Input::open(args.input.as_deref())?;
+    // A fault on this map (someone truncated the file) removes our output.
+    #[cfg(unix)]
+    signals::input_fault::watch(input.bytes());
     let bar = (!args.quiet && wants_progress(input.bytes().len() as u64)).then(|| {
         let bar = indicatif::ProgressBar::new_spinner()
             .with_message(format!("planning {}", input.name()));
         bar.enable_steady_tick(std::time::Duration::from_millis(100));
         bar
     });
-    let planned = Plan::from_input(&input, &args.common.options());
+    let planned = Plan::with_release(input.bytes(), &args.common.options(), &|bytes| {
+        input.release(bytes)
+    });
     let plan = match planned {
         Ok(plan) => plan,
         Err(e) => {
@@ -211,20 +220,14 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
             bar.set_position(n);
         }
     };
-    let write = |file: &std::fs::File| match &bar {
-        Some(_) => plan.write_to_file_with_progress(&input, file, &progress),
-        None => plan.write_to_file(&input, file),
-    };
+    let threads = segpack::pool::thread_count(args.common.threads);
+    let progress: Option<&(dyn Fn(u64) + Sync)> = bar.as_ref().map(|_| &progress as _);
+    let write = |file: &std::fs::File| write::write_plan(&plan, &input, file, threads, progress);
     let written = if to_stdout {
-        // A duplicate of fd 1 as a File, so pipes get the threaded writer too.
-        std::io::stdout()
-            .as_fd()
-            .try_clone_to_owned()
-            .and_then(|fd| write(&std::fs::File::from(fd)))
-            .map_err(|e| segpack::Error::io("cannot write stdout", e))
+        write::to_stdout(write).map_err(|e| segpack::Error::io("cannot write stdout", e))
     } else {
         let target = args.output.as_deref().expect("checked above");
-        write_atomically(target, write)
+        files::write_atomically(target, write)
     };
     if let Some(bar) = &bar {
         bar.finish_and_clear();
@@ -237,24 +240,9 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     if args.json {
-        eprintln!("{}", report_json(plan.report(), elapsed));
+        eprintln!("{}", render::report_json(plan.report(), elapsed));
     } else if args.stats {
-        // A component: one line per nested core module, then the totals.
-        let report = plan.report();
-        if report.modules.len() > 1 || report.modules.iter().any(|m| !m.path.is_empty()) {
-            for m in &report.modules {
-                eprintln!(
-                    "  {}: segments {} -> {}, data {} -> {} ({})",
-                    m.path,
-                    group(m.segments_before),
-                    group(m.segments_after),
-                    bytes(m.data_bytes_before),
-                    bytes(m.data_bytes_after),
-                    percent(m.data_bytes_before, m.data_bytes_after)
-                );
-            }
-        }
-        eprintln!("{}", stats_line(report, elapsed));
+        eprint!("{}", render::stats_text(plan.report(), elapsed));
     }
     Ok(())
 }
@@ -295,98 +283,13 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let input = Input::open(Some(&args.input))?;
     let inspection = segpack::inspect(input.bytes(), &args.common.options())?;
-    let report = &inspection.report;
     let elapsed = started.elapsed().as_secs_f64();
-    let mut text = String::new();
-    if args.json {
-        let mut json = report_json(report, elapsed);
-        for (module, memories) in json["modules"]
-            .as_array_mut()
-            .expect("modules")
-            .iter_mut()
-            .zip(&inspection.memories)
-        {
-            module["memories"] = memories.iter().map(memory_json).collect();
-        }
-        return print(&format!("{json}\n"));
-    }
-    // One line per module (its memories after a `;`), then the total.
-    for (m, memories) in report.modules.iter().zip(&inspection.memories) {
-        let name = if m.path.is_empty() { "module" } else { &m.path };
-        let mut line = format!(
-            "{name}: segments {} -> {}, data {} -> {} ({})",
-            group(m.segments_before),
-            group(m.segments_after),
-            bytes(m.data_bytes_before),
-            bytes(m.data_bytes_after),
-            percent(m.data_bytes_before, m.data_bytes_after)
-        );
-        for memory in memories.iter().filter(|r| r.segments > 0) {
-            line.push_str("; ");
-            line.push_str(&memory_line(memory));
-        }
-        text.push_str(&line);
-        text.push('\n');
-        for w in &m.warnings {
-            text.push_str(&format!("  warning: {w}\n"));
-        }
-    }
-    text.push_str(&stats_line(report, elapsed));
-    text.push('\n');
-    print(&text)
-}
-
-/// `memory 0 (32-bit): 1,204 segments, 4.1 MiB of data (2.8 MiB zeros,
-/// 1.3 MiB non-zero) -> 37 segments, 1.3 MiB (-68%)`, sizes with headers.
-fn memory_line(m: &segpack::MemoryReport) -> String {
-    let kind = match (m.index_type, m.imported) {
-        (segpack::IndexType::I32, false) => "32-bit",
-        (segpack::IndexType::I32, true) => "32-bit, imported",
-        (segpack::IndexType::I64, false) => "64-bit",
-        (segpack::IndexType::I64, true) => "64-bit, imported",
+    let text = if args.json {
+        format!("{}\n", render::inspect_json(&inspection, elapsed))
+    } else {
+        render::inspect_text(&inspection, elapsed)
     };
-    let before = format!(
-        "memory {} ({kind}): {}, {} of data ({} zeros, {} non-zero)",
-        m.memory_index,
-        plural(m.segments, "segment"),
-        bytes(m.data_bytes),
-        bytes(m.zero_bytes),
-        bytes(m.non_zero_bytes),
-    );
-    match &m.not_packable {
-        Some(why) => format!("{before}, not packable: {why}"),
-        None => format!(
-            "{before} -> {}, {} ({})",
-            plural(m.packed_segments, "segment"),
-            bytes(m.packed_segment_bytes),
-            percent(m.segment_bytes, m.packed_segment_bytes)
-        ),
-    }
-}
-
-fn plural(n: u64, what: &str) -> String {
-    let s = if n == 1 { "" } else { "s" };
-    format!("{} {what}{s}", group(n))
-}
-
-fn memory_json(m: &segpack::MemoryReport) -> serde_json::Value {
-    serde_json::json!({
-        "memory": m.memory_index,
-        "index_type": match m.index_type {
-            segpack::IndexType::I32 => "i32",
-            segpack::IndexType::I64 => "i64",
-        },
-        "imported": m.imported,
-        "segments": m.segments,
-        "data_bytes": m.data_bytes,
-        "zero_bytes": m.zero_bytes,
-        "non_zero_bytes": m.non_zero_bytes,
-        "segment_bytes": m.segment_bytes,
-        "packed_segments": m.packed_segments,
-        "packed_segment_bytes": m.packed_segment_bytes,
-        "packable": m.not_packable.is_none(),
-        "not_packable_reason": m.not_packable,
-    })
+    print(&text)
 }
 
 fn verify(args: VerifyArgs) -> Result<(), Failure> {
@@ -405,109 +308,9 @@ fn verify(args: VerifyArgs) -> Result<(), Failure> {
     }
 }
 
-/// `segments 1,204 -> 37, data 4.1 MiB -> 1.3 MiB (-68%), 0.21 s`
-fn stats_line(r: &PackReport, seconds: f64) -> String {
-    format!(
-        "segments {} -> {}, data {} -> {} ({}), {seconds:.2} s",
-        group(r.segments_before()),
-        group(r.segments_after()),
-        bytes(r.data_bytes_before()),
-        bytes(r.data_bytes_after()),
-        percent(r.data_bytes_before(), r.data_bytes_after())
-    )
-}
-
-fn report_json(r: &PackReport, seconds: f64) -> serde_json::Value {
-    let modules: Vec<_> = r
-        .modules
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "path": m.path,
-                "segments_before": m.segments_before,
-                "segments_after": m.segments_after,
-                "data_bytes_before": m.data_bytes_before,
-                "data_bytes_after": m.data_bytes_after,
-                "changed": m.changed,
-                "unpacked_memories": m.unpacked_memories.iter().map(|(i, why)| serde_json::json!({"memory": i, "reason": why})).collect::<Vec<_>>(),
-                "warnings": m.warnings,
-            })
-        })
-        .collect();
-    serde_json::json!({
-        "segments_before": r.segments_before(),
-        "segments_after": r.segments_after(),
-        "data_bytes_before": r.data_bytes_before(),
-        "data_bytes_after": r.data_bytes_after(),
-        "input_bytes": r.input_len,
-        "output_bytes": r.output_len,
-        "changed": r.changed(),
-        "seconds": seconds,
-        "modules": modules,
-    })
-}
-
-fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
-}
-
-/// The change from `before` to `after`, signed: `-68%`, `+0%`, and one
-/// decimal when it is under 1% either way (`-0.4%`).
-fn percent(before: u64, after: u64) -> String {
-    if before == after {
-        return "+0%".into();
-    }
-    if before == 0 {
-        return "+100%".into();
-    }
-    let change = (after as f64 - before as f64) / before as f64 * 100.0;
-    if change.abs() < 0.1 {
-        format!("{change:+.2}%")
-    } else if change.abs() < 1.0 {
-        format!("{change:+.1}%")
-    } else {
-        format!("{change:+.0}%")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_read_like_the_spec() {
-        assert_eq!(group(1204), "1,204");
-        assert_eq!(group(37), "37");
-        assert_eq!(group(1_000_000), "1,000,000");
-        assert_eq!(bytes(4_300_000), "4.1 MiB");
-        assert_eq!(percent(100, 32), "-68%");
-        assert_eq!(percent(0, 0), "+0%");
-        assert_eq!(percent(1000, 996), "-0.4%");
-        assert_eq!(plural(1, "segment"), "1 segment");
-        assert_eq!(plural(1204, "segment"), "1,204 segments");
-    }
 
     #[test]
     fn cli_is_well_formed() {

@@ -1,0 +1,254 @@
+//! Writing a plan to a file or pipe: worker threads assemble the output in
+//! blocks, reading input ranges with `pread` (no page of the map is
+//! touched, so resident memory stays flat), while the calling thread writes
+//! the blocks in order. Reading and writing overlap on two cores, and one
+//! `write` per block costs less than a kernel copy per segment: segments are
+//! short and start at odd offsets.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use segpack::{Chunk, Plan};
+
+use crate::files::Input;
+
+/// Output bytes assembled per write: a few hundred KiB keeps a block in
+/// the core's cache between the read into it and the write out of it.
+const WRITE_BLOCK: usize = 256 * 1024;
+
+/// A block of the output: `len` bytes from `skip` bytes into chunk `chunk`.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    chunk: usize,
+    skip: u64,
+    len: usize,
+}
+
+/// Writes `plan` (made from `input`) to `out`, on `threads` workers, and
+/// reports progress, if asked, about ten times a second and at the end.
+pub fn write_plan(
+    plan: &Plan<'_>,
+    input: &Input,
+    out: &File,
+    threads: usize,
+    progress: Option<&(dyn Fn(u64) + Sync)>,
+) -> io::Result<()> {
+    match progress {
+        None => write_blocks(plan, input, out, threads),
+        Some(progress) => with_progress(plan, out, progress, || {
+            write_blocks(plan, input, out, threads)
+        }),
+    }
+}
+
+/// Runs `write` while a helper thread reports how far `out`'s file offset
+/// has moved. An output without an offset (a pipe) is written by the
+/// plan's own counting writer instead.
+fn with_progress(
+    plan: &Plan<'_>,
+    out: &File,
+    progress: &(dyn Fn(u64) + Sync),
+    write: impl FnOnce() -> io::Result<()>,
+) -> io::Result<()> {
+    use std::io::Seek;
+    use std::sync::mpsc;
+    use std::time::Duration;
+    // A duplicate descriptor shares the file offset with `out`.
+    let watcher = out.try_clone()?;
+    let Ok(start) = (&watcher).stream_position() else {
+        return plan.write_to(io::BufWriter::new(out), Some(&|n| progress(n)));
+    };
+    let (done, finished) = mpsc::channel::<()>();
+    let len = plan.len();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) =
+                finished.recv_timeout(Duration::from_millis(100))
+            {
+                if let Ok(at) = (&watcher).stream_position() {
+                    progress(at.saturating_sub(start).min(len));
+                }
+            }
+        });
+        let result = write();
+        drop(done);
+        result
+    })?;
+    progress(len);
+    Ok(())
+}
+
+/// The block writer (see the module's docs).
+#[cfg(any(unix, windows))]
+fn write_blocks(plan: &Plan<'_>, input: &Input, out: &File, threads: usize) -> io::Result<()> {
+    let chunks: Vec<Chunk<'_>> = plan.chunks().collect();
+    let blocks = blocks(&chunks, WRITE_BLOCK as u64);
+    // Buffers go back and forth between the writer and the workers.
+    let spare: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
+    let failed = AtomicBool::new(false);
+    let mut result = Ok(());
+    let mut out = out;
+    segpack::pool::map_ordered(
+        &blocks,
+        threads,
+        |block| {
+            if failed.load(Ordering::Relaxed) {
+                return Err(None);
+            }
+            let buffer = spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let mut buffer = buffer.unwrap_or_else(|| vec![0u8; WRITE_BLOCK].into_boxed_slice());
+            match fill(&chunks, input.file(), block, &mut buffer[..block.len]) {
+                Ok(()) => Ok(buffer),
+                Err(e) => {
+                    failed.store(true, Ordering::Relaxed);
+                    Err(Some(e))
+                }
+            }
+        },
+        |i, filled| match filled {
+            _ if result.is_err() => {}
+            Ok(buffer) => {
+                result = out.write_all(&buffer[..blocks[i].len]);
+                if result.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                spare.lock().unwrap_or_else(|e| e.into_inner()).push(buffer);
+            }
+            Err(e) => result = Err(e.expect("only a failed block fails")),
+        },
+    );
+    result
+}
+
+/// Without `pread` (WASI): the plan writes itself from the bytes in memory.
+#[cfg(not(any(unix, windows)))]
+fn write_blocks(plan: &Plan<'_>, _: &Input, out: &File, _: usize) -> io::Result<()> {
+    let mut out = io::BufWriter::with_capacity(WRITE_BLOCK, out);
+    plan.write_to(&mut out, None)?;
+    out.flush()
+}
+
+/// Cuts the output into blocks of `size` bytes (the last one shorter).
+fn blocks(chunks: &[Chunk<'_>], size: u64) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    let mut block = Block {
+        chunk: 0,
+        skip: 0,
+        len: 0,
+    };
+    for (i, chunk) in chunks.iter().enumerate() {
+        let mut left = chunk_len(chunk);
+        let mut skip = 0;
+        while left > 0 {
+            let take = left.min(size - block.len as u64);
+            block.len += take as usize;
+            left -= take;
+            skip += take;
+            if block.len as u64 == size {
+                blocks.push(block);
+                // The next block starts where this one ended.
+                block = Block {
+                    chunk: if left > 0 { i } else { i + 1 },
+                    skip: if left > 0 { skip } else { 0 },
+                    len: 0,
+                };
+            }
+        }
+    }
+    if block.len > 0 {
+        blocks.push(block);
+    }
+    blocks
+}
+
+fn chunk_len(chunk: &Chunk<'_>) -> u64 {
+    match chunk {
+        Chunk::Input(r) => r.end - r.start,
+        Chunk::Bytes(b) => b.len() as u64,
+        Chunk::Zeros(n) => *n,
+    }
+}
+
+/// Assembles one block of output into `buffer` (exactly its length).
+#[cfg(any(unix, windows))]
+fn fill(chunks: &[Chunk<'_>], input: &File, block: &Block, buffer: &mut [u8]) -> io::Result<()> {
+    let mut at = 0;
+    let mut skip = block.skip;
+    for chunk in &chunks[block.chunk..] {
+        if at == buffer.len() {
+            break;
+        }
+        let take = (chunk_len(chunk) - skip).min((buffer.len() - at) as u64) as usize;
+        let part = &mut buffer[at..at + take];
+        match chunk {
+            Chunk::Input(r) => {
+                read_exact_at(input, part, r.start + skip).map_err(|e| match e.kind() {
+                    io::ErrorKind::UnexpectedEof => io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the input file shrank while it was being packed",
+                    ),
+                    _ => e,
+                })?
+            }
+            Chunk::Bytes(bytes) => {
+                let from = skip as usize;
+                part.copy_from_slice(&bytes[from..from + take]);
+            }
+            Chunk::Zeros(_) => part.fill(0),
+        }
+        at += take;
+        skip = 0;
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+/// Windows' positioned read moves the file offset, which no one else reads.
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset)? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `write` on standard output as a `File` (a duplicate of fd 1 on
+/// Unix, so pipes get the threaded writer too).
+#[cfg(unix)]
+pub fn to_stdout(write: impl FnOnce(&File) -> io::Result<()>) -> io::Result<()> {
+    use std::os::fd::AsFd;
+    let fd = io::stdout().as_fd().try_clone_to_owned()?;
+    write(&File::from(fd))
+}
+
+#[cfg(windows)]
+pub fn to_stdout(write: impl FnOnce(&File) -> io::Result<()>) -> io::Result<()> {
+    use std::os::windows::io::AsHandle;
+    let handle = io::stdout().as_handle().try_clone_to_owned()?;
+    write(&File::from(handle))
+}
+
+/// WASI: file descriptor 1 as a `File` (WASI cannot duplicate it), never
+/// closed here.
+#[cfg(not(any(unix, windows)))]
+pub fn to_stdout(write: impl FnOnce(&File) -> io::Result<()>) -> io::Result<()> {
+    use std::os::fd::FromRawFd;
+    io::stdout().flush()?;
+    // SAFETY: descriptor 1 is open for the life of the process, and the
+    // `ManuallyDrop` keeps this `File` from closing it.
+    let file = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
+    write(&file)
+}
