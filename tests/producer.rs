@@ -1,0 +1,418 @@
+//! The producer API as a producer uses it: the snapshotter example, `Packer`
+//! against `pack_segments`, the offset expressions `encode_into` writes, and
+//! the cap and option errors a producer must be told about.
+
+use proptest::prelude::*;
+use segpack::{ErrorKind, Extent, IndexType, PackOptions, Packer, Segment};
+
+#[allow(dead_code)] // its `main` and the fields the tests do not read
+#[path = "../examples/snapshotter.rs"]
+mod snapshotter;
+
+#[test]
+fn snapshotter_example_gives_the_same_memories_in_fewer_bytes() {
+    let summary = snapshotter::run().unwrap();
+    assert!(summary.memories_match, "{summary:?}");
+    assert_eq!(summary.memory_sizes, [4 << 16, 2 << 16]);
+    assert!(summary.segments > 1, "{summary:?}");
+    assert!(
+        summary.data_section_bytes < summary.per_page_section_bytes,
+        "{summary:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Packer and pack_segments agree.
+
+/// One memory of a case: its index type and contents.
+#[derive(Debug, Clone)]
+struct TestMemory {
+    index_type: IndexType,
+    bytes: Vec<u8>,
+}
+
+/// A memory of up to 256 KiB: sparse runs of random bytes (some of them
+/// zeros), clustered in places so that gaps of every size occur; or runs at
+/// a fixed stride, so that many gaps tie (in this memory and across them).
+fn memory() -> impl Strategy<Value = TestMemory> {
+    const MAX: usize = 256 << 10;
+    let size = prop_oneof![Just(0), Just(MAX), 1..=MAX];
+    let at = prop_oneof![
+        0..MAX,
+        1000..1400usize,
+        100_000..100_300usize,
+        MAX - 64..MAX
+    ];
+    let runs = prop::collection::vec((at, prop::collection::vec(any::<u8>(), 1..48)), 0..40);
+    let sparse = (size, runs).prop_map(|(size, runs)| {
+        let mut bytes = vec![0u8; size];
+        for (at, run) in runs {
+            let at = at.min(size);
+            let end = (at + run.len()).min(size);
+            bytes[at..end].copy_from_slice(&run[..end - at]);
+        }
+        bytes
+    });
+    let strided =
+        (0..MAX / 2, 2..40usize, 1..4usize, 1..200usize).prop_map(|(start, stride, run, count)| {
+            let mut bytes = vec![0u8; MAX];
+            for k in 0..count {
+                let at = start + k * stride;
+                let end = (at + run.min(stride - 1)).min(MAX);
+                bytes[at.min(MAX)..end].fill(0x5a);
+            }
+            bytes
+        });
+    (any::<bool>(), prop_oneof![3 => sparse, 1 => strided]).prop_map(|(memory64, bytes)| {
+        let index_type = if memory64 {
+            IndexType::I64
+        } else {
+            IndexType::I32
+        };
+        TestMemory { index_type, bytes }
+    })
+}
+
+/// A case: memories at their indices, the order they are added in, a cap,
+/// and a thread count.
+type Case = (Vec<(u32, TestMemory)>, Vec<usize>, Option<u32>, usize);
+
+/// 1 to 3 memories at indices with holes between them (memories a producer
+/// leaves out, such as imported ones), the order they are added in, a cap
+/// (`None`: the default) and a thread count.
+fn case() -> impl Strategy<Value = Case> {
+    let memories = prop::collection::vec((0..3u32, memory()), 1..=3).prop_map(|memories| {
+        let mut index = 0;
+        let mut out = Vec::new();
+        for (hole, memory) in memories {
+            index += hole;
+            out.push((index, memory));
+            index += 1;
+        }
+        out
+    });
+    let cap = prop_oneof![Just(None), (1..=50u32).prop_map(Some)];
+    (memories, cap, 1..=3usize).prop_flat_map(|(memories, cap, threads)| {
+        let order = Just((0..memories.len()).collect::<Vec<_>>()).prop_shuffle();
+        (Just(memories), order, Just(cap), Just(threads))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn packer_matches_pack_segments((memories, order, cap, threads) in case()) {
+        let mut options = PackOptions::default().with_threads(threads);
+        if let Some(cap) = cap {
+            options = options.with_max_segments(cap);
+        }
+        let cap = options.max_segments as usize;
+
+        let mut packer = Packer::new(&options).unwrap();
+        for &i in &order {
+            let (index, memory) = &memories[i];
+            packer.add_memory(*index, memory.index_type, &memory.bytes);
+        }
+        let extents = packer.finish();
+
+        // pack_segments, each memory one segment at offset 0; the memories
+        // left out are described (as 32-bit) but have no segments.
+        let mut index_types = vec![IndexType::I32; memories.last().unwrap().0 as usize + 1];
+        for (index, memory) in &memories {
+            index_types[*index as usize] = memory.index_type;
+        }
+        let segments: Vec<Segment<'_>> = memories
+            .iter()
+            .map(|(index, memory)| Segment { memory_index: *index, offset: 0, data: &memory.bytes })
+            .collect();
+        let packed = segpack::pack_segments(&segments, &index_types, &options).unwrap();
+
+        let from_packer: Vec<(u32, u64, u64)> =
+            extents.extents.iter().map(|e| (e.memory_index, e.offset, e.len)).collect();
+        let from_segments: Vec<(u32, u64, u64)> =
+            packed.iter().map(|s| (s.memory_index, s.offset, s.len())).collect();
+        prop_assert_eq!(&from_packer, &from_segments);
+        prop_assert_eq!(extents.cap_met, packed.cap_met());
+
+        // The cap can be missed here only because a segment never spans two
+        // memories.
+        let nonempty = memories.iter().filter(|(_, m)| m.bytes.iter().any(|&b| b != 0)).count();
+        prop_assert_eq!(extents.cap_met, nonempty <= cap);
+        if extents.cap_met {
+            prop_assert!(extents.extents.len() <= cap);
+        }
+
+        let memory_of = |index: u32| &memories.iter().find(|(i, _)| *i == index).unwrap().1;
+        let mut previous: Option<&Extent> = None;
+        for (extent, segment) in extents.extents.iter().zip(packed.iter()) {
+            let memory = memory_of(extent.memory_index);
+            prop_assert_eq!(extent.index_type, memory.index_type);
+            prop_assert!(extent.len > 0);
+            prop_assert!(extent.range().end <= memory.bytes.len());
+            let slice = &memory.bytes[extent.range()];
+            // Cut at non-zero bytes, and the same bytes from either API.
+            prop_assert!(slice[0] != 0 && slice[slice.len() - 1] != 0, "{:?}", extent);
+            prop_assert_eq!(&segment.to_vec()[..], slice);
+            if let Some(borrowed) = segment.as_slice() {
+                prop_assert_eq!(borrowed, slice);
+            }
+            // In (memory, offset) order, never overlapping.
+            if let Some(p) = previous {
+                prop_assert!(
+                    (p.memory_index, p.offset + p.len) <= (extent.memory_index, extent.offset),
+                    "{:?} then {:?}", p, extent
+                );
+            }
+            previous = Some(extent);
+        }
+
+        // Every non-zero byte of every memory is in some extent.
+        for (index, memory) in &memories {
+            let mut covered = vec![false; memory.bytes.len()];
+            for extent in extents.extents.iter().filter(|e| e.memory_index == *index) {
+                covered[extent.range()].fill(true);
+            }
+            for (at, &byte) in memory.bytes.iter().enumerate() {
+                prop_assert!(byte == 0 || covered[at], "memory {} byte {:#x} is not covered", index, at);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Options and misuse.
+
+#[test]
+fn max_segments_zero_is_invalid_options() {
+    let options = PackOptions::default().with_max_segments(0);
+    let error = Packer::new(&options).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidOptions);
+    let error = segpack::pack_segments(&[], &[], &options).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidOptions);
+}
+
+#[test]
+#[should_panic(expected = "twice")]
+fn adding_a_memory_twice_panics() {
+    let mut packer = Packer::new(&PackOptions::default()).unwrap();
+    packer.add_memory(1, IndexType::I32, &[1, 2, 3]);
+    packer.add_memory(1, IndexType::I32, &[4]);
+}
+
+// ---------------------------------------------------------------------------
+// Offsets past 2^31 (32-bit), past 4 GiB (memory64), and memory indices > 0.
+
+const GIB: u64 = 1 << 30;
+
+/// Three memories with data where offset expressions are easy to get wrong:
+/// memory 0 (32-bit) above 2^31, memory 1 (memory64) above 4 GiB, and
+/// memory 2 (32-bit) near 0. Each as (memory, offset, bytes).
+const FAR_DATA: [(u32, IndexType, u64, &[u8]); 6] = [
+    (0, IndexType::I32, 16, b"low"),
+    (0, IndexType::I32, 2 * GIB + 16, b"high"),
+    (1, IndexType::I64, 100, b"abc"),
+    (1, IndexType::I64, 4 * GIB + 0x200, b"far!!"),
+    (2, IndexType::I32, 8, b"m2"),
+    (2, IndexType::I32, 0x1000, b"last"),
+];
+
+/// A memory of `len` bytes (untouched zero pages cost no RAM) with the
+/// bytes of `FAR_DATA` that belong to `memory_index`.
+#[cfg(target_pointer_width = "64")]
+fn far_memory(memory_index: u32, len: u64) -> Vec<u8> {
+    let mut memory = vec![0u8; len as usize];
+    for (m, _, offset, bytes) in FAR_DATA {
+        if m == memory_index {
+            memory[offset as usize..][..bytes.len()].copy_from_slice(bytes);
+        }
+    }
+    memory
+}
+
+fn far_index_types() -> [IndexType; 3] {
+    [IndexType::I32, IndexType::I64, IndexType::I32]
+}
+
+#[cfg(feature = "encoder")]
+mod encode {
+    use super::*;
+    use segpack::OffsetExpr;
+    use wasm_encoder::{DataSection, MemorySection, MemoryType, Module};
+    use wasmparser::{DataKind, Operator, Parser, Payload, Validator, WasmFeatures};
+
+    /// A module with `FAR_DATA`'s three memories, big enough to hold it, and
+    /// `data`; validated with every feature.
+    fn module_with(data: &DataSection) -> Vec<u8> {
+        let mut memories = MemorySection::new();
+        for (memory64, minimum) in [(false, 1 << 16), (true, (5 * GIB) >> 16), (false, 1)] {
+            memories.memory(MemoryType {
+                minimum,
+                maximum: None,
+                memory64,
+                shared: false,
+                page_size_log2: None,
+            });
+        }
+        let mut module = Module::new();
+        module.section(&memories).section(data);
+        let wasm = module.finish();
+        Validator::new_with_features(WasmFeatures::all())
+            .validate_all(&wasm)
+            .unwrap();
+        wasm
+    }
+
+    /// Every segment of `wasm` as (memory, offset expression, bytes).
+    fn read_back(wasm: &[u8]) -> Vec<(u32, OffsetExpr, Vec<u8>)> {
+        let mut out = Vec::new();
+        for payload in Parser::new(0).parse_all(wasm) {
+            let Payload::DataSection(reader) = payload.unwrap() else {
+                continue;
+            };
+            for data in reader {
+                let data = data.unwrap();
+                let DataKind::Active {
+                    memory_index,
+                    offset_expr,
+                } = data.kind
+                else {
+                    panic!("a passive segment");
+                };
+                let mut ops = offset_expr.get_operators_reader();
+                let offset = match ops.read().unwrap() {
+                    Operator::I32Const { value } => OffsetExpr::I32Const(value),
+                    Operator::I64Const { value } => OffsetExpr::I64Const(value),
+                    op => panic!("offset expression {op:?}"),
+                };
+                assert!(matches!(ops.read().unwrap(), Operator::End));
+                out.push((memory_index, offset, data.data.to_vec()));
+            }
+        }
+        out
+    }
+
+    fn expected() -> Vec<(u32, OffsetExpr, Vec<u8>)> {
+        FAR_DATA
+            .iter()
+            .map(|&(m, index_type, offset, bytes)| {
+                (m, OffsetExpr::new(index_type, offset), bytes.to_vec())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn offset_expressions_by_hand() {
+        // What the expected list holds, spelled out: a negative i32 immediate
+        // above 2^31, an i64 one above 4 GiB.
+        let expected = expected();
+        assert_eq!(expected[1].1, OffsetExpr::I32Const(i32::MIN + 16));
+        assert_eq!(expected[3].1, OffsetExpr::I64Const((4 << 30) + 0x200));
+        assert_eq!(
+            OffsetExpr::new(IndexType::I32, u32::MAX as u64),
+            OffsetExpr::I32Const(-1)
+        );
+    }
+
+    #[test]
+    fn pack_segments_encode_into() {
+        let segments: Vec<Segment<'_>> = FAR_DATA
+            .iter()
+            .map(|&(memory_index, _, offset, data)| Segment {
+                memory_index,
+                offset,
+                data,
+            })
+            .collect();
+        let packed =
+            segpack::pack_segments(&segments, &far_index_types(), &PackOptions::default()).unwrap();
+        assert!(packed.cap_met());
+        let mut section = DataSection::new();
+        packed.encode_into(&mut section);
+        assert_eq!(read_back(&module_with(&section)), expected());
+    }
+
+    #[test]
+    fn pack_segments_encode_into_top_of_i32() {
+        // The last bytes a 32-bit memory has: immediate -4.
+        let segments = [Segment {
+            memory_index: 0,
+            offset: u32::MAX as u64 - 3,
+            data: b"top!",
+        }];
+        let packed =
+            segpack::pack_segments(&segments, &far_index_types(), &PackOptions::default()).unwrap();
+        let mut section = DataSection::new();
+        packed.encode_into(&mut section);
+        let read = read_back(&module_with(&section));
+        assert_eq!(read, [(0, OffsetExpr::I32Const(-4), b"top!".to_vec())]);
+    }
+
+    /// The Packer over whole memories of 2 GiB and 5 GiB (zero pages, never
+    /// touched but by the scan).
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn extents_encode_into() {
+        let memories = [
+            far_memory(0, 2 * GIB + (1 << 16)),
+            far_memory(1, 4 * GIB + (1 << 16)),
+            far_memory(2, 1 << 16),
+        ];
+        let mut packer = Packer::new(&PackOptions::default().with_threads(2)).unwrap();
+        // In reverse, to show the order does not matter.
+        for m in (0..3).rev() {
+            packer.add_memory(m, far_index_types()[m as usize], &memories[m as usize]);
+        }
+        let extents = packer.finish();
+        assert!(extents.cap_met);
+        let mut section = DataSection::new();
+        extents.encode_into(&mut section, |m| &memories[m as usize]);
+        assert_eq!(read_back(&module_with(&section)), expected());
+
+        // Extent by extent, as a producer without the feature writes them.
+        let mut by_hand = DataSection::new();
+        for e in &extents.extents {
+            let offset = match e.offset_expr() {
+                OffsetExpr::I32Const(v) => wasm_encoder::ConstExpr::i32_const(v),
+                OffsetExpr::I64Const(v) => wasm_encoder::ConstExpr::i64_const(v),
+            };
+            let bytes = &memories[e.memory_index as usize][e.range()];
+            by_hand.active(e.memory_index, &offset, bytes.iter().copied());
+        }
+        assert_eq!(read_back(&module_with(&by_hand)), expected());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A cap that cannot be met is reported.
+
+#[test]
+fn pack_segments_reports_a_cap_not_met() {
+    // Memory 1's two runs are more than 4 GiB apart: never merged.
+    let segments: Vec<Segment<'_>> = FAR_DATA
+        .iter()
+        .filter(|d| d.0 == 1)
+        .map(|&(memory_index, _, offset, data)| Segment {
+            memory_index,
+            offset,
+            data,
+        })
+        .collect();
+    let options = PackOptions::default().with_max_segments(1);
+    let packed = segpack::pack_segments(&segments, &far_index_types(), &options).unwrap();
+    assert!(!packed.cap_met());
+    assert_eq!(packed.len(), 2);
+    assert_eq!(packed[1].offset, 4 * GIB + 0x200);
+}
+
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn packer_reports_a_cap_not_met() {
+    let memory = far_memory(1, 4 * GIB + (1 << 16));
+    let mut packer = Packer::new(&PackOptions::default().with_max_segments(1)).unwrap();
+    packer.add_memory(1, IndexType::I64, &memory);
+    let extents = packer.finish();
+    assert!(!extents.cap_met);
+    let found: Vec<(u64, u64)> = extents.extents.iter().map(|e| (e.offset, e.len)).collect();
+    assert_eq!(found, [(100, 3), (4 * GIB + 0x200, 5)]);
+}
