@@ -4,9 +4,9 @@
 use std::ops::Range;
 
 use crate::error::Result;
-use crate::pack::unpackable_reason;
 use crate::parse::{self, Binary, Module, Placement};
 use crate::plan::{self, MemoryImage};
+use crate::rules;
 use crate::segment::{IndexType, segment_len};
 use crate::{PackOptions, PackReport, Plan};
 
@@ -22,7 +22,7 @@ use crate::{PackOptions, PackReport, Plan};
 /// let memory = &inspection.memories[0][0];
 /// assert!(memory.imported);
 /// assert_eq!((memory.zero_bytes, memory.non_zero_bytes), (2, 2));
-/// assert!(memory.not_packable.as_deref().unwrap().contains("--zero-filled-imports"));
+/// assert_eq!(memory.not_packable, Some(segpack::NotPackable::ImportedMemory));
 /// // Not packable: packing leaves its segments as they are.
 /// assert_eq!(memory.packed_segment_bytes, memory.segment_bytes);
 /// # Ok::<(), segpack::Error>(())
@@ -51,7 +51,7 @@ pub struct MemoryReport {
     /// Their size in the data section after packing, headers included.
     pub packed_segment_bytes: u64,
     /// Why the memory's segments are left as they are, when they are.
-    pub not_packable: Option<String>,
+    pub not_packable: Option<crate::NotPackable>,
 }
 
 /// What packing a binary would do, per module and per memory.
@@ -164,8 +164,7 @@ fn module_memories(module: &Module<'_>, changed: bool, options: &PackOptions) ->
     }
     for r in &mut reports {
         if r.segments > 0 {
-            r.not_packable =
-                unpackable_reason(module, r.memory_index as usize, options).map(str::to_string);
+            r.not_packable = rules::not_packable(module, r.memory_index as usize, options);
         }
         r.packed_segments = r.segments;
         r.packed_segment_bytes = r.segment_bytes;
@@ -179,24 +178,7 @@ fn module_memories(module: &Module<'_>, changed: bool, options: &PackOptions) ->
     let images: Vec<MemoryImage<'_>> = reports
         .iter()
         .filter(|r| packable(r))
-        .map(|r| {
-            let segments: Vec<(u64, &[u8])> = module
-                .segments
-                .iter()
-                .filter_map(|s| match s.placement {
-                    Placement::Constant {
-                        memory_index,
-                        offset,
-                    } if memory_index == r.memory_index => Some((offset, s.data)),
-                    _ => None,
-                })
-                .collect();
-            MemoryImage {
-                memory_index: r.memory_index,
-                index_type: r.index_type,
-                pieces: plan::overlay(&segments),
-            }
-        })
+        .map(|r| rules::image(module, r.memory_index as usize))
         .collect();
     let kept_active: u64 = reports
         .iter()
@@ -259,20 +241,14 @@ mod tests {
             panic!()
         };
         assert!(imported.imported);
-        assert!(
-            imported
-                .not_packable
-                .as_deref()
-                .unwrap()
-                .contains("--zero-filled-imports")
+        assert_eq!(
+            imported.not_packable,
+            Some(crate::NotPackable::ImportedMemory)
         );
         assert_eq!(imported.packed_segments, 1);
         assert_eq!(defined.not_packable, None);
         assert_eq!(defined.packed_segments, 2);
-        let options = PackOptions {
-            zero_filled_imports: true,
-            ..Default::default()
-        };
+        let options = PackOptions::default().with_zero_filled_imports(true);
         let inspection = inspect(&input, &options).unwrap();
         assert_eq!(inspection.memories[0][0].packed_segments, 2);
     }

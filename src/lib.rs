@@ -87,6 +87,8 @@ mod report;
 #[cfg(feature = "module")]
 mod rewrite;
 #[cfg(feature = "module")]
+mod rules;
+#[cfg(feature = "module")]
 mod verify;
 
 pub use error::{Error, ErrorKind, Result};
@@ -101,6 +103,8 @@ pub use inspect::{Inspection, MemoryReport, inspect};
 pub use report::{ModuleReport, PackReport};
 #[cfg(feature = "module")]
 pub use rewrite::{Chunk, Plan, pack_module};
+#[cfg(feature = "module")]
+pub use rules::NotPackable;
 #[cfg(feature = "module")]
 pub use verify::{Difference, VerifyOptions, verify};
 

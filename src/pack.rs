@@ -10,6 +10,7 @@ use crate::emit::Output;
 use crate::error::{Error, Result};
 use crate::parse::{self, Binary, DataSegment, Module, Placement};
 use crate::plan::{self, MemoryImage};
+use crate::rules;
 use crate::segment::{IndexType, PackedSegment, Part, encode_header, header_len, uleb_len};
 use crate::{ModuleReport, PackOptions};
 
@@ -91,52 +92,6 @@ pub(crate) fn plan_binary<'a>(
     Ok(())
 }
 
-/// Why a memory is not re-packed.
-pub(crate) fn unpackable_reason(
-    module: &Module<'_>,
-    memory_index: usize,
-    options: &PackOptions,
-) -> Option<&'static str> {
-    let memory = module.memories[memory_index];
-    if memory.imported && !options.zero_filled_imports {
-        return Some("imported memory (pass --zero-filled-imports if the host zeroes it)");
-    }
-    let targets = |s: &&DataSegment<'_>| match s.placement {
-        Placement::Constant {
-            memory_index: m, ..
-        }
-        | Placement::Dynamic { memory_index: m } => m as usize == memory_index,
-        Placement::Passive => false,
-    };
-    if module
-        .segments
-        .iter()
-        .filter(targets)
-        .any(|s| matches!(s.placement, Placement::Dynamic { .. }))
-    {
-        return Some("a segment's offset is not a constant");
-    }
-    // The planner's ranges end below 2^64; such a memory spans the whole
-    // 64-bit address space, which no engine allocates.
-    if module.segments.iter().filter(targets).any(|s| {
-        matches!(s.placement, Placement::Constant { offset, .. } if offset.checked_add(s.data.len() as u64).is_none())
-    }) {
-        return Some("a segment ends at the very top of the 64-bit address space (2^64)");
-    }
-    // If instantiation can trap on a segment whose offset is only known at run
-    // time, the segments written before the trap stay visible in an imported
-    // memory; packing reorders them, so leave imported memories alone then.
-    if memory.imported
-        && module
-            .segments
-            .iter()
-            .any(|s| matches!(s.placement, Placement::Dynamic { .. }))
-    {
-        return Some("imported memory, and another segment's offset is not a constant");
-    }
-    None
-}
-
 fn plan_module<'a>(
     input: &'a [u8],
     range: Range<usize>,
@@ -178,37 +133,19 @@ fn plan_module<'a>(
     }
 
     // SPEC §2: a segment out of bounds makes instantiation trap; keep it so.
-    for (i, seg) in module.segments.iter().enumerate() {
-        if let Placement::Constant {
-            memory_index,
-            offset,
-        } = seg.placement
-        {
-            let memory = &module.memories[memory_index as usize];
-            if offset as u128 + seg.data.len() as u128 > memory.min_bytes {
-                report.warnings.push(format!(
-                    "data segment {i} (offset {offset:#x}, {} bytes) is out of bounds of memory {memory_index} ({} bytes): instantiation traps, data section left as is",
-                    seg.data.len(),
-                    memory.min_bytes
-                ));
-                return Ok(unchanged(report));
-            }
-        }
+    if let Some(warning) = rules::out_of_bounds(module) {
+        report.warnings.push(warning);
+        return Ok(unchanged(report));
     }
 
     let mut packable = vec![false; module.memories.len()];
     for (m, p) in packable.iter_mut().enumerate() {
-        let used = module.segments.iter().any(|s| {
-            matches!(s.placement, Placement::Constant { memory_index, .. } | Placement::Dynamic { memory_index } if memory_index as usize == m)
-        });
-        if !used {
+        if rules::segments_of(module, m).next().is_none() {
             continue;
         }
-        match unpackable_reason(module, m, options) {
+        match rules::not_packable(module, m, options) {
             None => *p = true,
-            Some(reason) => report
-                .unpacked_memories
-                .push((m as u32, reason.to_string())),
+            Some(reason) => report.unpacked_memories.push((m as u32, reason)),
         }
     }
     let repacked = |s: &DataSegment<'_>| match s.placement {
@@ -220,25 +157,10 @@ fn plan_module<'a>(
     }
 
     // Images of the packable memories, in memory order.
-    let mut images = Vec::new();
-    for (m, _) in packable.iter().enumerate().filter(|(_, p)| **p) {
-        let segments: Vec<(u64, &[u8])> = module
-            .segments
-            .iter()
-            .filter_map(|s| match s.placement {
-                Placement::Constant {
-                    memory_index,
-                    offset,
-                } if memory_index as usize == m => Some((offset, s.data)),
-                _ => None,
-            })
-            .collect();
-        images.push(MemoryImage {
-            memory_index: m as u32,
-            index_type: module.memories[m].index_type,
-            pieces: plan::overlay(&segments),
-        });
-    }
+    let images: Vec<MemoryImage<'_>> = (0..module.memories.len())
+        .filter(|&m| packable[m])
+        .map(|m| rules::image(module, m))
+        .collect();
     let kept_active = module
         .segments
         .iter()
@@ -248,7 +170,7 @@ fn plan_module<'a>(
     let packed = plan::pack_images(&images, budget, options.threads, cx.release);
     if !packed.cap_met {
         report.warnings.push(format!(
-            "could not get under --max-segments {}: {} segments (gaps of 4 GiB or more and segments of 1 GiB are never merged)",
+            "could not get under the cap of {}: {} segments (gaps of 4 GiB or more and segments of 1 GiB are never merged)",
             options.max_segments,
             packed.segments.len() as u64 + kept_active
         ));
@@ -282,24 +204,45 @@ fn plan_module<'a>(
         }
         Entry::EmptyPassive => EMPTY_PASSIVE.len() as u64,
     };
-    let payload_len = uleb_len(entries.len() as u64) + entries.iter().map(entry_len).sum::<u64>();
-    let section_len = 1 + uleb_len(payload_len) + payload_len;
+    let mut payload_len =
+        uleb_len(entries.len() as u64) + entries.iter().map(entry_len).sum::<u64>();
+    let mut section_len = 1 + uleb_len(payload_len) + payload_len;
     if section_len >= data_section_len {
-        // Meeting the cap would make the module larger; SPEC §1.3 keeps the
-        // input then, but a user who asked for the cap must hear it was not met.
         let active_before = module
             .segments
             .iter()
             .filter(|s| !matches!(s.placement, Placement::Passive))
             .count();
+        // The input's own segments may still be the smallest, but written
+        // with padded LEBs (the section size, the count): then they are
+        // kept, each byte for byte, under a header of minimal width, as
+        // wasm-opt writes them when it finds nothing to merge.
+        let kept_payload = uleb_len(module.segments.len() as u64)
+            + module.segments.iter().map(|s| s.range.len() as u64).sum::<u64>();
+        let kept_len = 1 + uleb_len(kept_payload) + kept_payload;
+        if kept_len >= data_section_len {
+            // Meeting the cap would make the module larger; SPEC §1.3 keeps
+            // the input then, but a user who asked for the cap must hear it
+            // was not met.
+            if active_before as u64 > options.max_segments as u64 {
+                report.warnings.push(format!(
+                    "the input has {active_before} active segments, over the cap of {}, and meeting the cap would make the data section {} bytes larger: data section left as is",
+                    options.max_segments,
+                    section_len - data_section_len
+                ));
+            }
+            return Ok(unchanged(report));
+        }
         if active_before as u64 > options.max_segments as u64 {
             report.warnings.push(format!(
-                "the input has {active_before} active segments, over --max-segments {}, and meeting the cap would make the data section {} bytes larger: data section left as is",
+                "the input has {active_before} active segments, over the cap of {}, and meeting the cap would make the data section {} bytes larger: segments kept as they are",
                 options.max_segments,
-                section_len - data_section_len
+                section_len - kept_len
             ));
         }
-        return Ok(unchanged(report));
+        entries = (0..module.segments.len()).map(Entry::Keep).collect();
+        payload_len = kept_payload;
+        section_len = kept_len;
     }
     report.changed = true;
     report.segments_after = entries.len() as u64;

@@ -76,7 +76,7 @@ pub(crate) struct Module<'a> {
     /// The first custom section that marks a relocatable object, and where.
     pub relocatable: Option<(String, usize)>,
     /// One more than the highest data segment index any instruction names
-    /// (see [`named_data_index`]), in function bodies or in constant
+    /// (see [`crate::rules::named_data_index`]), in function bodies or in constant
     /// expressions, 0 when none does. Function bodies that name one need a
     /// data count section, so the code is only read when there is one.
     pub data_slots_used: u32,
@@ -392,29 +392,11 @@ fn validate_data_section<'a>(
     Ok((ValidPayload::Ok, DataHeaders { headers, segments }))
 }
 
-/// The data segment index an instruction names, if it names one. SPEC §3's
-/// slot rule keeps every such index valid. An instruction the spec adds later
-/// is one more line here (and in the test's list, which checks this one
-/// against every operator of wasmparser that carries a data index).
-fn named_data_index(op: &Operator<'_>) -> Option<u32> {
-    match *op {
-        Operator::MemoryInit { data_index, .. } => Some(data_index),
-        Operator::DataDrop { data_index } => Some(data_index),
-        Operator::ArrayNewData {
-            array_data_index, ..
-        } => Some(array_data_index),
-        Operator::ArrayInitData {
-            array_data_index, ..
-        } => Some(array_data_index),
-        _ => None,
-    }
-}
-
 /// One more than the highest data segment index named in `ops`, or `used`
 /// if that is higher.
 fn slots_named_by(mut ops: wasmparser::OperatorsReader<'_>, mut used: u32) -> Result<u32> {
     while !ops.eof() {
-        if let Some(index) = named_data_index(&ops.read()?) {
+        if let Some(index) = crate::rules::named_data_index(&ops.read()?) {
             used = used.max(index.saturating_add(1));
         }
     }
@@ -777,7 +759,7 @@ mod tests {
         wasmparser::for_each_operator!(collect)
     }
 
-    /// The list here, wasmparser's operators and `named_data_index` agree: a
+    /// The list here, wasmparser's operators and `rules::named_data_index` agree: a
     /// new instruction that names data segments fails this test until it is
     /// added to both.
     #[test]

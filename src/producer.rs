@@ -13,7 +13,9 @@ use std::ops::Deref;
 use crate::PackOptions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{self, MemoryImage, StreamingPlan};
-use crate::segment::{IndexType, PackedSegment, Part, Segment, offset_immediate};
+#[cfg(feature = "encoder")]
+use crate::segment::Part;
+use crate::segment::{IndexType, PackedSegment, Segment, offset_immediate};
 
 /// The constant expression of an active segment's offset, as the memory's
 /// index type requires: `i32.const` with a signed immediate (offsets of 2^31

@@ -31,7 +31,7 @@ pub struct ModuleReport {
     /// Things the user should know, e.g. why the data section was left as is.
     pub warnings: Vec<String>,
     /// Memories with segments that were not re-packed, and why.
-    pub unpacked_memories: Vec<(u32, String)>,
+    pub unpacked_memories: Vec<(u32, crate::NotPackable)>,
 }
 
 /// What packing did to a binary: one [`ModuleReport`] per core module, in

@@ -13,9 +13,15 @@
 //! 5. per memory: the static images of packable memories (SPEC §2), byte
 //!    for byte, or else the list of active segments, unchanged and in order.
 //!
-//! Images are compared by walking both memories' pieces (see
-//! [`plan::overlay`]) in address order: no memory is ever allocated whole,
-//! so checking a 4 GiB memory costs what its segments cost, not 4 GiB.
+//! Images are compared by walking both memories' pieces in address order:
+//! no memory is ever allocated whole, so checking a 4 GiB memory costs what
+//! its segments cost, not 4 GiB.
+//!
+//! `verify` is an independent check on purpose: it must catch what a wrong
+//! rule in packing would produce, so it does not call packing's rules
+//! (`crate::rules`) or its overlay. It has its own small reading of SPEC §2
+//! ([`not_packable`], [`overlay`]), written differently (the overlay paints
+//! segments from the last one back), and shares only the parser.
 
 use std::fmt;
 use std::ops::Range;
@@ -23,10 +29,9 @@ use std::ops::Range;
 use wasmparser::BinaryReader;
 
 use crate::error::Result;
-use crate::pack::unpackable_reason;
 use crate::parse::{self, Binary, Module, Placement, Section};
-use crate::plan::{self, Piece};
-use crate::{PackOptions, segment::IndexType};
+use crate::plan::Piece;
+use crate::segment::IndexType;
 
 /// How to [`verify`](crate::verify()).
 ///
@@ -368,10 +373,6 @@ impl<'a> Sides<'a> {
             ));
         }
 
-        let pack_options = PackOptions {
-            zero_filled_imports: options.zero_filled_imports,
-            ..PackOptions::default()
-        };
         for m in 0..a.memories.len() {
             let targets = |module: &Module<'a>| -> Vec<(usize, Placement, &'a [u8], Range<usize>)> {
                 module
@@ -387,7 +388,7 @@ impl<'a> Sides<'a> {
                     .collect()
             };
             let (sa, sb) = (targets(a), targets(b));
-            if let Some(reason) = unpackable_reason(a, m, &pack_options) {
+            if let Some(reason) = not_packable(a, m, options.zero_filled_imports) {
                 // The same active segments, encoded the same, in the same order.
                 for (k, (x, y)) in sa.iter().zip(&sb).enumerate() {
                     if self.original[x.3.clone()] != self.packed[y.3.clone()] {
@@ -419,7 +420,7 @@ impl<'a> Sides<'a> {
                         _ => None,
                     })
                     .collect();
-                plan::overlay(&segs)
+                overlay(&segs)
             };
             if let Some((at, expected, found)) = compare_images(&image(&sa), &image(&sb)) {
                 return Some(format!(
@@ -429,6 +430,91 @@ impl<'a> Sides<'a> {
         }
         None
     }
+}
+
+/// SPEC §2 as verify reads it: why memory `m` of `module` may not be
+/// re-packed, if it may not.
+fn not_packable(module: &Module<'_>, m: usize, zero_filled_imports: bool) -> Option<&'static str> {
+    let imported = module.memories[m].imported;
+    if imported && !zero_filled_imports {
+        return Some("imported memory");
+    }
+    let mut dynamic_here = false;
+    let mut dynamic_anywhere = false;
+    for s in &module.segments {
+        match s.placement {
+            Placement::Dynamic { memory_index } => {
+                dynamic_anywhere = true;
+                dynamic_here |= memory_index as usize == m;
+            }
+            Placement::Constant {
+                memory_index,
+                offset,
+            } if memory_index as usize == m => {
+                if u128::from(offset) + s.data.len() as u128 > u128::from(u64::MAX) {
+                    return Some("a segment ends at 2^64");
+                }
+            }
+            _ => {}
+        }
+    }
+    if dynamic_here {
+        Some("a segment's offset is not a constant")
+    } else if imported && dynamic_anywhere {
+        Some("imported memory, and another segment's offset is not a constant")
+    } else {
+        None
+    }
+}
+
+/// A memory's image as disjoint pieces in address order: segments painted
+/// from the last one back, each byte taken from the last segment that
+/// writes it (packing's overlay sweeps forward instead).
+fn overlay<'a>(segments: &[(u64, &'a [u8])]) -> Vec<Piece<'a>> {
+    use std::collections::BTreeMap;
+    // Painted ranges, start -> end, disjoint and not touching.
+    let mut painted: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut pieces = Vec::new();
+    for &(offset, data) in segments.iter().rev() {
+        let (start, end) = (offset, offset + data.len() as u64);
+        if start == end {
+            continue;
+        }
+        // The painted ranges that overlap or touch start..end, merged away.
+        let mut from = start;
+        let mut to = end;
+        let first = painted
+            .range(..=start)
+            .next_back()
+            .filter(|(_, e)| **e >= start)
+            .map(|(s, _)| *s);
+        let overlapping: Vec<(u64, u64)> = painted
+            .range(first.unwrap_or(start)..=end)
+            .map(|(s, e)| (*s, *e))
+            .collect();
+        let mut cursor = start;
+        for (s, e) in &overlapping {
+            if *s > cursor {
+                pieces.push(Piece {
+                    offset: cursor,
+                    data: &data[(cursor - start) as usize..(*s - start) as usize],
+                });
+            }
+            cursor = cursor.max(*e);
+            from = from.min(*s);
+            to = to.max(*e);
+            painted.remove(s);
+        }
+        if cursor < end {
+            pieces.push(Piece {
+                offset: cursor,
+                data: &data[(cursor - start) as usize..],
+            });
+        }
+        painted.insert(from, to);
+    }
+    pieces.sort_unstable_by_key(|p| p.offset);
+    pieces
 }
 
 /// Rule 2: the same memories (their sections are compared byte for byte
@@ -655,7 +741,42 @@ mod tests {
     use super::*;
 
     fn pieces(segs: &[(u64, &'static [u8])]) -> Vec<Piece<'static>> {
-        plan::overlay(segs)
+        overlay(segs)
+    }
+
+    /// The image as bytes, the plain definition: zeros, then each segment
+    /// written in order.
+    fn image_bytewise(segs: &[(u64, Vec<u8>)], len: usize) -> Vec<u8> {
+        let mut image = vec![0u8; len];
+        for (offset, data) in segs {
+            image[*offset as usize..*offset as usize + data.len()].copy_from_slice(data);
+        }
+        image
+    }
+
+    proptest::proptest! {
+        /// verify's overlay (painted from the back) and packing's (swept
+        /// forward) are written apart; both must give the plain image.
+        #[test]
+        fn both_overlays_give_the_plain_image(
+            segs in proptest::collection::vec(
+                (0u64..200, proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)),
+                0..12,
+            )
+        ) {
+            let plain = image_bytewise(&segs, 300);
+            let borrowed: Vec<(u64, &[u8])> = segs.iter().map(|(o, d)| (*o, d.as_slice())).collect();
+            for pieces in [overlay(&borrowed), crate::plan::overlay(&borrowed)] {
+                let mut image = vec![0u8; 300];
+                let mut last_end = 0;
+                for p in &pieces {
+                    proptest::prop_assert!(p.offset >= last_end, "pieces overlap or are out of order");
+                    last_end = p.offset + p.data.len() as u64;
+                    image[p.offset as usize..last_end as usize].copy_from_slice(p.data);
+                }
+                proptest::prop_assert_eq!(&image, &plain);
+            }
+        }
     }
 
     #[test]

@@ -210,8 +210,8 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
     if !args.quiet {
         for warning in plan.report().warnings() {
             match &bar {
-                Some(bar) => bar.suspend(|| eprintln!("warning: {warning}")),
-                None => eprintln!("warning: {warning}"),
+                Some(bar) => bar.suspend(|| eprintln!("warning: {}", render::warning(&warning))),
+                None => eprintln!("warning: {}", render::warning(&warning)),
             }
         }
     }

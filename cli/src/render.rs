@@ -25,7 +25,7 @@ pub fn inspect_text(inspection: &Inspection, elapsed: f64) -> String {
         text.push_str(&line);
         text.push('\n');
         for w in &m.warnings {
-            text.push_str(&format!("  warning: {w}\n"));
+            text.push_str(&format!("  warning: {}\n", warning(w)));
         }
     }
     text.push_str(&stats_line(report, elapsed));
@@ -89,7 +89,7 @@ fn memory_line(m: &segpack::MemoryReport) -> String {
         bytes(m.non_zero_bytes),
     );
     match &m.not_packable {
-        Some(why) => format!("{before}, not packable: {why}"),
+        Some(why) => format!("{before}, not packable: {}", not_packable(*why)),
         None => format!(
             "{before} -> {}, {} ({})",
             plural(m.packed_segments, "segment"),
@@ -120,7 +120,7 @@ fn memory_json(m: &segpack::MemoryReport) -> serde_json::Value {
         "packed_segments": m.packed_segments,
         "packed_segment_bytes": m.packed_segment_bytes,
         "packable": m.not_packable.is_none(),
-        "not_packable_reason": m.not_packable,
+        "not_packable_reason": m.not_packable.map(not_packable),
     })
 }
 
@@ -136,6 +136,21 @@ pub fn stats_line(r: &PackReport, seconds: f64) -> String {
     )
 }
 
+/// Why a memory is not packed, with what the user can do about it.
+pub fn not_packable(why: segpack::NotPackable) -> String {
+    match why {
+        segpack::NotPackable::ImportedMemory => {
+            format!("{why} (pass --zero-filled-imports if the host zeroes it)")
+        }
+        _ => why.to_string(),
+    }
+}
+
+/// A library warning with the command line's names for what it mentions.
+pub fn warning(text: &str) -> String {
+    text.replace("the cap of ", "--max-segments ")
+}
+
 /// `pack --json`: the totals and one object per core module.
 pub fn report_json(r: &PackReport, seconds: f64) -> serde_json::Value {
     totals_json(r, seconds, r.modules.iter().map(module_json).collect())
@@ -149,8 +164,8 @@ fn module_json(m: &segpack::ModuleReport) -> serde_json::Value {
         "data_bytes_before": m.data_bytes_before,
         "data_bytes_after": m.data_bytes_after,
         "changed": m.changed,
-        "unpacked_memories": m.unpacked_memories.iter().map(|(i, why)| serde_json::json!({"memory": i, "reason": why})).collect::<Vec<_>>(),
-        "warnings": m.warnings,
+        "unpacked_memories": m.unpacked_memories.iter().map(|(i, why)| serde_json::json!({"memory": i, "reason": not_packable(*why)})).collect::<Vec<_>>(),
+        "warnings": m.warnings.iter().map(|w| warning(w)).collect::<Vec<_>>(),
     })
 }
 

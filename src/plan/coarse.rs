@@ -23,10 +23,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{
-    Engine, MAX_SEGMENT_LEN, MemoryImage, Range, closing_cost, cut_extents, greedy_segments,
-    image_bytes, pieces_within,
-};
+use super::cap::{closing_cost, cut_extents};
+use super::merge::greedy_segments;
+use super::{Engine, MAX_SEGMENT_LEN, MemoryImage, Range, image_bytes, pieces_within};
 use crate::scan;
 use crate::segment::{IndexType, header_len, uleb_len};
 

@@ -1,0 +1,364 @@
+//! Planning: from a memory's active segments to the fewest bytes of packed
+//! segments. Pure computation over borrowed slices; no I/O.
+//!
+//! The steps, per memory:
+//! 1. [`overlay`]: resolve overlapping segments, last writer wins, into
+//!    sorted, disjoint pieces of the image (zeros between them).
+//! 2. Find the image's non-zero runs ([`crate::scan`], in parallel) and merge
+//!    neighbours greedily while the merged segment is strictly smaller in the
+//!    file ([`Merger`]), using the exact header size ([`crate::segment`]).
+//! 3. Over all memories: if there are more segments than the cap allows,
+//!    close the cheapest gaps ([`GapTracker`]). Only the gaps that stay open
+//!    are kept, at most the cap's worth, so memory does not grow with the
+//!    image: one scan, no list of all runs.
+//! 4. Describe each segment's payload as parts borrowing the pieces
+//!    ([`build_parts`]).
+
+use std::collections::BTreeMap;
+
+use crate::scan;
+
+mod cap;
+mod coarse;
+mod merge;
+#[cfg(test)]
+mod tests;
+
+use crate::segment::{IndexType, Part};
+use cap::GapTracker;
+use merge::greedy_segments;
+
+/// SpiderMonkey rejects data segments longer than 1 GiB, so no merged
+/// segment grows past it.
+pub const MAX_SEGMENT_LEN: u64 = 1 << 30;
+
+/// A gap this long is never closed: it would write at least 4 GiB of zeros.
+pub const MAX_GAP: u64 = 1 << 32;
+
+/// A piece of a memory's image: `data` is at `offset`, and no other piece
+/// overlaps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Piece<'a> {
+    pub offset: u64,
+    pub data: &'a [u8],
+}
+
+impl Piece<'_> {
+    fn end(&self) -> u64 {
+        self.offset + self.data.len() as u64
+    }
+}
+
+/// A memory to pack: its identity and its image as pieces.
+#[derive(Debug, Clone)]
+pub(crate) struct MemoryImage<'a> {
+    pub memory_index: u32,
+    pub index_type: IndexType,
+    /// Sorted by offset and disjoint (see [`overlay`]).
+    pub pieces: Vec<Piece<'a>>,
+}
+
+/// A planned segment: the image range `start..end` of one memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Range {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Range {
+    fn len(&self) -> u64 {
+        self.end - self.start
+    }
+}
+
+/// Resolves segments, given in section order, into the image's disjoint
+/// pieces sorted by offset. Where segments overlap, the later one's bytes win,
+/// as instantiation applies them in order. Empty segments contribute nothing.
+pub(crate) fn overlay<'a>(segments: &[(u64, &'a [u8])]) -> Vec<Piece<'a>> {
+    let pieces: Vec<Piece<'a>> = segments
+        .iter()
+        .filter(|(_, d)| !d.is_empty())
+        .map(|&(offset, data)| Piece { offset, data })
+        .collect();
+    // The common case (every producer we know): sorted and disjoint already.
+    if pieces.windows(2).all(|w| w[0].end() <= w[1].offset) {
+        return pieces;
+    }
+    // Walk from the last writer back; `covered` holds the union of what later
+    // segments wrote, as start -> end of disjoint, non-adjacent intervals.
+    let mut covered: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut visible = Vec::new();
+    for piece in pieces.iter().rev() {
+        let (a, b) = (piece.offset, piece.end());
+        // First interval that may overlap [a, b): the last one starting at or before a.
+        let first = covered
+            .range(..=a)
+            .next_back()
+            .map(|(&s, _)| s)
+            .unwrap_or(a);
+        let overlapping: Vec<(u64, u64)> = covered
+            .range(first..b)
+            .map(|(&s, &e)| (s, e))
+            .filter(|&(_, e)| e > a)
+            .collect();
+        let mut pos = a;
+        for &(s, e) in &overlapping {
+            if s > pos {
+                visible.push(slice_piece(piece, pos, s));
+            }
+            pos = pos.max(e);
+        }
+        if pos < b {
+            visible.push(slice_piece(piece, pos, b));
+        }
+        let mut new_start = a;
+        let mut new_end = b;
+        for &(s, e) in &overlapping {
+            covered.remove(&s);
+            new_start = new_start.min(s);
+            new_end = new_end.max(e);
+        }
+        covered.insert(new_start, new_end);
+    }
+    visible.sort_unstable_by_key(|p| p.offset);
+    visible
+}
+
+fn slice_piece<'a>(piece: &Piece<'a>, start: u64, end: u64) -> Piece<'a> {
+    let from = (start - piece.offset) as usize;
+    let to = (end - piece.offset) as usize;
+    Piece {
+        offset: start,
+        data: &piece.data[from..to],
+    }
+}
+
+/// Pieces of `image` clipped to `range`, for scanning a part of it again.
+fn pieces_within<'a>(image: &MemoryImage<'a>, range: Range) -> Vec<(u64, &'a [u8])> {
+    let first = image.pieces.partition_point(|p| p.end() <= range.start);
+    image.pieces[first..]
+        .iter()
+        .take_while(|p| p.offset < range.end)
+        .map(|p| {
+            let from = p.offset.max(range.start);
+            let to = p.end().min(range.end);
+            (
+                from,
+                &p.data[(from - p.offset) as usize..(to - p.offset) as usize],
+            )
+        })
+        .collect()
+}
+
+/// Splits a final segment longer than [`MAX_SEGMENT_LEN`]: its gaps were
+/// all chosen to close, so walk its greedy segments again and close them left
+/// to right while the segment stays within 1 GiB.
+fn split_long(image: &MemoryImage<'_>, range: Range, engine: Engine, out: &mut Vec<Range>) {
+    let mut current: Option<Range> = None;
+    let pieces = pieces_within(image, range);
+    greedy_segments(image, &pieces, engine, &|_| {}, &mut |r: Range| {
+        current = Some(match current {
+            Some(c) if r.end - c.start <= MAX_SEGMENT_LEN => Range {
+                start: c.start,
+                end: r.end,
+            },
+            Some(c) => {
+                out.push(c);
+                r
+            }
+            None => r,
+        });
+    });
+    out.extend(current);
+}
+
+/// How scanning is split up, and whether to try the coarse route first: the
+/// result never depends on it.
+#[derive(Debug, Clone, Copy)]
+struct Engine {
+    threads: usize,
+    job_bytes: usize,
+    coarse: bool,
+}
+
+/// Images of at least this many bytes per segment of the cap try the coarse
+/// route ([`coarse`]) first: the cap then binds hard enough that only long
+/// gaps stay open. Below it a full pass is cheap anyway.
+const COARSE_BYTES_PER_SEGMENT: u64 = 256;
+
+/// The packed segments of some memories, in (memory, offset) order.
+pub(crate) struct Packed<'a> {
+    pub segments: Vec<crate::PackedSegment<'a>>,
+    /// Whether the segment budget was met.
+    pub cap_met: bool,
+}
+
+/// Packs the images, in memory order, into at most `budget` segments where
+/// possible. `release` is told which input bytes were scanned for good.
+pub(crate) fn pack_images<'a>(
+    images: &[MemoryImage<'a>],
+    budget: u64,
+    threads: usize,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> Packed<'a> {
+    let engine = Engine {
+        threads: crate::pool::thread_count(threads),
+        job_bytes: scan::JOB_BYTES,
+        coarse: image_bytes(images) >= budget.saturating_mul(COARSE_BYTES_PER_SEGMENT),
+    };
+    pack_images_with(images, budget, engine, release)
+}
+
+/// Plans memories handed in one at a time, in any order, keeping only what
+/// the final layout needs (O(budget), as [`GapTracker`]), never their bytes:
+/// the planner behind [`crate::Packer`].
+#[derive(Debug)]
+pub(crate) struct StreamingPlan {
+    tracker: GapTracker,
+    engine: Engine,
+}
+
+impl StreamingPlan {
+    pub(crate) fn new(budget: u64, threads: usize) -> Self {
+        StreamingPlan {
+            tracker: GapTracker::new(budget),
+            engine: Engine {
+                threads: crate::pool::thread_count(threads),
+                job_bytes: scan::JOB_BYTES,
+                coarse: false,
+            },
+        }
+    }
+
+    /// Scans one whole memory, its image `data` from address 0.
+    pub(crate) fn add(&mut self, memory_index: u32, index_type: IndexType, data: &[u8]) {
+        let image = MemoryImage {
+            memory_index,
+            index_type,
+            pieces: Vec::new(),
+        };
+        let tracker = &mut self.tracker;
+        tracker.start_memory();
+        greedy_segments(&image, &[(0, data)], self.engine, &|_| {}, &mut |r| {
+            tracker.segment(memory_index, index_type, r)
+        });
+    }
+
+    /// The final segments, in (memory, offset) order, and whether they are
+    /// within the budget. A segment longer than [`MAX_SEGMENT_LEN`] is cut
+    /// at that length (the bytes are gone, so its gaps cannot be looked for
+    /// again as [`split_long`] does).
+    pub(crate) fn finish(self) -> (Vec<(u32, Range)>, bool) {
+        let budget = self.tracker.budget;
+        let mut out = Vec::new();
+        for (memory_index, mut r) in self.tracker.finish() {
+            while r.len() > MAX_SEGMENT_LEN {
+                let end = r.start + MAX_SEGMENT_LEN;
+                out.push((
+                    memory_index,
+                    Range {
+                        start: r.start,
+                        end,
+                    },
+                ));
+                r.start = end;
+            }
+            out.push((memory_index, r));
+        }
+        let cap_met = out.len() as u64 <= budget;
+        (out, cap_met)
+    }
+}
+
+/// The bytes of all pieces of `images`: what a scan reads.
+fn image_bytes(images: &[MemoryImage<'_>]) -> u64 {
+    images
+        .iter()
+        .flat_map(|image| &image.pieces)
+        .map(|p| p.data.len() as u64)
+        .sum()
+}
+
+fn pack_images_with<'a>(
+    images: &[MemoryImage<'a>],
+    budget: u64,
+    engine: Engine,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> Packed<'a> {
+    let coarse = engine
+        .coarse
+        .then(|| coarse::final_ranges(images, budget, engine, release))
+        .flatten();
+    let finals = coarse.unwrap_or_else(|| {
+        let mut tracker = GapTracker::new(budget);
+        for image in images {
+            tracker.start_memory();
+            let pieces: Vec<(u64, &[u8])> =
+                image.pieces.iter().map(|p| (p.offset, p.data)).collect();
+            greedy_segments(image, &pieces, engine, release, &mut |r| {
+                tracker.segment(image.memory_index, image.index_type, r)
+            });
+        }
+        tracker.finish()
+    });
+    let mut segments = Vec::new();
+    let mut ranges = Vec::new();
+    let mut finals = finals.into_iter().peekable();
+    for image in images {
+        ranges.clear();
+        while let Some((_, r)) = finals.next_if(|(m, _)| *m == image.memory_index) {
+            if r.len() > MAX_SEGMENT_LEN {
+                split_long(image, r, engine, &mut ranges);
+            } else {
+                ranges.push(r);
+            }
+        }
+        let mut cursor = 0;
+        for &range in &ranges {
+            segments.push(crate::PackedSegment {
+                memory_index: image.memory_index,
+                offset: range.start,
+                parts: build_parts(&image.pieces, &mut cursor, range),
+            });
+        }
+    }
+    let cap_met = segments.len() as u64 <= budget;
+    Packed { segments, cap_met }
+}
+
+/// The payload of segment `range` as parts of the image's pieces, with zeros
+/// for the holes between them. `cursor` is the index of the first piece that
+/// may overlap `range`; ranges must be asked for in address order.
+pub(crate) fn build_parts<'a>(
+    pieces: &[Piece<'a>],
+    cursor: &mut usize,
+    range: Range,
+) -> Vec<Part<'a>> {
+    let mut parts = Vec::new();
+    let mut pos = range.start;
+    while *cursor < pieces.len() && pieces[*cursor].end() <= range.start {
+        *cursor += 1;
+    }
+    let mut i = *cursor;
+    while i < pieces.len() && pieces[i].offset < range.end {
+        let p = pieces[i];
+        let from = p.offset.max(range.start);
+        let to = p.end().min(range.end);
+        if from > pos {
+            parts.push(Part::Zeros(from - pos));
+        }
+        parts.push(Part::Bytes(
+            &p.data[(from - p.offset) as usize..(to - p.offset) as usize],
+        ));
+        pos = to;
+        if p.end() > range.end {
+            break;
+        }
+        i += 1;
+    }
+    *cursor = i;
+    if pos < range.end {
+        parts.push(Part::Zeros(range.end - pos));
+    }
+    parts
+}

@@ -1,0 +1,351 @@
+//! Tests of planning: merging, the cap and the coarse route against their
+//! plain definitions.
+
+use super::cap::*;
+use super::merge::*;
+use super::*;
+use proptest::prelude::*;
+
+fn image(memory_index: u32, index_type: IndexType, segments: &[(u64, Vec<u8>)]) -> MemoryImage<'_> {
+    let segments: Vec<(u64, &[u8])> = segments.iter().map(|(o, d)| (*o, &d[..])).collect();
+    MemoryImage {
+        memory_index,
+        index_type,
+        pieces: overlay(&segments),
+    }
+}
+
+/// The plain definition: one serial greedy pass over the runs of the
+/// same slices, then close the cheapest gaps (all keys sorted) left to
+/// right within 1 GiB.
+fn reference(images: &[MemoryImage<'_>], budget: u64) -> Vec<(u32, u64, u64)> {
+    let mut plans = Vec::new();
+    for image in images {
+        // The image's whole runs, byte by byte: non-zero bytes at most
+        // JOINED_GAP zeros apart, however the image is sliced.
+        let mut runs: Vec<Range> = Vec::new();
+        for piece in image.pieces.iter() {
+            for (i, &b) in piece.data.iter().enumerate() {
+                let at = piece.offset + i as u64;
+                match runs.last_mut() {
+                    _ if b == 0 => {}
+                    Some(r) if at - r.end <= scan::JOINED_GAP as u64 => r.end = at + 1,
+                    _ => runs.push(Range {
+                        start: at,
+                        end: at + 1,
+                    }),
+                }
+            }
+        }
+        let mut merger = Merger::new(image.memory_index, image.index_type);
+        let mut segments = Vec::new();
+        for run in runs {
+            merger.push(run, &mut |r| segments.push(r));
+        }
+        merger.finish_open(&mut |r| segments.push(r));
+        plans.push(segments);
+    }
+    let total: u64 = plans.iter().map(|p| p.len() as u64).sum();
+    if total > budget {
+        let mut keys: Vec<GapKey> = images
+            .iter()
+            .zip(&plans)
+            .flat_map(|(im, p)| {
+                p.windows(2)
+                    .filter_map(|w| gap_key(im.memory_index, im.index_type, w[0], w[1]))
+            })
+            .collect();
+        keys.sort();
+        let need = (total - budget) as usize;
+        let threshold = keys.get(need.min(keys.len()).saturating_sub(1)).copied();
+        for (im, plan) in images.iter().zip(plans.iter_mut()) {
+            let mut out: Vec<Range> = Vec::new();
+            for (j, &r) in plan.iter().enumerate() {
+                if let Some(last) = out.last_mut() {
+                    let chosen = gap_key(im.memory_index, im.index_type, plan[j - 1], r)
+                        .is_some_and(|k| threshold.is_some_and(|t| k <= t));
+                    if chosen && r.end - last.start <= MAX_SEGMENT_LEN {
+                        last.end = r.end;
+                        continue;
+                    }
+                }
+                out.push(r);
+            }
+            *plan = out;
+        }
+    }
+    images
+        .iter()
+        .zip(plans)
+        .flat_map(|(im, p)| {
+            p.into_iter()
+                .map(move |r| (im.memory_index, r.start, r.end))
+        })
+        .collect()
+}
+
+fn packed(
+    images: &[MemoryImage<'_>],
+    budget: u64,
+    threads: usize,
+    job_bytes: usize,
+) -> Vec<(u32, u64, u64)> {
+    packed_with(
+        images,
+        budget,
+        Engine {
+            threads,
+            job_bytes,
+            coarse: false,
+        },
+    )
+}
+
+fn packed_with(images: &[MemoryImage<'_>], budget: u64, engine: Engine) -> Vec<(u32, u64, u64)> {
+    pack_images_with(images, budget, engine, &|_| {})
+        .segments
+        .iter()
+        .map(|s| (s.memory_index, s.offset, s.offset + s.len()))
+        .collect()
+}
+
+/// Zero-heavy bytes, so runs, short gaps and long gaps all occur.
+fn bytes() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(prop_oneof![6 => Just(0u8), 3 => 1..=255u8], 0..400)
+}
+
+fn segments() -> impl Strategy<Value = Vec<(u64, Vec<u8>)>> {
+    proptest::collection::vec((0u64..3000, bytes()), 0..6)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Workers, job cuts and the bounded gap buffer give exactly the plain
+    /// serial greedy pass and the sort-everything cap.
+    #[test]
+    fn engine_matches_the_plain_definition(
+        mem0 in segments(),
+        mem1 in segments(),
+        high in any::<bool>(),
+        budget in 1u64..40,
+        threads in 1usize..4,
+        job_bytes in prop_oneof![Just(7usize), Just(64), Just(333), Just(1 << 20)],
+    ) {
+        // Memory 1 is 64-bit and, optionally, high in the address space
+        // where offsets take long LEBs.
+        let base = if high { 1u64 << 40 } else { 0 };
+        let mem1: Vec<(u64, Vec<u8>)> = mem1.into_iter().map(|(o, d)| (o + base, d)).collect();
+        let images = [image(0, IndexType::I32, &mem0), image(1, IndexType::I64, &mem1)];
+        let expected = reference(&images, budget);
+        prop_assert_eq!(packed(&images, budget, threads, job_bytes), expected);
+    }
+
+    /// Packed segments hold exactly the image's bytes, and nothing outside them is non-zero.
+    #[test]
+    fn segments_cover_every_non_zero_byte(segs in segments(), budget in 1u64..10) {
+        let im = image(0, IndexType::I32, &segs);
+        let mut expected = vec![0u8; 4000];
+        for (o, d) in &segs {
+            expected[*o as usize..*o as usize + d.len()].copy_from_slice(d);
+        }
+        let mut actual = vec![0u8; 4000];
+        let engine = Engine { threads: 2, job_bytes: 64, coarse: true };
+        let result = pack_images_with(std::slice::from_ref(&im), budget, engine, &|_| {});
+        let mut last_end = 0;
+        for s in &result.segments {
+            prop_assert!(s.offset >= last_end, "sorted and disjoint");
+            let bytes = s.to_vec();
+            prop_assert!(bytes.first() != Some(&0) && bytes.last() != Some(&0), "trimmed");
+            actual[s.offset as usize..s.offset as usize + bytes.len()].copy_from_slice(&bytes);
+            last_end = s.offset + s.len();
+        }
+        prop_assert_eq!(actual, expected);
+        prop_assert!(result.segments.len() as u64 <= budget);
+    }
+}
+
+/// Objects (non-zero bytes with short zero gaps inside) separated by
+/// gaps around [`coarse::BIG_GAP`] and the cost cut, with region lengths
+/// on both sides of LEB boundaries: what the coarse route must weigh.
+fn snapshot_like() -> impl Strategy<Value = Vec<(u64, Vec<u8>)>> {
+    let object = (
+        prop_oneof![0u64..8, 20u64..45, 100u64..180, 180u64..700],
+        prop_oneof![1usize..20, 100usize..160, 300usize..600],
+        any::<u8>(),
+    );
+    (proptest::collection::vec(object, 1..60), 0u64..2).prop_map(|(objects, split)| {
+        let mut data = Vec::new();
+        for (gap, len, seed) in objects {
+            data.extend(std::iter::repeat_n(0u8, gap as usize));
+            let seed = seed | 1;
+            data.extend((0..len).map(|i| {
+                let x = (i as u8).wrapping_mul(seed).wrapping_add(seed);
+                if x % 7 == 0 { 0 } else { x | 1 }
+            }));
+        }
+        // One segment, or two with a hole between them.
+        if split == 0 || data.len() < 2 {
+            vec![(0, data)]
+        } else {
+            let tail = data.split_off(data.len() / 2);
+            let at = data.len() as u64 + 150;
+            vec![(0, data), (at, tail)]
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The coarse route, when it applies, gives exactly the full pass.
+    #[test]
+    fn coarse_route_matches_the_plain_definition(
+        mem0 in snapshot_like(),
+        mem1 in snapshot_like(),
+        high in any::<bool>(),
+        budget in 1u64..40,
+        threads in 1usize..3,
+        job_bytes in prop_oneof![Just(64usize), Just(1000), Just(1 << 20)],
+    ) {
+        let base = if high { 1u64 << 40 } else { 0 };
+        let mem1: Vec<(u64, Vec<u8>)> = mem1.into_iter().map(|(o, d)| (o + base, d)).collect();
+        let images = [image(0, IndexType::I32, &mem0), image(1, IndexType::I64, &mem1)];
+        let engine = Engine { threads, job_bytes, coarse: true };
+        prop_assert_eq!(packed_with(&images, budget, engine), reference(&images, budget));
+    }
+}
+
+#[test]
+fn the_coarse_route_applies_when_the_cap_binds_on_long_gaps() {
+    // 40 objects 200 to 590 zeros apart, 10 segments allowed: the 9
+    // longest gaps stay open, whatever the short gaps inside objects do.
+    let mut data = Vec::new();
+    for i in 0..40usize {
+        data.extend(std::iter::repeat_n(0u8, 200 + (i * 37) % 391));
+        data.extend((0..150).map(|j| if j % 9 == 0 { 0 } else { (i + j) as u8 | 1 }));
+    }
+    let segs = vec![(0u64, data)];
+    let im = image(0, IndexType::I32, &segs);
+    let engine = Engine {
+        threads: 1,
+        job_bytes: 256,
+        coarse: true,
+    };
+    let images = std::slice::from_ref(&im);
+    assert!(coarse::final_ranges(images, 10, engine, &|_| {}).is_some());
+    assert_eq!(packed_with(images, 10, engine), reference(images, 10));
+    // With room for every greedy segment, the cap does not bind: the
+    // route declines and the full pass decides.
+    assert!(coarse::final_ranges(images, 5000, engine, &|_| {}).is_none());
+}
+
+#[test]
+fn coarse_and_full_pass_agree_on_a_heap_snapshot() {
+    // 48 pages of 64 KiB in two memories: objects of 4 to 131 bytes
+    // with zero gaps of 1 to 2,048 bytes, one segment per page and some
+    // pages left out; caps from tight to loose, jobs cut mid-page.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut memories = [Vec::new(), Vec::new()];
+    for page in 0..48u64 {
+        if next() % 5 == 0 {
+            continue;
+        }
+        let mut data = vec![0u8; 1 << 16];
+        let mut at = (next() % 64) as usize;
+        while at < data.len() {
+            let len = 4 + (next() % 128) as usize;
+            for b in data[at..(at + len).min(1 << 16)].iter_mut() {
+                *b = (next() % 251) as u8 + 1;
+            }
+            at += len + [1, 3, 9, 12, 20, 40, 70, 300, 2048][(next() % 9) as usize];
+        }
+        memories[(page % 2) as usize].push((page << 16, data));
+    }
+    let images = [
+        image(0, IndexType::I32, &memories[0]),
+        image(1, IndexType::I64, &memories[1]),
+    ];
+    let mut taken = 0;
+    for budget in [2u64, 10, 100, 1000, 3000, 10_000, 100_000] {
+        let coarse = Engine {
+            threads: 2,
+            job_bytes: 40_000,
+            coarse: true,
+        };
+        let full = Engine {
+            coarse: false,
+            ..coarse
+        };
+        taken += usize::from(coarse::final_ranges(&images, budget, coarse, &|_| {}).is_some());
+        assert_eq!(
+            packed_with(&images, budget, coarse),
+            packed_with(&images, budget, full),
+            "budget {budget}"
+        );
+    }
+    assert!(taken >= 3, "the coarse route applied to {taken} caps only");
+}
+
+#[test]
+fn the_coarse_route_declines_when_too_many_gaps_tie_on_the_cut() {
+    // 6,000 identical objects and gaps: every gap is on the cut, more
+    // than an O(cap) list may hold.
+    let mut data = Vec::new();
+    for _ in 0..6000 {
+        data.extend([0u8; 200]);
+        data.extend([5u8; 20]);
+    }
+    let segs = vec![(0u64, data)];
+    let im = image(0, IndexType::I32, &segs);
+    let engine = Engine {
+        threads: 2,
+        job_bytes: 4096,
+        coarse: true,
+    };
+    let images = std::slice::from_ref(&im);
+    assert!(coarse::final_ranges(images, 10, engine, &|_| {}).is_none());
+    assert_eq!(packed_with(images, 10, engine), reference(images, 10));
+}
+
+#[test]
+fn later_segments_win_and_zeros_erase() {
+    let segs = vec![(0u64, vec![1u8; 10]), (4, vec![0u8; 3]), (8, vec![2u8; 4])];
+    let im = image(0, IndexType::I32, &segs);
+    let flat: Vec<(u64, Vec<u8>)> = im
+        .pieces
+        .iter()
+        .map(|p| (p.offset, p.data.to_vec()))
+        .collect();
+    assert_eq!(
+        flat,
+        vec![
+            (0, vec![1; 4]),
+            (4, vec![0; 3]),
+            (7, vec![1]),
+            (8, vec![2; 4])
+        ]
+    );
+}
+
+#[test]
+fn a_gap_merges_exactly_when_it_is_cheaper_than_a_header() {
+    // At offset < 64 with short payloads a header is 5 bytes (flag,
+    // opcode, 1-byte offset, end, 1-byte length): a gap of 4 zeros
+    // merges (4 < 5), a gap of 5 does not.
+    for (gap, merged) in [(3usize, true), (4, true), (5, false), (6, false)] {
+        let mut data = vec![7u8; 3];
+        data.extend(std::iter::repeat_n(0, gap));
+        data.extend([7u8; 3]);
+        let segs = vec![(0u64, data)];
+        let im = image(0, IndexType::I32, &segs);
+        let n = packed(std::slice::from_ref(&im), 100, 1, 1 << 20).len();
+        assert_eq!(n, if merged { 1 } else { 2 }, "gap {gap}");
+    }
+}

@@ -1,0 +1,77 @@
+//! SPEC §4: given wasm-opt's cap (`max_segments` 100,000), segpack's data
+//! section is never larger than `wasm-opt --memory-packing`'s, on every core
+//! module of the corpus. wasm-opt is binaryen's npm build (installed on first
+//! use into `target/e2e-binaryen` from the npm registry; needs `node` and
+//! `npm`). Components are left out: wasm-opt does not read them.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::python::{run, target_dir};
+
+/// The binaryen release of `../shared/peers/setup.sh`.
+const BINARYEN: &str = "binaryen@132.0.0";
+
+/// The size of the data section of a core module, header included (0 when
+/// it has none).
+fn data_section_len(wasm: &[u8]) -> u64 {
+    support::read::sections(wasm)
+        .iter()
+        .find(|s| s.id == 11)
+        .map_or(0, |s| s.bytes.len() as u64)
+}
+
+fn wasm_opt() -> std::path::PathBuf {
+    let dir = target_dir().join("e2e-binaryen");
+    let bin = dir.join("node_modules/binaryen/bin/wasm-opt");
+    if !bin.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        run(Command::new("npm")
+            .current_dir(&dir)
+            .args(["install", "--no-audit", "--no-fund", "--prefix", "."])
+            .arg(BINARYEN));
+    }
+    bin
+}
+
+fn is_component(wasm: &[u8]) -> bool {
+    wasm.get(4..8) != Some(&[1, 0, 0, 0][..])
+}
+
+#[test]
+fn segpack_at_wasm_opts_cap_is_never_larger_than_wasm_opt() {
+    let wasm_opt = wasm_opt();
+    let dir = tempfile::tempdir().unwrap();
+    let options = segpack::PackOptions::default().with_max_segments(100_000);
+    let mut compared = 0;
+    let mut entries: Vec<_> = std::fs::read_dir(support::corpus_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    entries.sort();
+    for path in entries {
+        let original = std::fs::read(&path).unwrap();
+        if is_component(&original) {
+            continue;
+        }
+        let ours = data_section_len(&support::pack(&original, &options));
+        let out = dir.path().join("wasm-opt.wasm");
+        run(Command::new("node")
+            .arg(&wasm_opt)
+            .arg(&path)
+            .args(["--memory-packing", "-all", "--disable-compact-imports", "-o"])
+            .arg(&out));
+        let theirs = data_section_len(&std::fs::read(&out).unwrap());
+        let name = Path::new(&path).file_name().unwrap().to_string_lossy();
+        eprintln!("{name}: data section {ours} bytes (segpack), {theirs} (wasm-opt)");
+        assert!(
+            ours <= theirs,
+            "{name}: segpack's data section ({ours} bytes) is larger than wasm-opt's ({theirs})"
+        );
+        compared += 1;
+    }
+    assert!(compared >= 6, "only {compared} core modules in the corpus");
+}
