@@ -5,9 +5,8 @@ use std::ops::Range;
 
 use crate::error::Result;
 use crate::parse::{self, Binary, Module, Placement};
-use crate::plan::{self, MemoryImage};
 use crate::rules;
-use crate::segment::{IndexType, segment_len};
+use crate::segment::IndexType;
 use crate::{PackOptions, PackReport, Plan};
 
 /// One memory of a module, before and after packing.
@@ -102,11 +101,11 @@ pub fn inspect(input: &[u8], options: &PackOptions) -> Result<Inspection> {
     let report = plan.report().clone();
     let mut memories = Vec::with_capacity(report.modules.len());
     walk(input, 0..input.len(), &mut |module| {
-        let changed = report
+        let packed = report
             .modules
             .get(memories.len())
-            .is_some_and(|m| m.changed);
-        memories.push(module_memories(module, changed, options));
+            .map_or(&[][..], |m| &m.packed_memories[..]);
+        memories.push(module_memories(module, packed, options));
     })?;
     debug_assert_eq!(memories.len(), report.modules.len());
     Ok(Inspection { report, memories })
@@ -126,7 +125,13 @@ fn walk(input: &[u8], range: Range<usize>, f: &mut dyn FnMut(&Module<'_>)) -> Re
     Ok(())
 }
 
-fn module_memories(module: &Module<'_>, changed: bool, options: &PackOptions) -> Vec<MemoryReport> {
+/// The memory reports of one module; `packed` is what packing gave each
+/// re-packed memory (segments, bytes), from the plan.
+fn module_memories(
+    module: &Module<'_>,
+    packed: &[(u32, u64, u64)],
+    options: &PackOptions,
+) -> Vec<MemoryReport> {
     let mut reports: Vec<MemoryReport> = module
         .memories
         .iter()
@@ -169,31 +174,21 @@ fn module_memories(module: &Module<'_>, changed: bool, options: &PackOptions) ->
         r.packed_segments = r.segments;
         r.packed_segment_bytes = r.segment_bytes;
     }
-    if !changed {
-        return reports;
-    }
-    // The module is packed: pack its packable memories again, as packing
-    // does (one budget over all of them), to see what each one gets.
-    let packable = |r: &MemoryReport| r.segments > 0 && r.not_packable.is_none();
-    let images: Vec<MemoryImage<'_>> = reports
-        .iter()
-        .filter(|r| packable(r))
-        .map(|r| rules::image(module, r.memory_index as usize))
-        .collect();
-    let kept_active: u64 = reports
-        .iter()
-        .filter(|r| !packable(r))
-        .map(|r| r.segments)
-        .sum();
-    let budget = (options.max_segments as u64).saturating_sub(kept_active);
-    for r in reports.iter_mut().filter(|r| packable(r)) {
-        r.packed_segments = 0;
-        r.packed_segment_bytes = 0;
-    }
-    for s in plan::pack_images(&images, budget, options.threads, &|_| {}).segments {
-        let r = &mut reports[s.memory_index as usize];
-        r.packed_segments += 1;
-        r.packed_segment_bytes += segment_len(s.memory_index, r.index_type, s.offset, s.len());
+    if !packed.is_empty() {
+        // Re-packed memories that come out with no segment at all (all
+        // zeros) are not in `packed`.
+        for r in reports
+            .iter_mut()
+            .filter(|r| r.segments > 0 && r.not_packable.is_none())
+        {
+            r.packed_segments = 0;
+            r.packed_segment_bytes = 0;
+        }
+        for &(memory_index, segments, bytes) in packed {
+            let r = &mut reports[memory_index as usize];
+            r.packed_segments = segments;
+            r.packed_segment_bytes = bytes;
+        }
     }
     reports
 }

@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 use crate::parse::{self, Binary, DataSegment, Module, Placement};
 use crate::plan::{self, MemoryImage};
 use crate::rules;
-use crate::segment::{IndexType, PackedSegment, Part, encode_header, header_len, uleb_len};
+use crate::segment::{
+    IndexType, PackedSegment, Part, encode_header, header_len, segment_len, uleb_len,
+};
 use crate::{ModuleReport, PackOptions};
 
 /// An entry of the output's data section.
@@ -117,6 +119,7 @@ fn plan_module<'a>(
         changed: false,
         warnings: Vec::new(),
         unpacked_memories: Vec::new(),
+        packed_memories: Vec::new(),
     };
     let unchanged = |report: ModuleReport| {
         let mut out = Output::new(input);
@@ -175,7 +178,7 @@ fn plan_module<'a>(
             packed.segments.len() as u64 + kept_active
         ));
     }
-    let packed = packed.segments;
+    let mut packed = packed.segments;
 
     // SPEC §3, the slot rule.
     let last_kept = module.segments.iter().rposition(|s| !repacked(s));
@@ -218,7 +221,11 @@ fn plan_module<'a>(
         // kept, each byte for byte, under a header of minimal width, as
         // wasm-opt writes them when it finds nothing to merge.
         let kept_payload = uleb_len(module.segments.len() as u64)
-            + module.segments.iter().map(|s| s.range.len() as u64).sum::<u64>();
+            + module
+                .segments
+                .iter()
+                .map(|s| s.range.len() as u64)
+                .sum::<u64>();
         let kept_len = 1 + uleb_len(kept_payload) + kept_payload;
         if kept_len >= data_section_len {
             // Meeting the cap would make the module larger; SPEC §1.3 keeps
@@ -241,11 +248,27 @@ fn plan_module<'a>(
             ));
         }
         entries = (0..module.segments.len()).map(Entry::Keep).collect();
+        packed.clear();
         payload_len = kept_payload;
         section_len = kept_len;
     }
     report.changed = true;
     report.segments_after = entries.len() as u64;
+    for s in &packed {
+        let bytes = segment_len(
+            s.memory_index,
+            index_type(s.memory_index),
+            s.offset,
+            s.len(),
+        );
+        match report.packed_memories.last_mut() {
+            Some((m, n, b)) if *m == s.memory_index => {
+                *n += 1;
+                *b += bytes;
+            }
+            _ => report.packed_memories.push((s.memory_index, 1, bytes)),
+        }
+    }
     report.data_bytes_after = section_len;
 
     // Which slots keep their name: kept segments, and packed ones that came

@@ -32,6 +32,10 @@ pub struct ModuleReport {
     pub warnings: Vec<String>,
     /// Memories with segments that were not re-packed, and why.
     pub unpacked_memories: Vec<(u32, crate::NotPackable)>,
+    /// Per re-packed memory: (memory index, segments, bytes with headers)
+    /// after packing, for `inspect` (so it plans once). Empty when the
+    /// module's segments were kept.
+    pub(crate) packed_memories: Vec<(u32, u64, u64)>,
 }
 
 /// What packing did to a binary: one [`ModuleReport`] per core module, in
