@@ -79,6 +79,8 @@ mod emit;
 #[cfg(feature = "module")]
 mod inspect;
 #[cfg(feature = "module")]
+mod names;
+#[cfg(feature = "module")]
 mod pack;
 #[cfg(feature = "module")]
 mod parse;

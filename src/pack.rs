@@ -4,17 +4,15 @@
 
 use std::ops::Range;
 
-use wasmparser::BinaryReader;
-
 use crate::emit::Output;
 use crate::error::{Error, Result};
 use crate::parse::{self, Binary, DataSegment, Module, Placement};
 use crate::plan::{self, MemoryImage};
-use crate::rules;
 use crate::segment::{
     IndexType, PackedSegment, Part, encode_header, header_len, segment_len, uleb_len,
 };
 use crate::{ModuleReport, PackOptions};
+use crate::{names, rules};
 
 /// An entry of the output's data section.
 enum Entry {
@@ -387,59 +385,32 @@ fn data_count_section(
 /// is then copied as is: engines ignore malformed name sections) or nothing
 /// in it changes.
 fn rewrite_names(input: &[u8], section: Range<usize>, keeps_name: &[bool]) -> Option<Vec<u8>> {
-    let mut reader = BinaryReader::new(&input[section.clone()], section.start as u64);
-    reader.read_u8().ok()?; // section id 0
-    let size = reader.read_var_u32().ok()? as usize;
-    let content_start = reader.current_position();
-    if content_start + size != section.len() {
-        return None;
-    }
-    let name_start = reader.current_position();
-    reader.read_string().ok()?;
-    let name_end = reader.current_position();
-    let mut content = input[section.start + name_start..section.start + name_end].to_vec();
+    let (name, subsections) = names::read(&input[section])?;
+    let mut content = name.to_vec();
     let mut changed = false;
-    while !reader.eof() {
-        let sub_start = reader.current_position();
-        let id = reader.read_u8().ok()?;
-        let len = reader.read_var_u32().ok()? as usize;
-        let body = reader.read_bytes(len).ok()?;
-        if id != 9 {
-            content.extend_from_slice(
-                &input[section.start + sub_start..section.start + reader.current_position()],
-            );
+    for sub in subsections {
+        if sub.id != names::DATA_SEGMENT_NAMES {
+            content.extend_from_slice(sub.raw);
             continue;
         }
-        let mut names = BinaryReader::new(body, 0);
-        let count = names.read_var_u32().ok()?;
-        let mut kept = Vec::new();
-        let mut kept_count = 0u64;
-        for _ in 0..count {
-            let entry_start = names.current_position();
-            let index = names.read_var_u32().ok()?;
-            names.read_string().ok()?;
-            if keeps_name.get(index as usize).copied().unwrap_or(false) {
-                kept.extend_from_slice(&body[entry_start..names.current_position()]);
-                kept_count += 1;
-            }
-        }
-        if !names.eof() {
-            return None;
-        }
-        if kept_count == count as u64 {
-            content.extend_from_slice(
-                &input[section.start + sub_start..section.start + reader.current_position()],
-            );
+        let entries = names::map_entries(sub.body)?;
+        let kept: Vec<&[u8]> = entries
+            .iter()
+            .filter(|(index, _)| keeps_name.get(*index as usize).copied().unwrap_or(false))
+            .map(|(_, raw)| *raw)
+            .collect();
+        if kept.len() == entries.len() {
+            content.extend_from_slice(sub.raw);
             continue;
         }
         changed = true;
-        if kept_count == 0 {
+        if kept.is_empty() {
             continue;
         }
         let mut map = Vec::new();
-        wasm_encoder::Encode::encode(&kept_count, &mut map);
-        map.extend_from_slice(&kept);
-        content.push(9);
+        wasm_encoder::Encode::encode(&(kept.len() as u64), &mut map);
+        kept.iter().for_each(|raw| map.extend_from_slice(raw));
+        content.push(names::DATA_SEGMENT_NAMES);
         wasm_encoder::Encode::encode(&(map.len() as u64), &mut content);
         content.extend_from_slice(&map);
     }

@@ -29,6 +29,7 @@ use std::ops::Range;
 use wasmparser::BinaryReader;
 
 use crate::error::Result;
+use crate::names;
 use crate::parse::{self, Binary, Module, Placement, Section};
 use crate::plan::Piece;
 use crate::segment::IndexType;
@@ -618,55 +619,30 @@ fn section_name(input: &[u8], s: &Section) -> String {
     }
 }
 
-/// The subsections of a `name` custom section, as (id, body), or `None`
-/// when it cannot be read.
-fn name_subsections(section: &[u8]) -> Option<Vec<(u8, &[u8])>> {
-    let mut r = BinaryReader::new(section, 0);
-    r.read_u8().ok()?;
-    r.read_var_u32().ok()?;
-    r.read_string().ok()?;
-    let mut out = Vec::new();
-    while !r.eof() {
-        let id = r.read_u8().ok()?;
-        let len = r.read_var_u32().ok()? as usize;
-        out.push((id, r.read_bytes(len).ok()?));
-    }
-    Some(out)
-}
-
-/// The raw entries (index and name) of a name map.
-fn name_map_entries(body: &[u8]) -> Option<Vec<&[u8]>> {
-    let mut r = BinaryReader::new(body, 0);
-    let count = r.read_var_u32().ok()?;
-    let mut out = Vec::new();
-    for _ in 0..count {
-        let start = r.current_position();
-        r.read_var_u32().ok()?;
-        r.read_string().ok()?;
-        out.push(&body[start..r.current_position()]);
-    }
-    r.eof().then_some(out)
-}
-
 /// Whether `packed`'s name section is `original`'s with some data segment
 /// names (subsection 9) dropped, as SPEC §1.1 allows.
 fn names_compatible(original: &[u8], packed: &[u8]) -> bool {
-    let (Some(a), Some(b)) = (name_subsections(original), name_subsections(packed)) else {
+    let (Some((name_a, a)), Some((name_b, b))) = (names::read(original), names::read(packed))
+    else {
         return false;
     };
-    let others = |s: &[(u8, &[u8])]| -> Vec<(u8, Vec<u8>)> {
+    let others = |s: &[names::Subsection<'_>]| -> Vec<(u8, Vec<u8>)> {
         s.iter()
-            .filter(|(id, _)| *id != 9)
-            .map(|(id, body)| (*id, body.to_vec()))
+            .filter(|sub| sub.id != names::DATA_SEGMENT_NAMES)
+            .map(|sub| (sub.id, sub.body.to_vec()))
             .collect()
     };
-    if others(&a) != others(&b) {
+    if name_a != name_b || others(&a) != others(&b) {
         return false;
     }
-    let data_names = |s: &[(u8, &'_ [u8])]| -> Option<Vec<Vec<u8>>> {
+    let data_names = |s: &[names::Subsection<'_>]| -> Option<Vec<Vec<u8>>> {
         let mut all = Vec::new();
-        for (_, body) in s.iter().filter(|(id, _)| *id == 9) {
-            all.extend(name_map_entries(body)?.into_iter().map(<[u8]>::to_vec));
+        for sub in s.iter().filter(|sub| sub.id == names::DATA_SEGMENT_NAMES) {
+            all.extend(
+                names::map_entries(sub.body)?
+                    .into_iter()
+                    .map(|(_, raw)| raw.to_vec()),
+            );
         }
         Some(all)
     };
