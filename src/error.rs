@@ -58,6 +58,7 @@ impl Error {
     }
 
     #[cold]
+    #[cfg(feature = "module")]
     pub(crate) fn malformed(message: impl Into<String>, offset: u64) -> Self {
         Self::new(ErrorKind::Malformed, message, Some(offset))
     }
@@ -88,6 +89,7 @@ impl Error {
 
     /// Prefixes the message with where in a component the problem is, e.g.
     /// `core module 2 of component 0`.
+    #[cfg(feature = "module")]
     pub(crate) fn in_context(mut self, context: &str) -> Self {
         if !context.is_empty() {
             self.inner.message = format!("in {context}: {}", self.inner.message);

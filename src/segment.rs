@@ -184,6 +184,7 @@ pub(crate) fn header_len(memory_index: u32, index_type: IndexType, offset: u64, 
 }
 
 /// The full size in the file of an active segment: header and payload.
+#[cfg(any(feature = "module", test))]
 pub(crate) fn segment_len(memory_index: u32, index_type: IndexType, offset: u64, len: u64) -> u64 {
     header_len(memory_index, index_type, offset, len) + len
 }

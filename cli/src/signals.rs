@@ -120,11 +120,11 @@ pub mod input_fault {
     /// Only from the SIGBUS handler, with its arguments.
     unsafe fn chain(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
         let previous = PREVIOUS_COPY.load(Ordering::SeqCst);
-        // SAFETY: PREVIOUS_COPY is null or points to a leaked, never-changed
-        // sigaction (see `install`).
         let handler = if previous.is_null() {
             libc::SIG_DFL
         } else {
+            // SAFETY: PREVIOUS_COPY is null or points to a leaked, never-changed
+            // sigaction (see `install`).
             unsafe { (*previous).sa_sigaction }
         };
         // SAFETY: the previous handler was installed for this signal and

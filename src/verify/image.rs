@@ -26,10 +26,10 @@ pub(super) fn not_packable(
             Placement::Constant {
                 memory_index,
                 offset,
-            } if memory_index as usize == m => {
-                if u128::from(offset) + s.data.len() as u128 > u128::from(u64::MAX) {
-                    return Some("a segment ends at 2^64");
-                }
+            } if memory_index as usize == m
+                && u128::from(offset) + s.data.len() as u128 > u128::from(u64::MAX) =>
+            {
+                return Some("a segment ends at 2^64");
             }
             _ => {}
         }
