@@ -1558,5 +1558,8 @@ fn padded_lebs_are_tightened_when_the_segments_stay() {
     );
     // Idempotent: nothing more to gain.
     assert_unchanged(&output, &options(2));
-    assert_eq!(segpack::verify(&input, &output, &Default::default()).unwrap(), None);
+    assert_eq!(
+        segpack::verify(&input, &output, &Default::default()).unwrap(),
+        None
+    );
 }

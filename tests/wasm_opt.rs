@@ -62,7 +62,12 @@ fn segpack_at_wasm_opts_cap_is_never_larger_than_wasm_opt() {
         run(Command::new("node")
             .arg(&wasm_opt)
             .arg(&path)
-            .args(["--memory-packing", "-all", "--disable-compact-imports", "-o"])
+            .args([
+                "--memory-packing",
+                "-all",
+                "--disable-compact-imports",
+                "-o",
+            ])
             .arg(&out));
         let theirs = data_section_len(&std::fs::read(&out).unwrap());
         let name = Path::new(&path).file_name().unwrap().to_string_lossy();
