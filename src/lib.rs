@@ -73,6 +73,7 @@ pub mod pool;
 mod producer;
 mod scan;
 mod segment;
+mod sniff;
 
 #[cfg(feature = "module")]
 mod emit;

@@ -134,6 +134,7 @@ impl<'r> ReleaseBehind<'r> {
 /// An error inside a component names the nested binary it is in
 /// ("in component 0 / core module 1: …").
 pub(crate) fn validate(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result<KnownHeaders> {
+    crate::sniff::check(input)?;
     validate_all(input, release).map_err(|e| match e.offset() {
         Some(offset) => {
             let path = short_path(&nested_path_at(input, offset as usize));

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 use files::Input;
-use segpack::{ENGINE_MAX_SEGMENTS, PackOptions, Plan};
+use segpack::{ENGINE_MAX_SEGMENTS, PackOptions, PackReport, Plan};
 
 #[derive(Parser)]
 #[command(
@@ -87,7 +87,7 @@ struct PackArgs {
     output: Option<PathBuf>,
     #[command(flatten)]
     common: Common,
-    /// Print one summary line on stderr
+    /// Print a summary on stderr (the totals on its last line)
     #[arg(long)]
     stats: bool,
     /// Print the summary as JSON on stderr
@@ -136,6 +136,16 @@ impl From<segpack::Error> for Failure {
             message: e.to_string(),
             status,
         }
+    }
+}
+
+/// A failure reading the input `name`: the library's error, with the name in
+/// front when the input is not WebAssembly at all (the library knows no file
+/// names).
+fn input_failure(e: segpack::Error, name: &str) -> Failure {
+    match render::not_wasm(e.message(), e.offset(), name) {
+        Some(message) => Failure { message, status: 1 },
+        None => e.into(),
     }
 }
 
@@ -190,7 +200,7 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
             if let Some(bar) = &bar {
                 bar.finish_and_clear();
             }
-            return Err(e.into());
+            return Err(input_failure(e, input.name()));
         }
     };
     if let Some(bar) = &bar {
@@ -239,12 +249,56 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
         Err(e) => return Err(e.into()),
     }
     let elapsed = started.elapsed().as_secs_f64();
-    if args.json {
-        eprintln!("{}", render::report_json(plan.report(), elapsed));
-    } else if args.stats {
-        eprint!("{}", render::stats_text(plan.report(), elapsed));
+    if args.json || args.stats {
+        let release = |bytes: &[u8]| input.release(bytes);
+        let capped = capped(
+            input.bytes(),
+            &args.common.options(),
+            plan.report(),
+            &release,
+        );
+        if args.json {
+            eprintln!(
+                "{}",
+                render::report_json(plan.report(), capped.as_ref(), elapsed)
+            );
+        } else {
+            eprint!(
+                "{}",
+                render::stats_text(plan.report(), capped.as_ref(), elapsed)
+            );
+        }
     }
     Ok(())
+}
+
+/// What packing gives at the engine limit, when the user's cap (below it) is
+/// what held packing back: a module ended with as many segments as the cap
+/// allows (or more: the input was kept because meeting the cap would not
+/// pay, or could not be met). Plans a second time (telling `release` what it
+/// has read, as the first planning did), so only for the summary.
+fn capped(
+    input: &[u8],
+    options: &PackOptions,
+    report: &PackReport,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> Option<render::Capped> {
+    let cap = options.max_segments;
+    let binds = report
+        .modules
+        .iter()
+        .any(|m| m.segments_after >= u64::from(cap));
+    if cap >= ENGINE_MAX_SEGMENTS || !binds {
+        return None;
+    }
+    // The summary is extra: a failure here (there should be none, the same
+    // input was just planned) leaves the line out rather than failing.
+    let options = options.clone().with_max_segments(ENGINE_MAX_SEGMENTS);
+    let plan = Plan::with_release(input, &options, release).ok()?;
+    Some(render::Capped {
+        cap,
+        at_engine_limit: plan.report().clone(),
+    })
 }
 
 /// Inputs at least this large get a progress bar (when stderr is a terminal).
@@ -282,12 +336,18 @@ fn is_broken_pipe(e: &segpack::Error) -> bool {
 fn inspect(args: InspectArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let input = Input::open(Some(&args.input))?;
-    let inspection = segpack::inspect(input.bytes(), &args.common.options())?;
+    let options = args.common.options();
+    let inspection =
+        segpack::inspect(input.bytes(), &options).map_err(|e| input_failure(e, input.name()))?;
     let elapsed = started.elapsed().as_secs_f64();
+    let capped = capped(input.bytes(), &options, &inspection.report, &|_| {});
     let text = if args.json {
-        format!("{}\n", render::inspect_json(&inspection, elapsed))
+        format!(
+            "{}\n",
+            render::inspect_json(&inspection, capped.as_ref(), elapsed)
+        )
     } else {
-        render::inspect_text(&inspection, elapsed)
+        render::inspect_text(&inspection, capped.as_ref(), elapsed)
     };
     print(&text)
 }
@@ -299,10 +359,32 @@ fn verify(args: VerifyArgs) -> Result<(), Failure> {
         zero_filled_imports: args.zero_filled_imports,
     };
     let (a, b) = (args.original.display(), args.packed.display());
-    match segpack::verify(original.bytes(), packed.bytes(), &options)? {
+    // The library says which side; the file's name goes after that, as
+    // `pack` and `inspect` put it in front.
+    let not_wasm = |e: segpack::Error| {
+        let sides = [
+            ("in the original: ", a.to_string()),
+            ("in the packed binary: ", b.to_string()),
+        ];
+        for (context, name) in sides {
+            if let Some(message) = e.message().strip_prefix(context)
+                && let Some(message) = render::not_wasm(message, e.offset(), &name)
+            {
+                return Failure {
+                    message: format!("{context}{message}"),
+                    status: 1,
+                };
+            }
+        }
+        Failure::from(e)
+    };
+    match segpack::verify(original.bytes(), packed.bytes(), &options).map_err(not_wasm)? {
         None => print(&format!("same: {b} gives the same memories as {a}\n")),
         Some(difference) => Err(Failure {
-            message: format!("{b} is not a packing of {a}: {difference}"),
+            message: format!(
+                "{b} is not a packing of {a}: {}",
+                render::difference(&difference.to_string())
+            ),
             status: 1,
         }),
     }

@@ -1,17 +1,18 @@
 //! What the command prints: the summary line, per-module lines, the JSON
 //! objects of `--json` and `inspect`, and the numbers in them.
 
-use segpack::{Inspection, PackReport};
+use segpack::{ENGINE_MAX_SEGMENTS, Inspection, PackReport};
 
 /// `inspect`'s text: one line per module (its memories after a `;`), its
-/// warnings, then the total.
-pub fn inspect_text(inspection: &Inspection, elapsed: f64) -> String {
+/// warnings, what a higher cap would give when the cap held packing back
+/// (see [`cap_text`]), then the total.
+pub fn inspect_text(inspection: &Inspection, capped: Option<&Capped>, elapsed: f64) -> String {
     let report = &inspection.report;
     let mut text = String::new();
     for (m, memories) in report.modules.iter().zip(&inspection.memories) {
         let name = if m.path.is_empty() { "module" } else { &m.path };
         let mut line = format!(
-            "{name}: segments {} -> {}, data {} -> {} ({})",
+            "{name}: segments {} -> {}, data section {} -> {} ({})",
             group(m.segments_before),
             group(m.segments_after),
             bytes(m.data_bytes_before),
@@ -28,13 +29,21 @@ pub fn inspect_text(inspection: &Inspection, elapsed: f64) -> String {
             text.push_str(&format!("  warning: {}\n", warning(w)));
         }
     }
+    if let Some(capped) = capped {
+        text.push_str(&cap_text(report, capped));
+        text.push('\n');
+    }
     text.push_str(&stats_line(report, elapsed));
     text.push('\n');
     text
 }
 
 /// `inspect --json`: the report's JSON with each module's memories in it.
-pub fn inspect_json(inspection: &Inspection, elapsed: f64) -> serde_json::Value {
+pub fn inspect_json(
+    inspection: &Inspection,
+    capped: Option<&Capped>,
+    elapsed: f64,
+) -> serde_json::Value {
     let report = &inspection.report;
     let modules = report
         .modules
@@ -46,17 +55,17 @@ pub fn inspect_json(inspection: &Inspection, elapsed: f64) -> serde_json::Value 
             json
         })
         .collect();
-    totals_json(report, elapsed, modules)
+    totals_json(report, capped, elapsed, modules)
 }
 
-/// `pack --stats`: for a component, one line per nested core module, then
-/// the totals.
-pub fn stats_text(report: &PackReport, elapsed: f64) -> String {
+/// `pack --stats`: for a component, one line per nested core module, what a
+/// higher cap would give when the cap held packing back, then the totals.
+pub fn stats_text(report: &PackReport, capped: Option<&Capped>, elapsed: f64) -> String {
     let mut text = String::new();
     if report.modules.len() > 1 || report.modules.iter().any(|m| !m.path.is_empty()) {
         for m in &report.modules {
             text.push_str(&format!(
-                "  {}: segments {} -> {}, data {} -> {} ({})\n",
+                "  {}: segments {} -> {}, data section {} -> {} ({})\n",
                 m.path,
                 group(m.segments_before),
                 group(m.segments_after),
@@ -66,13 +75,53 @@ pub fn stats_text(report: &PackReport, elapsed: f64) -> String {
             ));
         }
     }
+    if let Some(capped) = capped {
+        text.push_str(&cap_text(report, capped));
+        text.push('\n');
+    }
     text.push_str(&stats_line(report, elapsed));
     text.push('\n');
     text
 }
 
-/// `memory 0 (32-bit): 1,204 segments, 4.1 MiB of data (2.8 MiB zeros,
-/// 1.3 MiB non-zero) -> 37 segments, 1.3 MiB (-68%)`, sizes with headers.
+/// The same input planned with `--max-segments` at the engine limit, for
+/// when the user's lower cap is what kept packing from gaining (more).
+pub struct Capped {
+    /// The cap the user gave.
+    pub cap: u32,
+    /// What packing gives at [`ENGINE_MAX_SEGMENTS`].
+    pub at_engine_limit: PackReport,
+}
+
+/// One line on what the cap costs: `capped at 10,000 segments;
+/// --max-segments 100000 would give 32,815 segments, data section 2.5 MiB
+/// (-2.1%)` (the change from the input, as on the total line); or that no
+/// cap gains anything, or nothing more than the user's.
+pub fn cap_text(report: &PackReport, capped: &Capped) -> String {
+    let best = &capped.at_engine_limit;
+    if best.data_bytes_after() < report.data_bytes_after() {
+        format!(
+            "capped at {} segments; --max-segments {ENGINE_MAX_SEGMENTS} would give {}, data section {} ({})",
+            group(capped.cap.into()),
+            plural(best.segments_after(), "segment"),
+            bytes(best.data_bytes_after()),
+            percent(report.data_bytes_before(), best.data_bytes_after()),
+        )
+    } else if best.data_bytes_after() >= report.data_bytes_before() {
+        format!(
+            "no cap gains anything: at --max-segments {ENGINE_MAX_SEGMENTS} too, packing leaves the data section as it is"
+        )
+    } else {
+        format!(
+            "a higher cap gains nothing more: --max-segments {ENGINE_MAX_SEGMENTS} gives the same data section"
+        )
+    }
+}
+
+/// `memory 0 (32-bit): payload 4.1 MiB (2.8 MiB zeros, 1.3 MiB non-zero),
+/// segments 1,204 -> 37, with headers 4.1 MiB -> 1.3 MiB (-68%)`: the
+/// payload is what the segments carry, the sizes after it are the segments'
+/// in the data section.
 fn memory_line(m: &segpack::MemoryReport) -> String {
     let kind = match (m.index_type, m.imported) {
         (segpack::IndexType::I32, false) => "32-bit",
@@ -80,19 +129,24 @@ fn memory_line(m: &segpack::MemoryReport) -> String {
         (segpack::IndexType::I64, false) => "64-bit",
         (segpack::IndexType::I64, true) => "64-bit, imported",
     };
-    let before = format!(
-        "memory {} ({kind}): {}, {} of data ({} zeros, {} non-zero)",
+    let payload = format!(
+        "memory {} ({kind}): payload {} ({} zeros, {} non-zero)",
         m.memory_index,
-        plural(m.segments, "segment"),
         bytes(m.data_bytes),
         bytes(m.zero_bytes),
         bytes(m.non_zero_bytes),
     );
     match &m.not_packable {
-        Some(why) => format!("{before}, not packable: {}", not_packable(*why)),
+        Some(why) => format!(
+            "{payload}, {}, not packable: {}",
+            plural(m.segments, "segment"),
+            not_packable(*why)
+        ),
         None => format!(
-            "{before} -> {}, {} ({})",
-            plural(m.packed_segments, "segment"),
+            "{payload}, segments {} -> {}, with headers {} -> {} ({})",
+            group(m.segments),
+            group(m.packed_segments),
+            bytes(m.segment_bytes),
             bytes(m.packed_segment_bytes),
             percent(m.segment_bytes, m.packed_segment_bytes)
         ),
@@ -124,10 +178,10 @@ fn memory_json(m: &segpack::MemoryReport) -> serde_json::Value {
     })
 }
 
-/// `segments 1,204 -> 37, data 4.1 MiB -> 1.3 MiB (-68%), 0.21 s`
+/// `segments 1,204 -> 37, data section 4.1 MiB -> 1.3 MiB (-68%), 0.21 s`
 pub fn stats_line(r: &PackReport, seconds: f64) -> String {
     format!(
-        "segments {} -> {}, data {} -> {} ({}), {seconds:.2} s",
+        "segments {} -> {}, data section {} -> {} ({}), {seconds:.2} s",
         group(r.segments_before()),
         group(r.segments_after()),
         bytes(r.data_bytes_before()),
@@ -146,14 +200,54 @@ pub fn not_packable(why: segpack::NotPackable) -> String {
     }
 }
 
+/// A difference `verify` found, with the hint [`not_packable`] gives when
+/// the memory is not packable because it is imported.
+pub fn difference(text: &str) -> String {
+    const IMPORTED: &str = "must stay as they are: imported memory";
+    match text.strip_suffix(IMPORTED) {
+        Some(rest) => format!(
+            "{rest}must stay as they are: {}",
+            not_packable(segpack::NotPackable::ImportedMemory)
+        ),
+        None => text.to_string(),
+    }
+}
+
 /// A library warning with the command line's names for what it mentions.
 pub fn warning(text: &str) -> String {
     text.replace("the cap of ", "--max-segments ")
 }
 
+/// The library's message that the input is not WebAssembly at all, with the
+/// input's name in front: `t.txt is not a WebAssembly binary (it starts with
+/// "hell") (at offset 0x0)`. `None` for any other message.
+pub fn not_wasm(message: &str, offset: Option<u64>, name: &str) -> Option<String> {
+    if !message.starts_with("not a WebAssembly binary (") {
+        return None;
+    }
+    // Brotli has no signature; the library can only guess, the name tells.
+    let message = if name.to_ascii_lowercase().ends_with(".br") {
+        message.replace(
+            "if it is brotli-compressed, decompress it first",
+            "its name says brotli-compressed; decompress it first",
+        )
+    } else {
+        message.to_string()
+    };
+    Some(match offset {
+        Some(offset) => format!("{name} is {message} (at offset {offset:#x})"),
+        None => format!("{name} is {message}"),
+    })
+}
+
 /// `pack --json`: the totals and one object per core module.
-pub fn report_json(r: &PackReport, seconds: f64) -> serde_json::Value {
-    totals_json(r, seconds, r.modules.iter().map(module_json).collect())
+pub fn report_json(r: &PackReport, capped: Option<&Capped>, seconds: f64) -> serde_json::Value {
+    totals_json(
+        r,
+        capped,
+        seconds,
+        r.modules.iter().map(module_json).collect(),
+    )
 }
 
 fn module_json(m: &segpack::ModuleReport) -> serde_json::Value {
@@ -169,8 +263,23 @@ fn module_json(m: &segpack::ModuleReport) -> serde_json::Value {
     })
 }
 
-fn totals_json(r: &PackReport, seconds: f64, modules: Vec<serde_json::Value>) -> serde_json::Value {
+/// The totals; `at_engine_limit` is what `--max-segments 100000` would give
+/// when the user's cap held packing back, `null` otherwise.
+fn totals_json(
+    r: &PackReport,
+    capped: Option<&Capped>,
+    seconds: f64,
+    modules: Vec<serde_json::Value>,
+) -> serde_json::Value {
+    let at_engine_limit = capped.map(|c| {
+        serde_json::json!({
+            "max_segments": ENGINE_MAX_SEGMENTS,
+            "segments": c.at_engine_limit.segments_after(),
+            "data_bytes": c.at_engine_limit.data_bytes_after(),
+        })
+    });
     serde_json::json!({
+        "at_engine_limit": at_engine_limit,
         "segments_before": r.segments_before(),
         "segments_after": r.segments_after(),
         "data_bytes_before": r.data_bytes_before(),
@@ -209,22 +318,27 @@ fn bytes(n: u64) -> String {
     format!("{v:.1} {}", UNITS[unit])
 }
 
-/// The change from `before` to `after`, signed: `-68%`, `+0%`, and one
-/// decimal when it is under 1% either way (`-0.4%`).
+/// The change from `before` to `after`, one rule everywhere: `unchanged`
+/// when the sizes are equal; whole percents from 10% (`-68%`); one decimal
+/// under 10% (`-2.1%`, `-0.4%`); and `-<0.1%` / `+<0.1%` for a change that
+/// would round to 0.0%, so that a change never reads as none.
 fn percent(before: u64, after: u64) -> String {
     if before == after {
-        return "+0%".into();
+        return "unchanged".into();
     }
     if before == 0 {
         return "+100%".into();
     }
     let change = (after as f64 - before as f64) / before as f64 * 100.0;
-    if change.abs() < 0.1 {
-        format!("{change:+.2}%")
-    } else if change.abs() < 1.0 {
-        format!("{change:+.1}%")
+    let sign = if change < 0.0 { '-' } else { '+' };
+    let size = change.abs();
+    let tenths = format!("{size:.1}");
+    if size >= 10.0 {
+        format!("{sign}{size:.0}%")
+    } else if tenths != "0.0" {
+        format!("{sign}{tenths}%")
     } else {
-        format!("{change:+.0}%")
+        format!("{sign}<0.1%")
     }
 }
 
@@ -239,8 +353,15 @@ mod tests {
         assert_eq!(group(1_000_000), "1,000,000");
         assert_eq!(bytes(4_300_000), "4.1 MiB");
         assert_eq!(percent(100, 32), "-68%");
-        assert_eq!(percent(0, 0), "+0%");
+        assert_eq!(percent(0, 0), "unchanged");
+        assert_eq!(percent(7, 7), "unchanged");
         assert_eq!(percent(1000, 996), "-0.4%");
+        assert_eq!(percent(2_692_500, 2_636_115), "-2.1%");
+        assert_eq!(percent(1000, 1090), "+9.0%");
+        assert_eq!(percent(1000, 900), "-10%");
+        assert_eq!(percent(100_000, 99_940), "-0.1%");
+        assert_eq!(percent(100_000, 99_960), "-<0.1%");
+        assert_eq!(percent(100_000, 100_001), "+<0.1%");
         assert_eq!(plural(1, "segment"), "1 segment");
         assert_eq!(plural(1204, "segment"), "1,204 segments");
     }

@@ -103,18 +103,21 @@ fn in_place_output_keeps_the_files_permissions() {
     assert_eq!(mode, 0o640);
 }
 
-/// Checks `line` reads `segments N -> M, data X -> Y (P%), T s` and returns
-/// (N, M) with thousands separators removed.
+/// Checks `line` reads `segments N -> M, data section X -> Y (P), T s` (P:
+/// `-42%`, `-2.1%`, `-<0.1%` or `unchanged`) and returns (N, M) with
+/// thousands separators removed.
 fn parse_stats(line: &str) -> (u64, u64) {
     fn bad<T>(line: &str) -> T {
         panic!("not a stats line: {line:?}")
     }
     let rest = line.strip_prefix("segments ").unwrap_or_else(|| bad(line));
     let (n, rest) = rest.split_once(" -> ").unwrap_or_else(|| bad(line));
-    let (m, rest) = rest.split_once(", data ").unwrap_or_else(|| bad(line));
+    let (m, rest) = rest
+        .split_once(", data section ")
+        .unwrap_or_else(|| bad(line));
     let (x, rest) = rest.split_once(" -> ").unwrap_or_else(|| bad(line));
     let (y, rest) = rest.split_once(" (").unwrap_or_else(|| bad(line));
-    let (p, rest) = rest.split_once("%), ").unwrap_or_else(|| bad(line));
+    let (p, rest) = rest.split_once("), ").unwrap_or_else(|| bad(line));
     let t = rest.strip_suffix(" s").unwrap_or_else(|| bad(line));
     let number = |s: &str| -> u64 { s.replace(',', "").parse().unwrap_or_else(|_| bad(line)) };
     for size in [x, y] {
@@ -125,8 +128,10 @@ fn parse_stats(line: &str) -> (u64, u64) {
             "unit {unit:?} in {line:?}"
         );
     }
+    let change = p.strip_suffix('%').map(|p| p.replacen('<', "", 1));
     assert!(
-        p.starts_with(['+', '-']) && p[1..].parse::<f64>().is_ok(),
+        p == "unchanged"
+            || change.is_some_and(|c| c.starts_with(['+', '-']) && c[1..].parse::<f64>().is_ok()),
         "percent {p:?} in {line:?}"
     );
     assert!(t.parse::<f64>().is_ok(), "time {t:?} in {line:?}");
@@ -600,7 +605,7 @@ fn inspect_prints_per_module_lines_and_writes_nothing() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
     assert!(
-        lines[0].starts_with("module: segments 2 -> 2, data "),
+        lines[0].starts_with("module: segments 2 -> 2, data section "),
         "{stdout}"
     );
     parse_stats(lines[1]);
@@ -734,13 +739,13 @@ fn inspect_reports_each_memory_with_its_zero_bytes_and_what_packing_gives() {
     assert_eq!(lines.len(), 2, "{stdout}");
     assert!(
         lines[0].contains(
-            "; memory 0 (32-bit, imported): 1 segment, 13 B of data (11 B zeros, 2 B non-zero), not packable: imported memory (pass --zero-filled-imports if the host zeroes it)"
+            "; memory 0 (32-bit, imported): payload 13 B (11 B zeros, 2 B non-zero), 1 segment, not packable: imported memory (pass --zero-filled-imports if the host zeroes it)"
         ),
         "{stdout}"
     );
     assert!(
         lines[0].contains(
-            "; memory 1 (32-bit): 1 segment, 30 B of data (20 B zeros, 10 B non-zero) -> 2 segments, "
+            "; memory 1 (32-bit): payload 30 B (20 B zeros, 10 B non-zero), segments 1 -> 2, with headers "
         ),
         "{stdout}"
     );
@@ -783,7 +788,7 @@ fn inspect_reports_each_memory_with_its_zero_bytes_and_what_packing_gives() {
         .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
-        stdout.contains("memory 0 (32-bit, imported): 1 segment, 13 B of data (11 B zeros, 2 B non-zero) -> 2 segments"),
+        stdout.contains("memory 0 (32-bit, imported): payload 13 B (11 B zeros, 2 B non-zero), segments 1 -> 2, with headers "),
         "{stdout}"
     );
     assert_eq!(listing(dir.path()), ["two.wasm"]);
