@@ -27,6 +27,7 @@ use crate::{PackOptions, PackReport, Plan};
 /// # Ok::<(), segpack::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MemoryReport {
     /// The memory's index in its module.
     pub memory_index: u32,
@@ -68,6 +69,7 @@ pub struct MemoryReport {
 /// # Ok::<(), segpack::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Inspection {
     /// The report [`pack_module`](crate::pack_module) would return.
     pub report: PackReport,

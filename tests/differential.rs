@@ -377,9 +377,7 @@ fn check_module(wasm: &[u8], rng: &mut Rng, tally: &mut Tally, gc: bool) -> Vec<
         let verdict = segpack::verify(
             wasm,
             &out,
-            &VerifyOptions {
-                zero_filled_imports: options.zero_filled_imports,
-            },
+            &VerifyOptions::default().with_zero_filled_imports(options.zero_filled_imports),
         )
         .unwrap_or_else(|e| panic!("{what}: segpack::verify fails: {e}"));
         assert_eq!(verdict, None, "{what}: segpack::verify finds a difference");

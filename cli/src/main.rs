@@ -1,6 +1,8 @@
 //! The `segpack` command: parses arguments, opens files, prints. The work is
 //! in the library.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod files;
 mod render;
 #[cfg(unix)]
@@ -355,9 +357,8 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
 fn verify(args: VerifyArgs) -> Result<(), Failure> {
     let original = Input::open(Some(&args.original))?;
     let packed = Input::open(Some(&args.packed))?;
-    let options = segpack::VerifyOptions {
-        zero_filled_imports: args.zero_filled_imports,
-    };
+    let options =
+        segpack::VerifyOptions::default().with_zero_filled_imports(args.zero_filled_imports);
     let (a, b) = (args.original.display(), args.packed.display());
     // The library says which side; the file's name goes after that, as
     // `pack` and `inspect` put it in front.

@@ -265,9 +265,7 @@ fn reordered_overlapping_segments_are_caught() {
         "the memory is not packable, so its segments must stay as they are: imported memory",
     );
     // With --zero-filled-imports their images are compared instead.
-    let zero = VerifyOptions {
-        zero_filled_imports: true,
-    };
+    let zero = VerifyOptions::default().with_zero_filled_imports(true);
     assert_eq!(check_with(&imported, &swapped, &zero), None);
 }
 
@@ -399,9 +397,8 @@ fn every_corpus_file_verifies_against_its_packings() {
             PackOptions::default().with_zero_filled_imports(true),
         ] {
             let (packed, _) = pack_with(&original, &options);
-            let verify = VerifyOptions {
-                zero_filled_imports: options.zero_filled_imports,
-            };
+            let verify =
+                VerifyOptions::default().with_zero_filled_imports(options.zero_filled_imports);
             assert_eq!(
                 check_with(&original, &packed, &verify),
                 None,

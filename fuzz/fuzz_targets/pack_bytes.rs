@@ -123,9 +123,7 @@ fuzz_target!(|data: &[u8]| {
     }
     statics::assert_validates(&out, "the packed binary");
     statics::assert_same_static_images(wasm, &out, options.zero_filled_imports);
-    let verify = segpack::VerifyOptions {
-        zero_filled_imports: options.zero_filled_imports,
-    };
+    let verify = segpack::VerifyOptions::default().with_zero_filled_imports(options.zero_filled_imports);
     match segpack::verify(wasm, &out, &verify) {
         Ok(None) => {}
         Ok(Some(difference)) => panic!("segpack::verify finds a difference: {difference}"),

@@ -136,9 +136,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         out.len(),
         input.len()
     );
-    let verify = segpack::VerifyOptions {
-        zero_filled_imports: options.zero_filled_imports,
-    };
+    let verify = segpack::VerifyOptions::default().with_zero_filled_imports(options.zero_filled_imports);
     match segpack::verify(&input, &out, &verify) {
         Ok(None) => {}
         Ok(Some(difference)) => panic!("segpack::verify finds a difference: {difference}"),

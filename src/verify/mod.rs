@@ -39,14 +39,23 @@ use sections::{first_difference_note, names_compatible, section_name};
 /// How to [`verify`](crate::verify()).
 ///
 /// ```
-/// let options = segpack::VerifyOptions { zero_filled_imports: true };
+/// let options = segpack::VerifyOptions::default().with_zero_filled_imports(true);
 /// assert_ne!(options, segpack::VerifyOptions::default());
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VerifyOptions {
     /// Imported memories were packed as zero-filled (the `pack` option of
     /// the same name): compare their images instead of their segments.
     pub zero_filled_imports: bool,
+}
+
+impl VerifyOptions {
+    /// Sets [`zero_filled_imports`](Self::zero_filled_imports).
+    pub fn with_zero_filled_imports(mut self, zero_filled_imports: bool) -> Self {
+        self.zero_filled_imports = zero_filled_imports;
+        self
+    }
 }
 
 /// The first way in which a packed binary does not behave as its original,
@@ -60,6 +69,7 @@ pub struct VerifyOptions {
 /// # Ok::<(), segpack::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Difference {
     /// Where the module is inside a component, e.g. `core module 0`; empty
     /// for a top-level module.
