@@ -5,13 +5,15 @@
 
 use std::ops::Range;
 
-use wasmparser::{
-    BinaryReader, Chunk, DataKind, Encoding, FuncValidatorAllocations, Operator, Parser, Payload,
-    TypeRef, ValidPayload, Validator, WasmFeatures,
-};
+use wasmparser::{BinaryReader, Chunk, DataKind, Encoding, Operator, Parser, Payload, TypeRef};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::segment::IndexType;
+
+mod slots;
+mod validate;
+use slots::{data_slots_used, element_slots_used, offset_slots_used, slots_named_by};
+pub(crate) use validate::{KnownHeaders, validate};
 
 /// Section ids of core modules (binary format §5.5.2).
 pub(crate) const CUSTOM_SECTION: u8 = 0;
@@ -123,77 +125,6 @@ impl<'r> ReleaseBehind<'r> {
     }
 }
 
-/// Validates the whole input (core modules and components, every feature
-/// wasmparser knows), so planning can trust its structure.
-///
-/// Data sections are handed to the validator as their headers only (each
-/// payload cut to length 0): the validator never looks at payload bytes, and
-/// reading just the headers lets `release` drop the pages behind us as we go,
-/// where touching one header per page would otherwise map the whole file.
-///
-/// An error inside a component names the nested binary it is in
-/// ("in component 0 / core module 1: …").
-pub(crate) fn validate(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result<KnownHeaders> {
-    crate::sniff::check(input)?;
-    validate_all(input, release).map_err(|e| match e.offset() {
-        Some(offset) => {
-            let path = short_path(&nested_path_at(input, offset as usize));
-            e.in_context(&path)
-        }
-        None => e,
-    })
-}
-
-fn validate_all(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result<KnownHeaders> {
-    let mut validator = Validator::new_with_features(WasmFeatures::all());
-    let mut functions = Vec::new();
-    let mut known = KnownHeaders::default();
-    for payload in Parser::new(0).parse_all(input) {
-        let payload = payload?;
-        check_count(&payload)?;
-        let valid = match &payload {
-            Payload::DataSection(reader) => {
-                let (valid, headers) =
-                    validate_data_section(&mut validator, input, reader, release)?;
-                known
-                    .sections
-                    .insert(reader.range().start as usize, headers);
-                valid
-            }
-            _ => validator.payload(&payload)?,
-        };
-        if let ValidPayload::Func(func, body) = valid {
-            functions.push((func, body));
-        }
-    }
-    let mut allocations = FuncValidatorAllocations::default();
-    for (func, body) in functions {
-        let mut validator = func.into_validator(allocations);
-        validator.validate(&body)?;
-        allocations = validator.into_allocations();
-    }
-    Ok(known)
-}
-
-/// The segment headers of every data section, copied out by validation, so
-/// that planning reads them without touching the input again: each header
-/// sits on its own page of a snapshot, and a second walk would fault every
-/// one of them in again.
-#[derive(Debug, Default)]
-pub(crate) struct KnownHeaders {
-    /// By the offset of the section's contents.
-    sections: std::collections::HashMap<usize, DataHeaders>,
-}
-
-/// One data section's headers: a valid data section of the same count whose
-/// payloads are all empty, and each segment's range and payload range in the
-/// input.
-#[derive(Debug)]
-struct DataHeaders {
-    headers: Vec<u8>,
-    segments: Vec<(Range<usize>, Range<usize>)>,
-}
-
 /// Names the nested binaries of one component as reports and errors do:
 /// "core module N" and "component N", numbered per kind in section order,
 /// after the parent's path and " / ".
@@ -290,159 +221,6 @@ pub(crate) fn nested_path_at(input: &[u8], offset: usize) -> String {
                 continue 'binary;
             }
         }
-    }
-}
-
-/// Refuses a section whose entry count cannot fit its size (every entry
-/// takes at least one byte). The validator reserves room for the claimed
-/// count before reading an entry, so a lying count would otherwise cost an
-/// allocation far bigger than the input (SPEC §5).
-fn check_count(payload: &Payload<'_>) -> Result<()> {
-    macro_rules! counts {
-        ($($variant:ident),* $(,)?) => {
-            match payload {
-                $(Payload::$variant(r) => (r.count(), r.range()),)*
-                _ => return Ok(()),
-            }
-        };
-    }
-    let (count, range) = counts!(
-        TypeSection,
-        ImportSection,
-        FunctionSection,
-        TableSection,
-        MemorySection,
-        TagSection,
-        GlobalSection,
-        ExportSection,
-        ElementSection,
-        DataSection,
-        InstanceSection,
-        CoreTypeSection,
-        ComponentInstanceSection,
-        ComponentAliasSection,
-        ComponentTypeSection,
-        ComponentCanonicalSection,
-        ComponentImportSection,
-        ComponentExportSection,
-    );
-    if u64::from(count) > range.end - range.start {
-        return Err(Error::malformed(
-            format!(
-                "section claims {count} entries in {} bytes",
-                range.end - range.start
-            ),
-            range.start,
-        ));
-    }
-    Ok(())
-}
-
-/// Validates a data section through a copy of its segment headers.
-fn validate_data_section<'a>(
-    validator: &mut Validator,
-    input: &[u8],
-    reader: &wasmparser::DataSectionReader<'a>,
-    release: &(dyn Fn(&[u8]) + Sync),
-) -> Result<(ValidPayload<'a>, DataHeaders)> {
-    let section_start = reader.range().start as usize;
-    let mut headers = Vec::new();
-    wasm_encoder::Encode::encode(&reader.count(), &mut headers);
-    // Where each segment's header starts in `headers` (its input offset is
-    // `segments[i].0.start`), to report errors at the input's offsets.
-    // The count is the file's claim: never reserve for more segments than
-    // the section's bytes could hold (each takes at least 3 bytes).
-    let most = (reader.range().end - reader.range().start) as usize / 3;
-    let mut starts: Vec<usize> = Vec::with_capacity((reader.count() as usize).min(most));
-    let mut segments: Vec<(Range<usize>, Range<usize>)> = Vec::with_capacity(starts.capacity());
-    let mut behind = ReleaseBehind::new(release, section_start);
-    for data in reader.clone() {
-        let data = data?;
-        let start = data.range.start as usize;
-        let payload = data.data.as_ptr() as usize - input.as_ptr() as usize;
-        segments.push((
-            start..data.range.end as usize,
-            payload..payload + data.data.len(),
-        ));
-        behind.advance(input, start);
-        let mut r = BinaryReader::new(&input[start..], start as u64);
-        let flags = r.read_var_u32()?;
-        if flags == 2 {
-            r.read_var_u32()?;
-        }
-        if flags != 1 {
-            r.read::<wasmparser::ConstExpr<'_>>()?;
-        }
-        starts.push(headers.len());
-        headers.extend_from_slice(&input[start..start + r.current_position()]);
-        headers.push(0); // payload length 0
-    }
-    behind.finish(input, reader.range().end as usize);
-    let synthetic = wasmparser::DataSectionReader::new(BinaryReader::new(&headers, 0))?;
-    validator
-        .payload(&Payload::DataSection(synthetic))
-        .map_err(|e| {
-            let at = e.offset();
-            let i = starts.partition_point(|&h| h as u64 <= at);
-            let original = match i {
-                0 => section_start as u64,
-                _ => (segments[i - 1].0.start + (at as usize - starts[i - 1])) as u64,
-            };
-            Error::malformed(e.message().to_string(), original)
-        })?;
-    Ok((ValidPayload::Ok, DataHeaders { headers, segments }))
-}
-
-/// One more than the highest data segment index named in `ops`, or `used`
-/// if that is higher.
-fn slots_named_by(mut ops: wasmparser::OperatorsReader<'_>, mut used: u32) -> Result<u32> {
-    while !ops.eof() {
-        if let Some(index) = crate::rules::named_data_index(&ops.read()?) {
-            used = used.max(index.saturating_add(1));
-        }
-    }
-    Ok(used)
-}
-
-/// One more than the highest data segment index that the function bodies
-/// in the code section at `code` name, 0 when they name none.
-fn data_slots_used(input: &[u8], code: Range<usize>) -> Result<u32> {
-    let reader = wasmparser::CodeSectionReader::new(BinaryReader::new(
-        &input[code.clone()],
-        code.start as u64,
-    ))?;
-    let mut used = 0;
-    for body in reader {
-        used = slots_named_by(body?.get_operators_reader()?, used)?;
-    }
-    Ok(used)
-}
-
-/// As [`data_slots_used`], for the constant expressions of an element
-/// section (offsets and items).
-fn element_slots_used(reader: &wasmparser::ElementSectionReader<'_>) -> Result<u32> {
-    let mut used = 0;
-    for element in reader.clone() {
-        let element = element?;
-        if let wasmparser::ElementKind::Active { offset_expr, .. } = &element.kind {
-            used = slots_named_by(offset_expr.get_operators_reader(), used)?;
-        }
-        if let wasmparser::ElementItems::Expressions(_, items) = element.items {
-            for item in items {
-                used = slots_named_by(item?.get_operators_reader(), used)?;
-            }
-        }
-    }
-    Ok(used)
-}
-
-/// As [`data_slots_used`], for a data segment's offset expression.
-fn offset_slots_used(data: &wasmparser::Data<'_>, used: u32) -> Result<u32> {
-    match &data.kind {
-        DataKind::Active { offset_expr, .. } => {
-            slots_named_by(offset_expr.get_operators_reader(), used)
-        }
-        DataKind::Passive => Ok(used),
     }
 }
 
@@ -718,70 +496,5 @@ impl Module<'_> {
                 Some(*offset as u64),
             )
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every instruction that names a data segment, as the test knows them:
-    /// its wasmparser name and its text form naming segment 3.
-    const NAMING: [(&str, &str); 4] = [
-        (
-            "MemoryInit",
-            "(memory.init 3 (i32.const 0) (i32.const 0) (i32.const 0))",
-        ),
-        ("DataDrop", "(data.drop 3)"),
-        (
-            "ArrayNewData",
-            "(drop (array.new_data $a 3 (i32.const 0) (i32.const 0)))",
-        ),
-        (
-            "ArrayInitData",
-            "(array.init_data $a 3 (array.new_default $a (i32.const 0)) (i32.const 0) (i32.const 0) (i32.const 0))",
-        ),
-    ];
-
-    /// wasmparser's operators with a field that holds a data segment index.
-    fn operators_with_a_data_index() -> Vec<&'static str> {
-        macro_rules! collect {
-            ($( @$proposal:ident $op:ident $({ $($arg:ident: $argty:ty),* })? => $visit:ident ($($ann:tt)*) )*) => {{
-                let mut found = Vec::new();
-                $(
-                    let fields: &[&str] = &[$($(stringify!($arg)),*)?];
-                    if fields.iter().any(|f| f.ends_with("data_index")) {
-                        found.push(stringify!($op));
-                    }
-                )*
-                found
-            }};
-        }
-        wasmparser::for_each_operator!(collect)
-    }
-
-    /// The list here, wasmparser's operators and `rules::named_data_index` agree: a
-    /// new instruction that names data segments fails this test until it is
-    /// added to both.
-    #[test]
-    fn every_instruction_that_names_a_data_segment_is_known() {
-        let mut ours: Vec<&str> = NAMING.iter().map(|(name, _)| *name).collect();
-        let mut theirs = operators_with_a_data_index();
-        ours.sort_unstable();
-        theirs.sort_unstable();
-        assert_eq!(ours, theirs);
-        for (name, instruction) in NAMING {
-            let module = wat::parse_str(format!(
-                r#"(module (type $a (array (mut i8))) (memory 1)
-                     (data "0") (data "1") (data "2") (data "3") (data "4")
-                     (func {instruction}))"#
-            ))
-            .unwrap();
-            let parsed = parse(&module, 0..module.len(), &|_| {}).unwrap();
-            let Binary::Module(m) = parsed else {
-                panic!("not a module")
-            };
-            assert_eq!(m.data_slots_used, 4, "{name}");
-        }
     }
 }
