@@ -22,8 +22,8 @@ impl<'a> Plan<'a> {
     /// Validates and plans `input`, a core module or component.
     ///
     /// # Errors
-    /// [`ErrorKind::Malformed`] when the input is not a valid binary,
-    /// [`ErrorKind::Relocatable`] for object files.
+    /// [`ErrorKind::Malformed`](crate::ErrorKind::Malformed) when the input is not a valid binary,
+    /// [`ErrorKind::Relocatable`](crate::ErrorKind::Relocatable) for object files.
     ///
     /// ```
     /// let input = wat::parse_str("(module (memory 1) (data (i32.const 8) \"\\00\\00hi\"))").unwrap();
@@ -214,7 +214,7 @@ impl<W: Write> Write for Counting<'_, W> {
 /// is written.
 ///
 /// # Errors
-/// See [`Plan::new`]; [`ErrorKind::Io`] when writing fails.
+/// See [`Plan::new`]; [`ErrorKind::Io`](crate::ErrorKind::Io) when writing fails.
 ///
 /// ```
 /// let input = wat::parse_str("(module (memory 1) (data (i32.const 0) \"x\\00\\00\\00\\00\\00\\00\\00\\00y\"))").unwrap();

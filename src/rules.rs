@@ -1,12 +1,11 @@
-//! The rules of SPEC §2 and §3, each written once: when a memory may be
-//! re-packed, when the data section must be left as it is because
-//! instantiation traps, what a memory's image is, and which data segment
-//! indices code names. Packing and inspecting call these; `verify` keeps
-//! its own on purpose (see its module docs).
+//! The rules of SPEC §2, each written once: when a memory may be re-packed,
+//! when the data section must be left as it is because instantiation traps,
+//! and what a memory's image is. Packing and inspecting call these; `verify`
+//! keeps its own on purpose (see its module docs). SPEC §3's input, which
+//! data segment indices code names, is read with the module
+//! (`crate::parse::slots`); the layout it constrains is `crate::pack`'s.
 
 use std::fmt;
-
-use wasmparser::Operator;
 
 use crate::PackOptions;
 use crate::parse::{DataSegment, Module, Placement};
@@ -139,23 +138,5 @@ pub(crate) fn image<'a>(module: &Module<'a>, memory_index: usize) -> MemoryImage
         memory_index: memory_index as u32,
         index_type: module.memories[memory_index].index_type,
         pieces: plan::overlay(&segments),
-    }
-}
-
-/// SPEC §3: the data segment index an instruction names, if it names one.
-/// The slot rule keeps every such index valid. An instruction the spec adds
-/// later is one more line here (and in the test's list, which checks this
-/// one against every operator of wasmparser that carries a data index).
-pub(crate) fn named_data_index(op: &Operator<'_>) -> Option<u32> {
-    match *op {
-        Operator::MemoryInit { data_index, .. } => Some(data_index),
-        Operator::DataDrop { data_index } => Some(data_index),
-        Operator::ArrayNewData {
-            array_data_index, ..
-        } => Some(array_data_index),
-        Operator::ArrayInitData {
-            array_data_index, ..
-        } => Some(array_data_index),
-        _ => None,
     }
 }

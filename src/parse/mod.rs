@@ -78,7 +78,7 @@ pub(crate) struct Module<'a> {
     /// The first custom section that marks a relocatable object, and where.
     pub relocatable: Option<(String, usize)>,
     /// One more than the highest data segment index any instruction names
-    /// (see [`crate::rules::named_data_index`]), in function bodies or in constant
+    /// (see `slots::named_data_index`), in function bodies or in constant
     /// expressions, 0 when none does. Function bodies that name one need a
     /// data count section, so the code is only read when there is one.
     pub data_slots_used: u32,

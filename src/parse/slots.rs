@@ -1,12 +1,30 @@
 //! The slot rule's input (SPEC §3): the highest data segment index that
 //! any instruction names, in function bodies and in constant expressions.
-//! Which instructions name one is `crate::rules::named_data_index`.
+//! Which instructions name one is [`named_data_index`].
 
 use std::ops::Range;
 
-use wasmparser::{BinaryReader, DataKind};
+use wasmparser::{BinaryReader, DataKind, Operator};
 
 use crate::error::Result;
+
+/// SPEC §3: the data segment index an instruction names, if it names one.
+/// The slot rule keeps every such index valid. An instruction the spec adds
+/// later is one more line here (and in the test's list, which checks this
+/// one against every operator of wasmparser that carries a data index).
+pub(crate) fn named_data_index(op: &Operator<'_>) -> Option<u32> {
+    match *op {
+        Operator::MemoryInit { data_index, .. } => Some(data_index),
+        Operator::DataDrop { data_index } => Some(data_index),
+        Operator::ArrayNewData {
+            array_data_index, ..
+        } => Some(array_data_index),
+        Operator::ArrayInitData {
+            array_data_index, ..
+        } => Some(array_data_index),
+        _ => None,
+    }
+}
 
 /// One more than the highest data segment index named in `ops`, or `used`
 /// if that is higher.
@@ -15,7 +33,7 @@ pub(super) fn slots_named_by(
     mut used: u32,
 ) -> Result<u32> {
     while !ops.eof() {
-        if let Some(index) = crate::rules::named_data_index(&ops.read()?) {
+        if let Some(index) = named_data_index(&ops.read()?) {
             used = used.max(index.saturating_add(1));
         }
     }
@@ -103,7 +121,7 @@ mod tests {
         wasmparser::for_each_operator!(collect)
     }
 
-    /// The list here, wasmparser's operators and `rules::named_data_index` agree: a
+    /// The list here, wasmparser's operators and `named_data_index` agree: a
     /// new instruction that names data segments fails this test until it is
     /// added to both.
     #[test]
