@@ -186,6 +186,8 @@ impl Input {
         };
         drop(pending);
         if let Some(done) = flush {
+            #[cfg(not(unix))]
+            let _ = done;
             #[cfg(unix)]
             // SAFETY: the map is a read-only shared mapping of a file; dropping
             // its pages only unmaps them, and a later read faults the same
@@ -244,12 +246,17 @@ pub fn write_atomically(target: &Path, write: impl FnOnce(&File) -> io::Result<(
         _ => {}
     }
     // A symbolic link stays one: the file it points to is replaced.
+    #[cfg(not(target_os = "wasi"))]
     let resolved = std::fs::canonicalize(target).ok();
+    // WASI has no realpath: the npm launcher hands over the link's target.
+    #[cfg(target_os = "wasi")]
+    let resolved: Option<PathBuf> = None;
     let target = resolved.as_deref().unwrap_or(target);
     let dir = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    #[cfg(not(target_os = "wasi"))]
     let temp = tempfile::Builder::new()
         .prefix(".segpack-")
         .suffix(".tmp")
@@ -273,10 +280,22 @@ pub fn write_atomically(target: &Path, write: impl FnOnce(&File) -> io::Result<(
                 e,
             )
         })?;
+    #[cfg(target_os = "wasi")]
+    let temp = wasi::Temp::create_in(&dir).map_err(|e| {
+        Error::io(
+            format!("cannot create a temporary file in {}", dir.display()),
+            e,
+        )
+    })?;
+    #[cfg(not(target_os = "wasi"))]
     let file = &temp.as_file().0;
+    #[cfg(target_os = "wasi")]
+    let file = temp.file();
     write(file).map_err(|e| Error::io(format!("cannot write {name}"), e))?;
     // Temporary files are private (0600); the result should look like any
-    // file the user writes: the target's old permissions, or 0644.
+    // file the user writes: the target's old permissions, or 0644. (WASI has
+    // no permissions: its files are created as the host makes them.)
+    #[cfg(not(target_os = "wasi"))]
     match existing {
         Ok(meta) => {
             let _ = file.set_permissions(meta.permissions());
@@ -294,8 +313,12 @@ pub fn write_atomically(target: &Path, write: impl FnOnce(&File) -> io::Result<(
     // a crash leaves the old file or the new one, never a partial one.
     file.sync_all()
         .map_err(|e| Error::io(format!("cannot write {name}"), e))?;
+    #[cfg(not(target_os = "wasi"))]
     temp.persist(target)
         .map_err(|e| Error::io(format!("cannot replace {name}"), e.error))?;
+    #[cfg(target_os = "wasi")]
+    temp.persist(target)
+        .map_err(|e| Error::io(format!("cannot replace {name}"), e))?;
     sync_directory(&dir).map_err(|e| Error::io(format!("cannot sync {}", dir.display()), e))?;
     Ok(())
 }
@@ -311,4 +334,74 @@ fn sync_directory(dir: &Path) -> io::Result<()> {
 #[cfg(not(unix))]
 fn sync_directory(_: &Path) -> io::Result<()> {
     Ok(())
+}
+
+/// WASI has no `tempfile` (no process id, no `O_TMPFILE`) and no signals to
+/// clean up after: a temporary file named `.segpack-<random>-<n>.tmp`,
+/// created with `create_new` beside the target and removed unless renamed.
+#[cfg(target_os = "wasi")]
+mod wasi {
+    use std::fs::File;
+    use std::hash::BuildHasher;
+    use std::io;
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Temporary files created by this process so far.
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+    /// A temporary file, removed when dropped unless [`persist`](Temp::persist)ed.
+    pub struct Temp {
+        path: PathBuf,
+        file: File,
+        kept: bool,
+    }
+
+    impl Temp {
+        /// Creates a new, empty temporary file in `dir`.
+        pub fn create_in(dir: &Path) -> io::Result<Temp> {
+            // There is no process id on WASI: a random number (WASI's
+            // `random_get`, through the hasher's keys) stands in for it.
+            let id = std::collections::hash_map::RandomState::new().hash_one(0u8) as u32;
+            loop {
+                let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+                let path = dir.join(format!(".segpack-{id:08x}-{n}.tmp"));
+                match File::options()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                {
+                    Ok(file) => {
+                        return Ok(Temp {
+                            path,
+                            file,
+                            kept: false,
+                        });
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 100 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+
+        pub fn file(&self) -> &File {
+            &self.file
+        }
+
+        /// Renames the file to `target`, replacing what is there.
+        pub fn persist(mut self, target: &Path) -> io::Result<()> {
+            std::fs::rename(&self.path, target)?;
+            self.kept = true;
+            Ok(())
+        }
+    }
+
+    impl Drop for Temp {
+        fn drop(&mut self) {
+            if !self.kept {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
 }

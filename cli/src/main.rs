@@ -4,6 +4,10 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod files;
+// No progress bar on WASI: a stand-in that draws nothing.
+#[cfg(target_os = "wasi")]
+#[path = "no_progress.rs"]
+mod indicatif;
 mod render;
 #[cfg(unix)]
 mod signals;
@@ -314,7 +318,7 @@ fn wants_progress(len: u64) -> bool {
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(PROGRESS_MIN_BYTES);
-    len >= min && std::io::stderr().is_terminal()
+    len >= min && std::io::stderr().is_terminal() && cfg!(not(target_os = "wasi"))
 }
 
 /// Writes `text` to stdout; a reader that went away (`segpack inspect x |

@@ -7,7 +7,9 @@
 
 use std::fs::File;
 use std::io::{self, Write};
+#[cfg(any(unix, windows))]
 use std::sync::Mutex;
+#[cfg(any(unix, windows))]
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use segpack::{Chunk, Plan};
@@ -19,6 +21,7 @@ use crate::files::Input;
 const WRITE_BLOCK: usize = 256 * 1024;
 
 /// A block of the output: `len` bytes from `skip` bytes into chunk `chunk`.
+#[cfg_attr(target_os = "wasi", allow(dead_code))] // the block writer is not built there
 #[derive(Debug, Clone, Copy)]
 struct Block {
     chunk: usize,
@@ -131,6 +134,7 @@ fn write_blocks(plan: &Plan<'_>, _: &Input, out: &File, _: usize) -> io::Result<
 }
 
 /// Cuts the output into blocks of `size` bytes (the last one shorter).
+#[cfg_attr(target_os = "wasi", allow(dead_code))]
 fn blocks(chunks: &[Chunk<'_>], size: u64) -> Vec<Block> {
     let mut blocks = Vec::new();
     let mut block = Block {
@@ -163,6 +167,7 @@ fn blocks(chunks: &[Chunk<'_>], size: u64) -> Vec<Block> {
     blocks
 }
 
+#[cfg_attr(target_os = "wasi", allow(dead_code))]
 fn chunk_len(chunk: &Chunk<'_>) -> u64 {
     match chunk {
         Chunk::Input(r) => r.end - r.start,
