@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// `segpack` from npm: the segpack CLI, built for wasm32-wasip1, run by Node's
+// WASI. Arguments, standard input and output, messages and exit statuses are
+// the native CLI's; see ../README.md.
+import { chmodSync, statSync } from 'node:fs';
+import v8 from 'node:v8';
+
+import { mapArguments } from '../lib/args.js';
+import { module, run } from '../lib/wasi.js';
+
+// Never touch process.stdout, process.stderr or process.stdin (nor import
+// node:process, whose ESM facade reads them all): creating those streams
+// makes the descriptors non-blocking, and the module's writes to a full pipe
+// would then fail with EAGAIN. The module reads and writes fds 0-2 itself.
+
+// Baseline compiler only: segpack's hot loops are simple, and the optimizing
+// compiler's tier-up costs about 10 MiB of peak memory for no measurable time.
+// (This process runs nothing else; the JS API leaves V8's flags alone.)
+v8.setFlagsFromString('--liftoff-only');
+
+const { args, preopens, output } = mapArguments(process.argv.slice(2));
+const before = output === null ? null : stat(output);
+const status = run(await module(), { args, preopens, env: { ...process.env } });
+
+// WASI has no file permissions: the output is created as the host makes it.
+// The native CLI keeps an existing target's permissions and makes a new
+// file 0644; do the same after the rename.
+if (status === 0 && output !== null && process.platform !== 'win32') {
+  const after = stat(output);
+  const mode = before?.isFile() ? before.mode & 0o7777 : 0o644;
+  if (after?.isFile() && (before === null || before.isFile()) && (after.mode & 0o7777) !== mode) {
+    try {
+      chmodSync(output, mode);
+    } catch {
+      // Not ours to fix: the file is written.
+    }
+  }
+}
+process.exitCode = status;
+
+function stat(p) {
+  try {
+    return statSync(p);
+  } catch {
+    return null;
+  }
+}
