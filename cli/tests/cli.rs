@@ -7,7 +7,7 @@ mod support;
 use std::fs;
 use std::path::Path;
 
-use support::cli::{assert_one_error_line, listing, segpack, write};
+use support::cli::{assert_one_error_line, listing, pack_args, pack_to, segpack, write};
 use support::read::*;
 use support::wasm::write_uleb;
 use tempfile::TempDir;
@@ -28,14 +28,7 @@ fn pack_file_to_file(input: &[u8]) -> Vec<u8> {
     let dir = TempDir::new().unwrap();
     let src = write(&dir, "in.wasm", input);
     let dst = dir.path().join("out.wasm");
-    segpack()
-        .arg("pack")
-        .arg(&src)
-        .arg("-o")
-        .arg(&dst)
-        .assert()
-        .success()
-        .stdout("");
+    pack_to(&src, &dst).assert().success().stdout("");
     fs::read(&dst).unwrap()
 }
 
@@ -73,13 +66,7 @@ fn output_may_name_the_input_itself() {
     let expected = pack_file_to_file(&input);
     let dir = TempDir::new().unwrap();
     let path = write(&dir, "snap.wasm", &input);
-    segpack()
-        .arg("pack")
-        .arg(&path)
-        .arg("-o")
-        .arg(&path)
-        .assert()
-        .success();
+    pack_to(&path, &path).assert().success();
     assert_eq!(fs::read(&path).unwrap(), expected);
     // No temporary file left beside it.
     assert_eq!(listing(dir.path()), ["snap.wasm"]);
@@ -92,13 +79,7 @@ fn in_place_output_keeps_the_files_permissions() {
     let dir = TempDir::new().unwrap();
     let path = write(&dir, "snap.wasm", &packable());
     fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
-    segpack()
-        .arg("pack")
-        .arg(&path)
-        .arg("-o")
-        .arg(&path)
-        .assert()
-        .success();
+    pack_to(&path, &path).assert().success();
     let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o640);
 }
@@ -142,11 +123,7 @@ fn parse_stats(line: &str) -> (u64, u64) {
 fn stats_prints_one_summary_line_on_stderr() {
     let dir = TempDir::new().unwrap();
     let src = write(&dir, "in.wasm", &packable());
-    let out = segpack()
-        .arg("pack")
-        .arg(&src)
-        .arg("-o")
-        .arg(dir.path().join("out.wasm"))
+    let out = pack_to(&src, dir.path().join("out.wasm"))
         .arg("--stats")
         .output()
         .unwrap();
@@ -269,13 +246,7 @@ fn malformed_input_is_refused_without_creating_the_output() {
         let dir = TempDir::new().unwrap();
         let src = write(&dir, "in.wasm", &bytes);
         let dst = dir.path().join("out.wasm");
-        let out = segpack()
-            .arg("pack")
-            .arg(&src)
-            .arg("-o")
-            .arg(&dst)
-            .output()
-            .unwrap();
+        let out = pack_to(&src, &dst).output().unwrap();
         assert_one_error_line_with_offset(what, &out);
         assert!(out.stdout.is_empty(), "{what}");
         assert!(!dst.exists(), "{what}: output file created");
@@ -290,25 +261,13 @@ fn malformed_input_leaves_an_existing_output_untouched() {
         let dir = TempDir::new().unwrap();
         let src = write(&dir, "in.wasm", &bytes);
         let dst = write(&dir, "out.wasm", b"precious bytes");
-        let out = segpack()
-            .arg("pack")
-            .arg(&src)
-            .arg("-o")
-            .arg(&dst)
-            .output()
-            .unwrap();
+        let out = pack_to(&src, &dst).output().unwrap();
         assert_one_error_line_with_offset(what, &out);
         assert_eq!(fs::read(&dst).unwrap(), b"precious bytes", "{what}");
         assert_eq!(listing(dir.path()), ["in.wasm", "out.wasm"], "{what}");
 
         // In place: the input is left as it was.
-        let out = segpack()
-            .arg("pack")
-            .arg(&src)
-            .arg("-o")
-            .arg(&src)
-            .output()
-            .unwrap();
+        let out = pack_to(&src, &src).output().unwrap();
         assert_one_error_line_with_offset(what, &out);
         assert_eq!(fs::read(&src).unwrap(), bytes, "{what}");
     }
@@ -353,13 +312,7 @@ fn huge_data_segment_count_is_an_error_not_an_allocation() {
     let dir = TempDir::new().unwrap();
     let src = write(&dir, "in.wasm", &bytes);
     let dst = dir.path().join("out.wasm");
-    let out = segpack()
-        .arg("pack")
-        .arg(&src)
-        .arg("-o")
-        .arg(&dst)
-        .output()
-        .unwrap();
+    let out = pack_to(&src, &dst).output().unwrap();
     assert_one_error_line_with_offset("data segment count of 2^32 - 1", &out);
     assert!(!dst.exists());
 }
@@ -368,11 +321,7 @@ fn huge_data_segment_count_is_an_error_not_an_allocation() {
 fn missing_input_file_is_an_io_error() {
     let dir = TempDir::new().unwrap();
     let dst = dir.path().join("out.wasm");
-    let out = segpack()
-        .arg("pack")
-        .arg(dir.path().join("nope.wasm"))
-        .arg("-o")
-        .arg(&dst)
+    let out = pack_to(dir.path().join("nope.wasm"), &dst)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -385,11 +334,7 @@ fn missing_input_file_is_an_io_error() {
 fn output_into_a_missing_directory_is_an_io_error() {
     let dir = TempDir::new().unwrap();
     let src = write(&dir, "in.wasm", &packable());
-    let out = segpack()
-        .arg("pack")
-        .arg(&src)
-        .arg("-o")
-        .arg(dir.path().join("no/such/dir/out.wasm"))
+    let out = pack_to(&src, dir.path().join("no/such/dir/out.wasm"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -413,24 +358,13 @@ fn usage_errors_exit_with_status_two() {
         &["extra-positional"],
     ];
     for args in cases {
-        let out = segpack()
-            .arg("pack")
-            .arg(&src)
-            .arg("-o")
-            .arg(&dst)
-            .args(args)
-            .output()
-            .unwrap();
+        let out = pack_to(&src, &dst).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr_of(&out));
         assert!(!dst.exists(), "{args:?}: output written");
     }
     // The limits themselves are accepted.
     for cap in ["1", "100000"] {
-        segpack()
-            .arg("pack")
-            .arg(&src)
-            .arg("-o")
-            .arg(&dst)
+        pack_to(&src, &dst)
             .args(["--max-segments", cap])
             .assert()
             .success();
@@ -536,10 +470,7 @@ fn closing_a_large_gap_does_not_hold_its_zeros_in_memory() {
     let out = std::process::Command::new(time)
         .args(["-f", "maxrss %M"])
         .arg(&bin)
-        .arg("pack")
-        .arg(&src)
-        .arg("-o")
-        .arg(&dst)
+        .args(pack_args(&src, &dst))
         .args(["--max-segments", "2"])
         .output()
         .unwrap();
@@ -689,14 +620,7 @@ fn sample_snapshot_packs_smaller() {
     let input = fs::read(&sample).unwrap();
     let dir = TempDir::new().unwrap();
     let dst = dir.path().join("packed.wasm");
-    let out = segpack()
-        .arg("pack")
-        .arg(&sample)
-        .arg("-o")
-        .arg(&dst)
-        .arg("--stats")
-        .output()
-        .unwrap();
+    let out = pack_to(&sample, &dst).arg("--stats").output().unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     let (before, after) = parse_stats(stderr_of(&out).trim_end());
     let packed = fs::read(&dst).unwrap();
@@ -831,14 +755,7 @@ fn stats_of_a_component_has_a_line_per_nested_module_then_the_totals() {
             (component (core module (memory 1) (data (i32.const 9) "q"))))"#),
     );
     let out = dir.path().join("out.wasm");
-    let run = segpack()
-        .arg("pack")
-        .arg(&src)
-        .arg("-o")
-        .arg(&out)
-        .arg("--stats")
-        .assert()
-        .success();
+    let run = pack_to(&src, &out).arg("--stats").assert().success();
     let stderr = String::from_utf8(run.get_output().stderr.clone()).unwrap();
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 3, "{stderr}");

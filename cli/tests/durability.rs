@@ -9,7 +9,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::cli::write;
+use support::cli::{pack_args, write};
 
 /// The synchronisation and rename calls of `segpack ARGS`, in order, as
 /// strace names them (`fsync`, `fdatasync`, `rename`, `renameat2`...).
@@ -54,15 +54,7 @@ fn in_place_output_is_synced_before_and_after_the_rename() {
     let dir = tempfile::tempdir().unwrap();
     let input = std::fs::read(support::repo_root().join("samples/snapshot.wasm")).unwrap();
     let target = write(&dir, "snapshot.wasm", &input);
-    let calls = sync_and_rename_calls(
-        dir.path(),
-        &[
-            "pack".as_ref(),
-            target.as_os_str(),
-            "-o".as_ref(),
-            target.as_os_str(),
-        ],
-    );
+    let calls = sync_and_rename_calls(dir.path(), &pack_args(&target, &target));
     let rename = calls
         .iter()
         .position(|c| c.starts_with("rename"))

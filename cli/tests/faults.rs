@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::cli::{assert_one_error_line, listing, segpack, segpack_std, write};
+use support::cli::{
+    assert_one_error_line, listing, pack_args, pack_to, pack_to_std, segpack, segpack_std, write,
+};
 use support::wasm::write_uleb;
 use tempfile::TempDir;
 
@@ -144,15 +146,7 @@ fn a_full_disk_leaves_no_output_and_no_temporary_file() {
     write_big_module(&input, 1 << 20);
     let original = fs::read(&input).unwrap();
     let output = dir.path().join("out.wasm");
-    let out = segpack_with_file_size_limit(
-        64 * 1024,
-        &[
-            "pack".as_ref(),
-            input.as_os_str(),
-            "-o".as_ref(),
-            output.as_os_str(),
-        ],
-    );
+    let out = segpack_with_file_size_limit(64 * 1024, &pack_args(&input, &output));
     assert_one_error_line("a file size limit of 64 KiB", &out);
     assert!(!output.exists(), "output created");
     assert_eq!(listing(dir.path()), ["in.wasm"], "temporary file left");
@@ -165,15 +159,7 @@ fn a_full_disk_in_place_leaves_the_input_as_it_was() {
     let input = dir.path().join("in.wasm");
     write_big_module(&input, 1 << 20);
     let original = fs::read(&input).unwrap();
-    let out = segpack_with_file_size_limit(
-        64 * 1024,
-        &[
-            "pack".as_ref(),
-            input.as_os_str(),
-            "-o".as_ref(),
-            input.as_os_str(),
-        ],
-    );
+    let out = segpack_with_file_size_limit(64 * 1024, &pack_args(&input, &input));
     assert_one_error_line("in place with a file size limit of 64 KiB", &out);
     assert_eq!(listing(dir.path()), ["in.wasm"], "temporary file left");
     assert!(
@@ -243,13 +229,7 @@ fn output_to_a_special_file_writes_through_it() {
             rx.recv_timeout(Duration::from_secs(10)).ok()
         })
     };
-    let out = segpack()
-        .arg("pack")
-        .arg(&input)
-        .arg("-o")
-        .arg(&fifo)
-        .output()
-        .unwrap();
+    let out = pack_to(&input, &fifo).output().unwrap();
     let still_fifo = fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo();
     if !still_fifo {
         // Unblock the reader thread, if it still waits, by making a new FIFO
@@ -269,13 +249,7 @@ fn output_to_a_special_file_writes_through_it() {
     // A full device: exit 1, and the node is still a device.
     let full = dir.path().join("full");
     mknod(&full, 1, 7);
-    let out = segpack()
-        .arg("pack")
-        .arg(&input)
-        .arg("-o")
-        .arg(&full)
-        .output()
-        .unwrap();
+    let out = pack_to(&input, &full).output().unwrap();
     let still_device = fs::symlink_metadata(&full)
         .unwrap()
         .file_type()
@@ -290,13 +264,7 @@ fn output_to_a_special_file_writes_through_it() {
     // A null device: success, and the node is still a device.
     let null = dir.path().join("null");
     mknod(&null, 1, 3);
-    let out = segpack()
-        .arg("pack")
-        .arg(&input)
-        .arg("-o")
-        .arg(&null)
-        .output()
-        .unwrap();
+    let out = pack_to(&input, &null).output().unwrap();
     assert!(out.status.success(), "-o NULL-DEVICE: {out:?}");
     assert!(
         fs::symlink_metadata(&null)
@@ -326,34 +294,18 @@ fn output_in_an_unwritable_directory_is_a_one_line_error() {
         );
     } else {
         let output = locked.join("out.wasm");
-        let out = segpack()
-            .arg("pack")
-            .arg(&input)
-            .arg("-o")
-            .arg(&output)
-            .output()
-            .unwrap();
+        let out = pack_to(&input, &output).output().unwrap();
         assert_one_error_line("-o in a 0555 directory", &out);
         assert!(listing(&locked).is_empty());
     }
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
 
     // No one may create files in /proc, not even root.
-    let out = segpack()
-        .arg("pack")
-        .arg(&input)
-        .arg("-o")
-        .arg("/proc/segpack-test-out.wasm")
+    let out = pack_to(&input, "/proc/segpack-test-out.wasm")
         .output()
         .unwrap();
     assert_one_error_line("-o /proc/NEW", &out);
-    let out = segpack()
-        .arg("pack")
-        .arg(&input)
-        .arg("-o")
-        .arg("/proc/version")
-        .output()
-        .unwrap();
+    let out = pack_to(&input, "/proc/version").output().unwrap();
     assert_one_error_line("-o /proc/version", &out);
     assert_eq!(listing(dir.path()), ["in.wasm", "locked"]);
 }
@@ -363,13 +315,7 @@ fn output_under_a_regular_file_is_a_one_line_error() {
     let dir = TempDir::new().unwrap();
     let input = write(&dir, "in.wasm", &packable());
     let file = write(&dir, "file.txt", b"not a directory");
-    let out = segpack()
-        .arg("pack")
-        .arg(&input)
-        .arg("-o")
-        .arg(file.join("out.wasm"))
-        .output()
-        .unwrap();
+    let out = pack_to(&input, file.join("out.wasm")).output().unwrap();
     assert_one_error_line("-o FILE/out.wasm", &out);
     assert_eq!(listing(dir.path()), ["file.txt", "in.wasm"]);
     assert_eq!(fs::read(&file).unwrap(), b"not a directory");
@@ -382,13 +328,7 @@ fn output_naming_a_directory_is_a_one_line_error() {
     let target = dir.path().join("target");
     fs::create_dir(&target).unwrap();
     write(&dir, "target/keep", b"x");
-    let out = segpack()
-        .arg("pack")
-        .arg(&input)
-        .arg("-o")
-        .arg(&target)
-        .output()
-        .unwrap();
+    let out = pack_to(&input, &target).output().unwrap();
     assert_one_error_line("-o DIRECTORY", &out);
     assert!(target.is_dir());
     assert_eq!(listing(&target), ["keep"]);
@@ -415,13 +355,7 @@ fn unreadable_inputs_are_one_line_errors() {
         ("a path under a file", plain.join("x")),
     ];
     for (what, input) in cases {
-        let out = segpack()
-            .arg("pack")
-            .arg(&input)
-            .arg("-o")
-            .arg(&output)
-            .output()
-            .unwrap();
+        let out = pack_to(&input, &output).output().unwrap();
         assert_one_error_line(&format!("pack {what}"), &out);
         assert!(!output.exists(), "{what}: output created");
         let out = segpack().arg("inspect").arg(&input).output().unwrap();
@@ -437,13 +371,7 @@ fn unreadable_inputs_are_one_line_errors() {
     assert_eq!(listing(dir.path()), ["a-directory", "plain"]);
 
     // In place on a directory: nothing happens to it.
-    let out = segpack()
-        .arg("pack")
-        .arg(&sub)
-        .arg("-o")
-        .arg(&sub)
-        .output()
-        .unwrap();
+    let out = pack_to(&sub, &sub).output().unwrap();
     assert_one_error_line("pack DIRECTORY -o DIRECTORY", &out);
     assert!(sub.is_dir());
     assert!(listing(&sub).is_empty());
@@ -454,13 +382,7 @@ fn unreadable_inputs_are_one_line_errors() {
 fn an_empty_input_file_is_a_one_line_error() {
     let dir = TempDir::new().unwrap();
     let input = write(&dir, "in.wasm", b"");
-    let out = segpack()
-        .arg("pack")
-        .arg(&input)
-        .arg("-o")
-        .arg(&input)
-        .output()
-        .unwrap();
+    let out = pack_to(&input, &input).output().unwrap();
     assert_one_error_line("empty input in place", &out);
     assert_eq!(fs::read(&input).unwrap(), b"");
     assert_eq!(listing(dir.path()), ["in.wasm"]);
@@ -499,11 +421,7 @@ fn temporary_file_size(dir: &Path) -> Option<u64> {
 /// input was written too fast).
 fn interrupt_while_writing(dir: &Path, input: &Path, signal: i32, when: When) -> bool {
     let output = dir.join("out.wasm");
-    let mut child = segpack_std()
-        .arg("pack")
-        .arg(input)
-        .arg("-o")
-        .arg(&output)
+    let mut child = pack_to_std(input, &output)
         .arg("--threads")
         .arg("1")
         .stdout(Stdio::null())
@@ -665,11 +583,7 @@ fn input_truncated_during_a_run_leaves_no_output() {
         let output = dir.path().join("out.wasm");
         let _ = fs::remove_file(&output);
         write_big_module(&input, 200 << 20);
-        let child = segpack_std()
-            .arg("pack")
-            .arg(&input)
-            .arg("-o")
-            .arg(&output)
+        let child = pack_to_std(&input, &output)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();

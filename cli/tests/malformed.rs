@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Output;
 
-use support::cli::{listing, segpack};
+use support::cli::{listing, pack_to, segpack};
 use support::wasm::{self, write_bytes, write_sleb, write_uleb};
 use tempfile::TempDir;
 use wasmparser::{Validator, WasmFeatures};
@@ -870,12 +870,8 @@ fn check_refused(bytes: &[u8]) -> Vec<String> {
     std::fs::write(&input, bytes).unwrap();
     let output = dir.path().join("out.wasm");
 
-    let out = segpack()
+    let out = pack_to(&input, &output)
         .current_dir(dir.path())
-        .arg("pack")
-        .arg(&input)
-        .arg("-o")
-        .arg(&output)
         .output()
         .unwrap();
     if let Some(p) = refusal_problem(&out, true) {
@@ -1022,13 +1018,7 @@ fn deeply_nested_valid_component_is_not_a_stack_overflow() {
     let input = dir.path().join("deep.wasm");
     std::fs::write(&input, &bytes).unwrap();
     let output = dir.path().join("out.wasm");
-    let out = segpack()
-        .arg("pack")
-        .arg(&input)
-        .arg("-o")
-        .arg(&output)
-        .output()
-        .unwrap();
+    let out = pack_to(&input, &output).output().unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -1106,13 +1096,7 @@ fn broken_name_sections_are_not_a_crash() {
         let input = dir.path().join("in.wasm");
         std::fs::write(&input, &bytes).unwrap();
         let output = dir.path().join("out.wasm");
-        let out = segpack()
-            .arg("pack")
-            .arg(&input)
-            .arg("-o")
-            .arg(&output)
-            .output()
-            .unwrap();
+        let out = pack_to(&input, &output).output().unwrap();
         match out.status.code() {
             Some(0) => {
                 let packed = std::fs::read(&output).unwrap();

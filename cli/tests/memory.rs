@@ -13,7 +13,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Stdio;
 
-use support::cli::segpack_std;
+use support::cli::{pack_args, segpack_std};
 use support::wasm::write_uleb;
 use tempfile::TempDir;
 
@@ -114,11 +114,7 @@ fn peak_resident_memory_stays_under_64_mib() {
     assert!(size > 64 << 20, "the input must be larger than the bound");
     let (i, o) = (input.as_os_str(), output.as_os_str());
     let cases: [(&str, Vec<&std::ffi::OsStr>, Option<&Path>); 3] = [
-        (
-            "file, cap 10,000",
-            vec!["pack".as_ref(), i, "-o".as_ref(), o],
-            None,
-        ),
+        ("file, cap 10,000", pack_args(i, o).to_vec(), None),
         (
             "file, cap 100,000",
             vec![

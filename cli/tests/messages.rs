@@ -9,7 +9,7 @@ mod support;
 use std::path::Path;
 use std::process::Output;
 
-use support::cli::{assert_one_error_line, listing, segpack, write};
+use support::cli::{assert_one_error_line, listing, pack_to, segpack, write};
 use tempfile::TempDir;
 
 fn corpus(name: &str) -> std::path::PathBuf {
@@ -49,12 +49,8 @@ fn inspect(args: &[&str], name: &str) -> String {
 /// returns stderr.
 fn pack_summary(args: &[&str], name: &str) -> String {
     let dir = TempDir::new().unwrap();
-    let out = segpack()
-        .arg("pack")
+    let out = pack_to(corpus(name), dir.path().join("out.wasm"))
         .args(args)
-        .arg(corpus(name))
-        .arg("-o")
-        .arg(dir.path().join("out.wasm"))
         .output()
         .unwrap();
     stderr_of(&out)

@@ -12,6 +12,8 @@ use tempfile::TempDir;
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
+use support::cli::pack_to_std;
+
 fn sample() -> PathBuf {
     support::repo_root().join("samples/snapshot.wasm")
 }
@@ -109,11 +111,7 @@ fn a_terminal_shows_no_bar_for_a_small_input_or_with_quiet() {
 fn a_pipe_gets_no_bar() {
     let dir = TempDir::new().unwrap();
     let out = dir.path().join("out.wasm");
-    let result = Command::new(env!("CARGO_BIN_EXE_segpack"))
-        .arg("pack")
-        .arg(sample())
-        .arg("-o")
-        .arg(&out)
+    let result = pack_to_std(sample(), &out)
         .env("SEGPACK_PROGRESS_MIN_BYTES", "0")
         .stdin(Stdio::null())
         .output()

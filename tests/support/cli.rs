@@ -1,6 +1,7 @@
 //! Running the `segpack` binary in tests: the command, files in a temporary
 //! directory, and what an error must look like.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -14,6 +15,31 @@ pub fn segpack() -> assert_cmd::Command {
 /// The same, as a plain `std::process::Command` (to spawn and signal it).
 pub fn segpack_std() -> std::process::Command {
     std::process::Command::new(assert_cmd::cargo::cargo_bin("segpack"))
+}
+
+/// The arguments of "pack `src` to `dst`": `pack SRC -o DST`, for commands
+/// that run segpack some other way (under `strace`, `/usr/bin/time`, with a
+/// resource limit).
+pub fn pack_args<'a>(
+    src: &'a (impl AsRef<OsStr> + ?Sized),
+    dst: &'a (impl AsRef<OsStr> + ?Sized),
+) -> [&'a OsStr; 4] {
+    ["pack".as_ref(), src.as_ref(), "-o".as_ref(), dst.as_ref()]
+}
+
+/// `segpack pack SRC -o DST`, ready to run; more options may follow
+/// (`.arg("--stats")`: clap takes them after the positionals too).
+pub fn pack_to(src: impl AsRef<OsStr>, dst: impl AsRef<OsStr>) -> assert_cmd::Command {
+    let mut command = segpack();
+    command.args(pack_args(&src, &dst));
+    command
+}
+
+/// [`pack_to`] as a plain `std::process::Command` (to spawn and signal it).
+pub fn pack_to_std(src: impl AsRef<OsStr>, dst: impl AsRef<OsStr>) -> std::process::Command {
+    let mut command = segpack_std();
+    command.args(pack_args(&src, &dst));
+    command
 }
 
 /// Writes `bytes` to `name` in `dir`; returns its path.
