@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -25,22 +25,6 @@ fn option_sets() -> [(&'static str, PackOptions); 3] {
             PackOptions::default().with_zero_filled_imports(true),
         ),
     ]
-}
-
-fn corpus_files() -> Vec<PathBuf> {
-    let dir = support::corpus_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
-        .collect();
-    files.sort();
-    assert!(
-        !files.is_empty(),
-        "no .wasm files in the corpus at {}",
-        dir.display()
-    );
-    files
 }
 
 fn read(path: &Path) -> Vec<u8> {
@@ -112,7 +96,7 @@ fn check_file(path: &Path) -> String {
 /// broken file does not hide the others.
 #[test]
 fn every_corpus_file_packs_to_an_equivalent_module() {
-    let files = corpus_files();
+    let files = support::corpus_files();
     let queue = Mutex::new(files.iter());
     let results = Mutex::new(Vec::new());
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());

@@ -65,15 +65,7 @@ fn assert_same_for_all_threads(what: &str, wasm: &[u8], max_segments: u32) -> Ve
 
 #[test]
 fn corpus_output_does_not_depend_on_threads() {
-    let dir = support::corpus_dir();
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no .wasm files in {}", dir.display());
-    for path in files {
+    for path in support::corpus_files() {
         let wasm = std::fs::read(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         for cap in [segpack::DEFAULT_MAX_SEGMENTS, 100] {

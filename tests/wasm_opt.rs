@@ -46,13 +46,7 @@ fn segpack_at_wasm_opts_cap_is_never_larger_than_wasm_opt() {
     let dir = tempfile::tempdir().unwrap();
     let options = segpack::PackOptions::default().with_max_segments(100_000);
     let mut compared = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(support::corpus_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-        .collect();
-    entries.sort();
-    for path in entries {
+    for path in support::corpus_files() {
         let original = std::fs::read(&path).unwrap();
         if is_component(&original) {
             continue;

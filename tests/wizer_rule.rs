@@ -111,11 +111,7 @@ fn assert_not_larger_than_wizer(name: &str, binary: &[u8], zero_filled_imports: 
 #[test]
 fn never_larger_than_wizer_on_the_corpus() {
     let mut compared = 0;
-    for entry in std::fs::read_dir(support::corpus_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "wasm") {
-            continue;
-        }
+    for path in support::corpus_files() {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let binary = std::fs::read(&path).unwrap();
         compared += assert_not_larger_than_wizer(&name, &binary, false);

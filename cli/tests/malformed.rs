@@ -966,17 +966,10 @@ fn every_malformed_file_is_refused_cleanly() {
 /// big). Components are cut inside their nested modules too.
 #[test]
 fn truncated_corpus_files_are_refused_cleanly() {
-    let dir = support::corpus_dir();
     let mut rng = support::Rng::new(0x7275_6e63);
     let mut failures = Vec::new();
     let mut checked = 0;
-    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-        .collect();
-    names.sort();
-    for path in names {
+    for path in support::corpus_files() {
         let bytes = std::fs::read(&path).unwrap();
         let mut points: Vec<usize> = if wasm::is_core_module(&bytes) {
             truncation_points(&bytes, usize::MAX)

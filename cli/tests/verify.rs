@@ -375,12 +375,9 @@ fn malformed_inputs_are_errors_naming_the_side() {
     assert!(e.to_string().starts_with("in the packed binary:"), "{e}");
 }
 
-fn corpus_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(support::corpus_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-        .collect();
+/// The corpus and the sample snapshot.
+fn corpus_files_and_sample() -> Vec<PathBuf> {
+    let mut files = support::corpus_files();
     files.push(support::repo_root().join("samples/snapshot.wasm"));
     files.sort();
     assert!(files.len() >= 9, "{files:?}");
@@ -389,7 +386,7 @@ fn corpus_files() -> Vec<PathBuf> {
 
 #[test]
 fn every_corpus_file_verifies_against_its_packings() {
-    for path in corpus_files() {
+    for path in corpus_files_and_sample() {
         let original = fs::read(&path).unwrap();
         for options in [
             PackOptions::default(),

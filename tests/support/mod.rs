@@ -1,7 +1,8 @@
 //! The differential-testing harness shared by the integration tests
 //! (`mod support;`).
 //!
-//! * [`corpus_dir`]: where the real-world `.wasm` corpus lives.
+//! * [`corpus_dir`], [`corpus_files`]: where the real-world `.wasm` corpus
+//!   lives, and its files.
 //! * [`pack`]: segpack as a function.
 //! * [`engine::instantiate`]: run a module in wasmi and read every memory.
 //! * [`assert_equivalent`]: the packed module validates and instantiates to
@@ -68,6 +69,27 @@ pub fn corpus_dir() -> PathBuf {
             .collect::<Vec<_>>()
             .join(" and ")
     );
+}
+
+/// The `.wasm` files of [`corpus_dir`] (not its subdirectories), sorted.
+///
+/// # Panics
+/// When there are none: like a missing corpus, an empty one must fail the
+/// tests.
+pub fn corpus_files() -> Vec<PathBuf> {
+    let dir = corpus_dir();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
+        .collect();
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "no .wasm files in the corpus at {}",
+        dir.display()
+    );
+    files
 }
 
 /// Packs `wasm` with `options`.
