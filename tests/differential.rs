@@ -45,7 +45,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use segpack::{ErrorKind, PackOptions, VerifyOptions};
-use support::wasm::{write_bytes, write_sleb, write_uleb};
+use support::wasm::{write_bytes, write_sleb, write_sleb_padded, write_uleb, write_uleb_padded};
 use support::{Comparison, Outcome, Rng};
 use wasmparser::{DataKind, Operator, Parser, Payload, Validator, WasmFeatures};
 
@@ -976,25 +976,6 @@ const I32_CONST: u8 = 0x41;
 const I64_CONST: u8 = 0x42;
 const GLOBAL_GET: u8 = 0x23;
 const END: u8 = 0x0b;
-
-/// An unsigned LEB128 padded to `width` bytes.
-fn write_uleb_padded(out: &mut Vec<u8>, mut value: u64, width: usize) {
-    for i in 0..width {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        out.push(if i + 1 < width { byte | 0x80 } else { byte });
-    }
-}
-
-/// A signed LEB128 padded to 5 (i32) or 10 (i64) bytes.
-fn write_sleb_padded(out: &mut Vec<u8>, value: i64, width: usize) {
-    let mut v = value;
-    for i in 0..width {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        out.push(if i + 1 < width { byte | 0x80 } else { byte });
-    }
-}
 
 impl Builder<'_> {
     fn const_expr(&mut self, memory64: bool, value: i64) -> Vec<u8> {

@@ -1533,14 +1533,7 @@ fn padded_lebs_are_tightened_when_the_segments_stay() {
     }
     let mut padded = vec![0x0b];
     // The payload's size as a 5-byte LEB.
-    let n = payload.len() as u32;
-    padded.extend([
-        (n & 0x7f) as u8 | 0x80,
-        ((n >> 7) & 0x7f) as u8 | 0x80,
-        0x80,
-        0x80,
-        0x00,
-    ]);
+    support::wasm::write_uleb_padded(&mut padded, payload.len() as u64, 5);
     padded.extend(&payload);
     let mut input = b"\0asm\x01\0\0\0".to_vec();
     input.extend([0x05, 0x03, 0x01, 0x00, 0x01]); // memory 1 page

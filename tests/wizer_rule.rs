@@ -11,23 +11,10 @@ mod support;
 
 use segpack::PackOptions;
 use support::statics::{ModuleInfo, core_modules};
-use support::wasm::{SECTION_DATA, sections};
+use support::wasm::{SECTION_DATA, sections, sleb_len, uleb_len};
 
 const WIZER_CAP: usize = 10_000;
 const WIZER_MERGE_GAP: u64 = 4;
-
-fn uleb_len(v: u64) -> u64 {
-    (64 - (v | 1).leading_zeros() as u64).div_ceil(7)
-}
-
-fn sleb_len(v: i64) -> u64 {
-    let significant = if v < 0 {
-        64 - v.leading_ones()
-    } else {
-        64 - v.leading_zeros()
-    } as u64;
-    (significant + 1).div_ceil(7)
-}
 
 /// The size of the data section Wizer's rule writes for memory 0's runs,
 /// header included.
@@ -62,12 +49,14 @@ fn wizer_data_section_len(runs: &[(u64, Vec<u8>)]) -> u64 {
         }
         segments = capped;
     }
-    let payload: u64 = uleb_len(segments.len() as u64)
+    let header =
+        |(s, e): (u64, u64)| 1 + 1 + sleb_len(s as u32 as i32 as i64) + 1 + uleb_len(e - s);
+    let payload = uleb_len(segments.len() as u64) as u64
         + segments
             .iter()
-            .map(|&(s, e)| 1 + 1 + sleb_len(s as u32 as i32 as i64) + 1 + uleb_len(e - s) + (e - s))
+            .map(|&(s, e)| header((s, e)) as u64 + (e - s))
             .sum::<u64>();
-    1 + uleb_len(payload) + payload
+    1 + uleb_len(payload) as u64 + payload
 }
 
 fn data_section_len(module: &[u8]) -> u64 {
@@ -75,7 +64,7 @@ fn data_section_len(module: &[u8]) -> u64 {
         .iter()
         .find(|s| s.id == SECTION_DATA)
         .map_or(0, |s| {
-            1 + uleb_len(s.content.len() as u64) + s.content.len() as u64
+            (1 + uleb_len(s.content.len() as u64) + s.content.len()) as u64
         })
 }
 

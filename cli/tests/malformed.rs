@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::process::Output;
 
 use support::cli::{listing, pack_to, segpack};
-use support::wasm::{self, write_bytes, write_sleb, write_uleb};
+use support::wasm::{self, uleb, uleb_padded, write_bytes, write_sleb, write_uleb};
 use tempfile::TempDir;
 use wasmparser::{Validator, WasmFeatures};
 
@@ -49,24 +49,6 @@ fn wat(text: &str) -> Vec<u8> {
 
 const MODULE: &[u8] = b"\0asm\x01\0\0\0";
 const COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
-
-fn uleb(value: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    write_uleb(&mut out, value);
-    out
-}
-
-/// `value` as an unsigned LEB of exactly `width` bytes (overlong when the
-/// value needs fewer).
-fn uleb_width(mut value: u64, width: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    for i in 0..width {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        out.push(if i + 1 < width { byte | 0x80 } else { byte });
-    }
-    out
-}
 
 /// A section with an honest size.
 fn section(id: u8, content: &[u8]) -> Vec<u8> {
@@ -308,7 +290,7 @@ fn generate() -> BTreeMap<String, Vec<u8>> {
     let seg = active(0, b"abc");
     add(
         "leb-section-size-6-bytes".into(),
-        concat(&[MODULE, &section_sized(11, &uleb_width(8, 6), &[])]),
+        concat(&[MODULE, &section_sized(11, &uleb_padded(8, 6), &[])]),
     );
     add(
         "leb-section-size-over-u32".into(),
@@ -322,7 +304,7 @@ fn generate() -> BTreeMap<String, Vec<u8>> {
         concat(&[
             MODULE,
             &one_memory(),
-            &section(12, &uleb_width(1, 6)),
+            &section(12, &uleb_padded(1, 6)),
             &data_section(&[1], &seg),
         ]),
     );
@@ -340,7 +322,7 @@ fn generate() -> BTreeMap<String, Vec<u8>> {
         concat(&[
             MODULE,
             &one_memory(),
-            &data_section(&uleb_width(1, 6), &seg),
+            &data_section(&uleb_padded(1, 6), &seg),
         ]),
     );
     add(
@@ -352,13 +334,13 @@ fn generate() -> BTreeMap<String, Vec<u8>> {
         ]),
     );
     let mut long_len = vec![0, 0x41, 0, 0x0b];
-    long_len.extend(uleb_width(3, 6));
+    long_len.extend(uleb_padded(3, 6));
     long_len.extend(b"abc");
     add(
         "leb-segment-length-6-bytes".into(),
         concat(&[MODULE, &one_memory(), &data_section(&[1], &long_len)]),
     );
-    let mut long_flag = uleb_width(0, 6);
+    let mut long_flag = uleb_padded(0, 6);
     long_flag.extend([0x41, 0, 0x0b, 3]);
     long_flag.extend(b"abc");
     add(
@@ -366,7 +348,7 @@ fn generate() -> BTreeMap<String, Vec<u8>> {
         concat(&[MODULE, &one_memory(), &data_section(&[1], &long_flag)]),
     );
     let mut long_index = vec![2];
-    long_index.extend(uleb_width(0, 6));
+    long_index.extend(uleb_padded(0, 6));
     long_index.extend([0x41, 0, 0x0b, 3]);
     long_index.extend(b"abc");
     add(
@@ -1061,7 +1043,7 @@ fn broken_name_sections_are_not_a_crash() {
         ),
         (
             "data names, overlong count",
-            concat(&[&[9, 7], &uleb_width(1, 6), &[0]]),
+            concat(&[&[9, 7], &uleb_padded(1, 6), &[0]]),
         ),
         (
             "data names, index u32::MAX",

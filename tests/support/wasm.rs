@@ -1,5 +1,6 @@
 //! Just enough of the binary format to take a core module apart into its
-//! sections and put it back together: LEBs, section framing, section order.
+//! sections and put it back together: LEBs (the tests' only LEB reader and
+//! writers), section framing, section order.
 //!
 //! The harness rewrites modules (an export per memory, a reshuffled data
 //! section) by splicing raw sections, so that everything it does not mean to
@@ -62,6 +63,53 @@ pub fn write_sleb(out: &mut Vec<u8>, mut value: i64) {
         }
         out.push(byte | 0x80);
     }
+}
+
+/// Appends `value` as an unsigned LEB128 of exactly `width` bytes (overlong
+/// when the value needs fewer; bits past `7 * width` are dropped).
+pub fn write_uleb_padded(out: &mut Vec<u8>, mut value: u64, width: usize) {
+    for i in 0..width {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        out.push(if i + 1 < width { byte | 0x80 } else { byte });
+    }
+}
+
+/// Appends `value` as a signed LEB128 of exactly `width` bytes (5 for an
+/// `i32`, 10 for an `i64`, at most).
+pub fn write_sleb_padded(out: &mut Vec<u8>, mut value: i64, width: usize) {
+    for i in 0..width {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        out.push(if i + 1 < width { byte | 0x80 } else { byte });
+    }
+}
+
+/// `value` as an unsigned LEB128.
+pub fn uleb(value: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_uleb(&mut out, value);
+    out
+}
+
+/// `value` as an unsigned LEB128 of exactly `width` bytes
+/// ([`write_uleb_padded`]).
+pub fn uleb_padded(value: u64, width: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_uleb_padded(&mut out, value, width);
+    out
+}
+
+/// How many bytes [`write_uleb`] writes for `value`.
+pub fn uleb_len(value: u64) -> usize {
+    uleb(value).len()
+}
+
+/// How many bytes [`write_sleb`] writes for `value`.
+pub fn sleb_len(value: i64) -> usize {
+    let mut out = Vec::new();
+    write_sleb(&mut out, value);
+    out.len()
 }
 
 /// Appends a name (or any byte vector): its length, then its bytes.
