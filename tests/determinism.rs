@@ -14,7 +14,7 @@
 mod support;
 
 use segpack::PackOptions;
-use support::Rng;
+use support::rng::Rng;
 
 /// The thread counts compared; 0 is "one per core".
 const THREADS: [usize; 5] = [1, 2, 3, 8, 0];

@@ -45,8 +45,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use segpack::{ErrorKind, PackOptions, VerifyOptions};
+use support::rng::Rng;
 use support::wasm::{write_bytes, write_sleb, write_sleb_padded, write_uleb, write_uleb_padded};
-use support::{Comparison, Outcome, Rng};
+use support::{Comparison, Outcome};
 use wasmparser::{DataKind, Operator, Parser, Payload, Validator, WasmFeatures};
 
 const DEFAULT_SEED: u64 = 0x5e67_ac00_d1ff_0001;

@@ -114,15 +114,8 @@ fn never_larger_than_wizer_on_the_corpus() {
 /// A naive snapshot: one segment per 64 KiB page that holds data, written
 /// like a heap of objects separated by zero gaps of every size.
 fn naive_snapshot(pages: u32, seed: u64) -> Vec<u8> {
-    // splitmix64: deterministic and well mixed from the first draw.
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
+    let mut rng = support::rng::Rng::new(seed);
+    let mut next = move || rng.next_u64();
     let mut module = wasm_encoder::Module::new();
     let mut memories = wasm_encoder::MemorySection::new();
     memories.memory(wasm_encoder::MemoryType {

@@ -648,7 +648,7 @@ fn generate() -> BTreeMap<String, Vec<u8>> {
         b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0".to_vec(),
     );
     let mut garbage = vec![0u8; 200];
-    support::Rng::new(7).fill(&mut garbage);
+    support::rng::Rng::new(7).fill(&mut garbage);
     garbage[..4].copy_from_slice(b"\0asm");
     add("preamble-garbage-after-magic".into(), garbage);
 
@@ -948,7 +948,7 @@ fn every_malformed_file_is_refused_cleanly() {
 /// big). Components are cut inside their nested modules too.
 #[test]
 fn truncated_corpus_files_are_refused_cleanly() {
-    let mut rng = support::Rng::new(0x7275_6e63);
+    let mut rng = support::rng::Rng::new(0x7275_6e63);
     let mut failures = Vec::new();
     let mut checked = 0;
     for path in support::corpus_files() {

@@ -24,13 +24,8 @@ const PAGE: usize = 1 << 16;
 /// zero gaps from 3 bytes to 2 KiB. About `pages / 3 × 64 KiB` bytes.
 fn write_snapshot(path: &Path, pages: usize) {
     use std::io::Write;
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = support::rng::Rng::new(0x9e37_79b9_7f4a_7c15);
+    let mut next = move || rng.next_u64();
     let used: Vec<usize> = (0..pages).filter(|i| i % 3 == 0).collect();
     let page_of = |next: &mut dyn FnMut() -> u64| {
         let mut page = vec![0u8; PAGE];
