@@ -17,23 +17,9 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use std::process::Command;
-use support::python::{python_with_wasmtime, target_dir};
+use support::python::{npm_tool, python_with_wasmtime, run};
 
 use segpack::PackOptions;
-
-/// Runs `command`, panicking with its output when it fails.
-fn run(command: &mut Command) -> Vec<u8> {
-    let out = command
-        .output()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{command:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
 
 /// What `function("segpack")` of the component at `component` returns, with
 /// a newline.
@@ -84,15 +70,7 @@ const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
 
 #[test]
 fn fresh_componentize_js_component_packs_and_runs() {
-    let npm_dir = target_dir().join("e2e-npm");
-    let cli = npm_dir.join("node_modules/.bin/componentize-js");
-    if !cli.exists() {
-        std::fs::create_dir_all(&npm_dir).unwrap();
-        run(Command::new("npm")
-            .current_dir(&npm_dir)
-            .args(["install", "--no-audit", "--no-fund", "--prefix", "."])
-            .arg(COMPONENTIZE_JS));
-    }
+    let cli = npm_tool("e2e-npm", COMPONENTIZE_JS, ".bin/componentize-js");
     let dir = tempfile::tempdir().unwrap();
     let original_path = dir.path().join("greet.component.wasm");
     // No WASI imports, so the engine needs no host functions.

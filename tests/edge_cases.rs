@@ -304,15 +304,7 @@ fn merging_looks_past_a_length_leb_boundary() {
         active_segments(&output),
         [(0, 0, [&b"a"[..], &[0; 4], &b, &[0; 4], b"c"].concat())]
     );
-    let data_len = |w: &[u8]| {
-        sections(w)
-            .into_iter()
-            .find(|s| s.id == 11)
-            .unwrap()
-            .bytes
-            .len()
-    };
-    assert_eq!(data_len(&output), 143);
+    assert_eq!(data_section_len(&output), 143);
 }
 
 #[test]

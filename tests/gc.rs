@@ -74,11 +74,21 @@ fn assert_layout(packed: &[u8]) {
     assert_eq!(read::data_count(packed).map(|(n, _)| n), Some(4));
 }
 
-#[test]
-fn array_new_data_keeps_the_slot_it_names() {
-    let original = wat(NEW_DATA);
+/// Packs the module `text` (into [`assert_layout`]'s layout), makes
+/// `calls` on the original and on the packed module in wasmtime, checks that
+/// both answer the same, and returns the answers.
+fn same_answers_once_packed(text: &str, calls: &[(&str, &[i32])]) -> Vec<String> {
+    let original = wat(text);
     let packed = pack(&original);
     assert_layout(&packed);
+    let before = run_in_wasmtime(&original, calls);
+    let after = run_in_wasmtime(&packed, calls);
+    assert_eq!(before, after);
+    before
+}
+
+#[test]
+fn array_new_data_keeps_the_slot_it_names() {
     let calls: &[(&str, &[i32])] = &[
         ("f", &[]),
         ("len", &[0]),
@@ -86,9 +96,7 @@ fn array_new_data_keeps_the_slot_it_names() {
         ("passive", &[0]),
         ("passive", &[2]),
     ];
-    let before = run_in_wasmtime(&original, calls);
-    let after = run_in_wasmtime(&packed, calls);
-    assert_eq!(before, after);
+    let before = same_answers_once_packed(NEW_DATA, calls);
     // What the engine said, so a runner that calls nothing cannot pass.
     assert_eq!(before[0], "instantiate: ok");
     assert!(before[1].starts_with("f: trap"), "{before:?}");
@@ -101,18 +109,13 @@ fn array_new_data_keeps_the_slot_it_names() {
 
 #[test]
 fn array_init_data_keeps_the_slot_it_names() {
-    let original = wat(INIT_DATA);
-    let packed = pack(&original);
-    assert_layout(&packed);
     let calls: &[(&str, &[i32])] = &[
         ("f", &[0]),
         ("f", &[1]),
         ("passive", &[0]),
         ("passive", &[3]),
     ];
-    let before = run_in_wasmtime(&original, calls);
-    let after = run_in_wasmtime(&packed, calls);
-    assert_eq!(before, after);
+    let before = same_answers_once_packed(INIT_DATA, calls);
     assert_eq!(before[0], "instantiate: ok");
     assert_eq!(before[1], "f: None");
     assert!(before[2].starts_with("f: trap"), "{before:?}");

@@ -9,31 +9,14 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::python::{run, target_dir};
+use support::python::{npm_tool, run};
+use support::read::data_section_len;
 
 /// The binaryen release of `../shared/peers/setup.sh`.
 const BINARYEN: &str = "binaryen@132.0.0";
 
-/// The size of the data section of a core module, header included (0 when
-/// it has none).
-fn data_section_len(wasm: &[u8]) -> u64 {
-    support::read::sections(wasm)
-        .iter()
-        .find(|s| s.id == 11)
-        .map_or(0, |s| s.bytes.len() as u64)
-}
-
 fn wasm_opt() -> std::path::PathBuf {
-    let dir = target_dir().join("e2e-binaryen");
-    let bin = dir.join("node_modules/binaryen/bin/wasm-opt");
-    if !bin.exists() {
-        std::fs::create_dir_all(&dir).unwrap();
-        run(Command::new("npm")
-            .current_dir(&dir)
-            .args(["install", "--no-audit", "--no-fund", "--prefix", "."])
-            .arg(BINARYEN));
-    }
-    bin
+    npm_tool("e2e-binaryen", BINARYEN, "binaryen/bin/wasm-opt")
 }
 
 fn is_component(wasm: &[u8]) -> bool {

@@ -10,8 +10,9 @@
 mod support;
 
 use segpack::PackOptions;
+use support::read::data_section_len;
 use support::statics::{ModuleInfo, core_modules};
-use support::wasm::{SECTION_DATA, sections, sleb_len, uleb_len};
+use support::wasm::{sleb_len, uleb_len};
 
 const WIZER_CAP: usize = 10_000;
 const WIZER_MERGE_GAP: u64 = 4;
@@ -57,15 +58,6 @@ fn wizer_data_section_len(runs: &[(u64, Vec<u8>)]) -> u64 {
             .map(|&(s, e)| header((s, e)) as u64 + (e - s))
             .sum::<u64>();
     1 + uleb_len(payload) as u64 + payload
-}
-
-fn data_section_len(module: &[u8]) -> u64 {
-    sections(module)
-        .iter()
-        .find(|s| s.id == SECTION_DATA)
-        .map_or(0, |s| {
-            (1 + uleb_len(s.content.len() as u64) + s.content.len()) as u64
-        })
 }
 
 /// Compares segpack with Wizer's rule on every core module of `binary` whose

@@ -5,9 +5,10 @@
 mod support;
 
 use std::fs;
-use std::path::Path;
 
-use support::cli::{assert_one_error_line, listing, pack_args, pack_to, segpack, write};
+use support::cli::{
+    assert_one_error_line, listing, pack_args, pack_to, required_tool, segpack, write,
+};
 use support::read::*;
 use support::wasm::write_uleb;
 use tempfile::TempDir;
@@ -441,10 +442,10 @@ fn closing_a_large_gap_does_not_hold_its_zeros_in_memory() {
     // segment of 100 MiB of zeros ending in "c". With --max-segments 2,
     // memory 0's gap must close: 96 MiB of zeros written out, and the
     // output is still smaller than the input.
-    let time = Path::new("/usr/bin/time");
-    assert!(
-        time.exists(),
-        "this test measures the child's peak memory with GNU time: install it (apt-get install time)"
+    let time = required_tool(
+        "/usr/bin/time",
+        "measures the child's peak memory with GNU time",
+        "time",
     );
     let gap: u64 = 96 << 20;
     let zeros: u64 = 100 << 20;
@@ -492,10 +493,10 @@ fn closing_a_large_gap_does_not_hold_its_zeros_in_memory() {
 #[test]
 fn binary_output_is_never_written_to_a_terminal() {
     // assert_cmd cannot give the child a terminal; util-linux `script` can.
-    let script = Path::new("/usr/bin/script");
-    assert!(
-        script.exists(),
-        "this test needs util-linux's script for a terminal: install it (apt-get install bsdutils)"
+    let script = required_tool(
+        "/usr/bin/script",
+        "needs util-linux's script for a terminal",
+        "bsdutils",
     );
     let dir = TempDir::new().unwrap();
     let src = write(&dir, "in.wasm", &packable());

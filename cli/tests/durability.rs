@@ -9,17 +9,18 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::cli::{pack_args, write};
+use support::cli::{pack_args, required_tool, write};
 
 /// The synchronisation and rename calls of `segpack ARGS`, in order, as
 /// strace names them (`fsync`, `fdatasync`, `rename`, `renameat2`...).
 fn sync_and_rename_calls(dir: &Path, args: &[&std::ffi::OsStr]) -> Vec<String> {
-    assert!(
-        Path::new("/usr/bin/strace").exists(),
-        "this test reads the system calls with strace: install it (apt-get install strace)"
+    let strace = required_tool(
+        "/usr/bin/strace",
+        "reads the system calls with strace",
+        "strace",
     );
     let log = dir.join("strace.log");
-    let status = Command::new("/usr/bin/strace")
+    let status = Command::new(strace)
         .args([
             "-f",
             "-qq",

@@ -62,6 +62,16 @@ fn without_time(line: &str) -> &str {
     line
 }
 
+/// Asserts that `pack --stats` said `lines` and then `total` (its time
+/// aside), and nothing more.
+#[track_caller]
+fn assert_stats(text: &str, lines: &[&str], total: &str) {
+    let got: Vec<&str> = text.lines().collect();
+    assert_eq!(got.len(), lines.len() + 1, "{text}");
+    assert_eq!(got[..lines.len()], *lines, "{text}");
+    assert_eq!(without_time(got[lines.len()]), total);
+}
+
 const HELLO_CORE_MODULE_0: &str = "core module 0: segments 10,000 -> 10,000, data section 2.6 MiB -> 2.6 MiB (unchanged); memory 0 (32-bit): payload 2.5 MiB (928.8 KiB zeros, 1.6 MiB non-zero), segments 10,000 -> 10,000, with headers 2.6 MiB -> 2.6 MiB (unchanged)";
 const HELLO_CAPPED: &str = "capped at 10,000 segments; --max-segments 100000 would give 32,815 segments, data section 2.5 MiB (-2.1%)";
 const HELLO_TOTAL: &str = "segments 10,000 -> 10,000, data section 2.6 MiB -> 2.6 MiB (unchanged)";
@@ -150,11 +160,7 @@ fn esbuild_hears_that_a_higher_cap_gains_nothing_more() {
     assert_eq!(without_time(lines[3]), TOTAL);
 
     let text = pack_summary(&["--stats"], "esbuild.wasm");
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 3, "{text}");
-    assert_eq!(lines[0], WARNING);
-    assert_eq!(lines[1], NO_MORE);
-    assert_eq!(without_time(lines[2]), TOTAL);
+    assert_stats(&text, &[WARNING, NO_MORE], TOTAL);
 }
 
 #[test]
@@ -173,11 +179,7 @@ fn brotli_wasm_under_a_low_cap_hears_that_no_cap_gains_anything() {
     assert_eq!(without_time(lines[3]), TOTAL);
 
     let text = pack_summary(&["--stats", "--max-segments", "4000"], "brotli-wasm.wasm");
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 3, "{text}");
-    assert_eq!(lines[0], WARNING);
-    assert_eq!(lines[1], NO_CAP);
-    assert_eq!(without_time(lines[2]), TOTAL);
+    assert_stats(&text, &[WARNING, NO_CAP], TOTAL);
 }
 
 #[test]

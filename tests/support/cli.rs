@@ -42,6 +42,19 @@ pub fn pack_to_std(src: impl AsRef<OsStr>, dst: impl AsRef<OsStr>) -> std::proce
     command
 }
 
+/// The program at `path`, which a test cannot do without: when it is missing
+/// the test fails (it is never skipped), saying "this test `why`: install it
+/// (apt-get install `package`)".
+#[track_caller]
+pub fn required_tool(path: &'static str, why: &str, package: &str) -> &'static Path {
+    let tool = Path::new(path);
+    assert!(
+        tool.exists(),
+        "this test {why}: install it (apt-get install {package})"
+    );
+    tool
+}
+
 /// Writes `bytes` to `name` in `dir`; returns its path.
 pub fn write(dir: &TempDir, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.path().join(name);

@@ -1,7 +1,8 @@
 //! wasmtime through its Python package: the engine for what wasmi cannot
 //! run (components, Wasm GC). Installed on first use into
 //! `target/e2e-venv` from PyPI, unless `$SEGPACK_PYTHON` names a Python that
-//! has it.
+//! has it. And the other outside tools of the end-to-end tests: how to run
+//! them ([`run`]) and npm packages ([`npm_tool`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -78,6 +79,21 @@ pub fn target_dir() -> PathBuf {
         .parent()
         .expect("target dir")
         .to_path_buf()
+}
+
+/// The program `bin` (a path under `node_modules`) of the npm `package`,
+/// installed on first use into `target/<dir>` from the npm registry.
+pub fn npm_tool(dir: &str, package: &str, bin: &str) -> PathBuf {
+    let dir = target_dir().join(dir);
+    let bin = dir.join("node_modules").join(bin);
+    if !bin.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        run(Command::new("npm")
+            .current_dir(&dir)
+            .args(["install", "--no-audit", "--no-fund", "--prefix", "."])
+            .arg(package));
+    }
+    bin
 }
 
 /// Instantiates the core module `wasm` in wasmtime with Wasm GC enabled, then

@@ -79,6 +79,15 @@ pub fn sections(wasm: &[u8]) -> Vec<Section> {
     out
 }
 
+/// The size of the data section in the file, its id and size LEB included
+/// (0 when there is none).
+pub fn data_section_len(wasm: &[u8]) -> u64 {
+    sections(wasm)
+        .iter()
+        .find(|s| s.id == 11)
+        .map_or(0, |s| s.bytes.len() as u64)
+}
+
 /// Every section except data (11), data count (12) and `name`: what SPEC §1
 /// says is copied byte for byte.
 pub fn untouched_sections(wasm: &[u8]) -> Vec<Section> {
