@@ -5,6 +5,7 @@
 mod support;
 
 use std::fs;
+use std::path::Path;
 
 use support::cli::{
     assert_one_error_line, listing, pack_args, pack_to, required_tool, segpack, write,
@@ -22,6 +23,14 @@ fn packable() -> Vec<u8> {
 
 fn stderr_of(output: &std::process::Output) -> String {
     String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// What `segpack inspect FILE` prints on stdout; it must succeed.
+#[track_caller]
+fn inspect_stdout(file: &Path) -> String {
+    let out = segpack().arg("inspect").arg(file).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Packs `input` file to file, returning the output's bytes.
@@ -531,9 +540,7 @@ fn inspect_prints_per_module_lines_and_writes_nothing() {
     let dir = TempDir::new().unwrap();
     let input = packable();
     let src = write(&dir, "in.wasm", &input);
-    let out = segpack().arg("inspect").arg(&src).output().unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stdout = inspect_stdout(&src);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
     assert!(
@@ -563,9 +570,7 @@ fn inspect_names_each_module_of_a_component() {
         (core module (memory 1) (data (i32.const 0) "\00\00a") (data (i32.const 3) "b"))
         (core module (memory 1) (data (i32.const 0) "xyz")))"#);
     let src = write(&dir, "c.wasm", &input);
-    let out = segpack().arg("inspect").arg(&src).output().unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stdout = inspect_stdout(&src);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{stdout}");
     assert!(
@@ -657,9 +662,7 @@ fn inspect_reports_each_memory_with_its_zero_bytes_and_what_packing_gives() {
         (data (memory 0) (i32.const 0) "a\00\00\00\00\00\00\00\00\00\00\00b")
         (data (memory 1) (i32.const 0) "\00\00hello\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00world"))"#);
     let src = write(&dir, "two.wasm", &input);
-    let out = segpack().arg("inspect").arg(&src).output().unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stdout = inspect_stdout(&src);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
     assert!(
