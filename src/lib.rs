@@ -112,6 +112,6 @@ pub use rules::NotPackable;
 pub use verify::{Difference, VerifyOptions, verify};
 
 // The README's examples are doc-tests too.
-#[cfg(all(doctest, feature = "module"))]
+#[cfg(all(doctest, feature = "module", feature = "encoder"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
