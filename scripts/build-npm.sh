@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Builds the npm package `segpack` (npm/): the CLI for wasm32-wasip1 in release
-# mode (the cross recipe, scripts/cross.sh wasi-cli), its custom sections
-# (DWARF, names) stripped into npm/segpack.wasm, then `npm pack` into
-# target/npm/. Prints the tarball's path on stdout (the last line).
+# mode (the cross recipe: scripts/cross.sh wasi-cli, which strips it), copied
+# to npm/segpack.wasm without any custom section left (DWARF, names,
+# producers: none of them is read by the engine) and checked to compile, then
+# `npm pack` into target/npm/. Prints the tarball's path on stdout (the last
+# line), sizes on stderr.
 #
-#   scripts/build-npm.sh           build, strip, size stats, pack
-#   scripts/build-npm.sh --no-pack build and strip only
+#   scripts/build-npm.sh           build, copy, size stats, pack
+#   scripts/build-npm.sh --no-pack build and copy only
 #
 # segpack.wasm is built, never committed (npm/.gitignore). No wasm-opt: the
-# module is what rustc and rust-lld make, less its custom sections.
+# module is what rustc and rust-lld make.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -29,8 +31,7 @@ fi
 wasm=$(scripts/cross.sh wasi-cli | tail -n1)
 [ -f "$wasm" ] || { echo "build-npm.sh: scripts/cross.sh wasi-cli gave no .wasm ($wasm)" >&2; exit 1; }
 
-# Keep the sections the engine reads; drop the custom ones (id 0): DWARF,
-# the name section, producers, target_features.
+# Keep the sections the engine reads; drop custom ones (id 0) if any are left.
 node - "$wasm" npm/segpack.wasm <<'JS'
 const fs = require('node:fs');
 const zlib = require('node:zlib');
@@ -48,7 +49,7 @@ const out = Buffer.concat(parts);
 new WebAssembly.Module(out); // still valid
 fs.writeFileSync(to, out);
 const kib = (n) => `${(n / 1024).toFixed(0)} KiB`;
-console.error(`segpack.wasm: ${kib(b.length)} built, ${kib(out.length)} without custom sections, ` +
+console.error(`segpack.wasm: ${kib(b.length)} built, ${kib(out.length)} shipped, ` +
   `${kib(zlib.gzipSync(out, { level: 9 }).length)} gzipped`);
 JS
 
