@@ -2,11 +2,12 @@
 # Compare segpack with its peers in one run: wall time, peak RSS, output size
 # and data-section size, on the benchmark snapshots and the real corpus.
 #
-#   scripts/compare.sh [--quick] [--snap-dir DIR] [--out DIR] [--no-corpus]
+#   scripts/compare.sh [--quick] [--reps N] [--snap-dir DIR] [--out DIR] [--no-corpus]
 #                      [--rev REV | --worktree | --segpack PATH]
 #                      [--timeout SECONDS] [--wait-quiet LOAD]
 #
 #   --quick         skip the 1 GiB snapshot and run each command once
+#   --reps N        run each command N times (default 3, 1 with --quick)
 #   --snap-dir DIR  where the snapshots are (default: bench-out/snap); any that
 #                   are missing are written there by ../shared/bench/make_snapshots.sh
 #   --out DIR       results directory (default: bench-out)
@@ -28,6 +29,10 @@
 #   segpack         segpack pack IN -o OUT         (all cores)
 #   segpack-100k    segpack pack --max-segments 100000 IN -o OUT   (wasm-opt's cap)
 #   segpack-stdin   cat IN | segpack pack > OUT    (snapshots only)
+#   segpack-npm     node npm/bin/segpack.js pack IN -o OUT   (the npm package: the CLI
+#                   built for wasm32-wasip1, run by Node's WASI; needs npm/segpack.wasm,
+#                   from scripts/build-npm.sh, which builds the work tree, whatever --rev)
+#   segpack-npm-100k  the same with --max-segments 100000 (wasm-opt's cap)
 #   wasm-opt        wasm-opt --memory-packing -all IN -o OUT        (core modules only)
 #   wasm-opt-js     wasm-opt-js --memory-packing -all --disable-compact-imports IN -o OUT
 #   wizer           wizer IN -o OUT --init-func wizer.initialize
@@ -55,11 +60,12 @@ PEERS_BIN=${SEGPACK_PEERS_BIN:-$ROOT/../peers/bin}
 [ -d "$PEERS_BIN" ] && export PATH="$PEERS_BIN:$PATH"
 
 quick=0 corpus=1 timeout_s=600 segpack= out=$ROOT/bench-out snap= rev=HEAD worktree=0
-wait_quiet= plot_copy=
+wait_quiet= plot_copy= reps_arg=
 args="$*"
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=1 ;;
+    --reps) reps_arg=$2; shift ;;
     --no-corpus) corpus=0 ;;
     --snap-dir) snap=$2; shift ;;
     --out) out=$2; shift ;;
@@ -78,6 +84,7 @@ snap=${snap:-$out/snap}
 reps=3
 sizes="64 256 1024"
 if [ $quick = 1 ]; then reps=1; sizes="64 256"; fi
+reps=${reps_arg:-$reps}
 
 mkdir -p "$out" "$snap"
 out=$(cd "$out" && pwd)
@@ -135,6 +142,11 @@ load_start=$(cat /proc/loadavg)
   echo "filesystem: $(df -T "$out" | awk 'NR==2 {print $2}') (outputs in $work)"
   echo "disk: $(df "$out" | awk 'NR==2 {print $1}') $(lsblk -dno NAME,MODEL,ROTA "$(df "$out" | awk 'NR==2 {print $1}')" 2>/dev/null | awk '{print ($NF == 0 ? "non-rotational" : "rotational")}')"
   echo "segpack: $("$segpack" --version), $segpack_what"
+  if [ -f "$ROOT/npm/segpack.wasm" ]; then
+    echo "segpack-npm: $(node "$ROOT/npm/bin/segpack.js" --version), npm/segpack.wasm of $(date -u -r "$ROOT/npm/segpack.wasm" +%Y-%m-%dT%H:%M:%SZ), node $(node --version)"
+  else
+    echo "segpack-npm: n/a (no npm/segpack.wasm: run scripts/build-npm.sh)"
+  fi
   for t in wasm-opt wasm-opt-js wizer wasm-tools; do
     if ! command -v $t >/dev/null 2>&1; then
       echo "$t: n/a (not on PATH)"
@@ -251,6 +263,13 @@ for input in "${inputs[@]}"; do
   case $name in
     snapshot-*) measure "$input" segpack-stdin stdin "$o" "$segpack" pack ;;
   esac
+  if [ -f "$ROOT/npm/segpack.wasm" ] && have node; then
+    measure "$input" segpack-npm file "$o" node "$ROOT/npm/bin/segpack.js" pack "$input" -o "$o"
+    measure "$input" segpack-npm-100k file "$o" node "$ROOT/npm/bin/segpack.js" pack --max-segments 100000 "$input" -o "$o"
+  else
+    na "$input" segpack-npm "not-built"
+    na "$input" segpack-npm-100k "not-built"
+  fi
 
   if [ "$kind" = component ]; then
     na "$input" wasm-opt "component"

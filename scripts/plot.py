@@ -25,6 +25,7 @@ STYLE = {
     "segpack-t1": ("segpack --threads 1", "#ff9896", "o", "--"),
     "segpack-stdin": ("cat | segpack (stdin)", "#9467bd", "v", "-."),
     "segpack-100k": ("segpack --max-segments 100000", "#e377c2", "^", ":"),
+    "segpack-npm": ("segpack from npm (WASI, node)", "#8c564b", "o", "-."),
     "wasm-opt": ("wasm-opt --memory-packing (binaryen 108)", "#1f77b4", "D", "-"),
     "wasm-opt-js": ("wasm-opt --memory-packing (binaryen 132, node)", "#aec7e8", "D", "--"),
     "wizer": ("Wizer 11 (instantiate + snapshot)", "#2ca02c", "P", "-"),

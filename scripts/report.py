@@ -13,7 +13,8 @@ import os
 import sys
 
 TOOLS = ["cp", "segpack-t1", "segpack", "segpack-100k", "segpack-stdin",
-         "wasm-opt", "wasm-opt-js", "wizer"]
+         "segpack-npm", "segpack-npm-100k", "wasm-opt", "wasm-opt-js", "wizer"]
+NPM = ("segpack-npm", "segpack-npm-100k")
 MIB = 1024 * 1024
 RSS_LIMIT_KIB = 64 * 1024
 # Data sections are compared with their size LEB counted at its minimal
@@ -176,8 +177,11 @@ def main():
     def check(name, ok, detail):
         checks.append({"target": name, "met": ok, "detail": detail})
 
+    # The npm build reads its input into memory (no mmap in Wasm): its own
+    # budget, input + 64 MiB, is checked below.
     seg_rss = [(r["rss_kib"], r["input"], r["tool"]) for r in rows
-               if r["tool"].startswith("segpack") and r["status"] == "ok"]
+               if r["tool"].startswith("segpack") and r["tool"] not in NPM
+               and r["status"] == "ok"]
     if seg_rss:
         worst = max(seg_rss)
         check("peak RSS <= 64 MiB, every input, file and stdin", worst[0] <= RSS_LIMIT_KIB,
@@ -222,6 +226,82 @@ def main():
     for c in checks:
         met = {True: "yes", False: "**no**", None: "see numbers"}[c["met"]]
         p(f"| {c['target']} | {met} | {c['detail']} |")
+
+    # --- the npm package against binaryen's npm build (issue 16) --------------
+    npm_inputs = [i for i in inputs if get(i, "segpack-npm", "wall_s") is not None]
+    if npm_inputs:
+        p("")
+        p("The npm package (segpack-npm: the CLI built for wasm32-wasip1, run by Node's WASI; "
+          "segpack-npm-100k: with --max-segments 100000) against the native CLI (all cores) "
+          "and binaryen's npm build (wasm-opt-js, which reads no components). Sizes at "
+          "wasm-opt's cap, segpack-npm-100k / wasm-opt-js (below 1 is smaller): the data "
+          "section (what packing decides) and the whole file (binaryen also rewrites the "
+          "other sections). RSS budget: input + 64 MiB.")
+        p("")
+        p("| input | input (MiB) | npm (s) | npm / native | wasm-opt-js (s) | wasm-opt-js / npm "
+          "| npm RSS (MiB) | npm-100k RSS (MiB) | budget (MiB) | wasm-opt-js RSS (MiB) "
+          "| data npm-100k / wasm-opt-js | file npm-100k / wasm-opt-js |")
+        p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        npm_checks = []
+        for inp in npm_inputs:
+            size = by[inp]["input"]["input_bytes"] if "input" in by[inp] else None
+            npm_s = get(inp, "segpack-npm", "wall_s")
+            js_s = get(inp, "wasm-opt-js", "wall_s")
+            rss = get(inp, "segpack-npm", "rss_kib")
+            rss100 = get(inp, "segpack-npm-100k", "rss_kib")
+            budget = None if size is None else size / 1024 + RSS_LIMIT_KIB
+            f_ratio = ratio(get(inp, "segpack-npm-100k", "out_bytes"),
+                            get(inp, "wasm-opt-js", "out_bytes"))
+            d_ratio = ratio(get(inp, "segpack-npm-100k", DATA), get(inp, "wasm-opt-js", DATA))
+            speed = ratio(js_s, npm_s)
+            d = ratios[inp]
+            d["wasm-opt-js/segpack-npm"] = speed
+            d["segpack-npm/segpack"] = ratio(npm_s, get(inp, "segpack", "wall_s"))
+            d["segpack_npm_rss_mib"] = mib(rss)
+            d["segpack_npm_100k_rss_mib"] = mib(rss100)
+            d["data segpack-npm-100k/wasm-opt-js"] = d_ratio
+            d["file segpack-npm-100k/wasm-opt-js"] = f_ratio
+            p(f"| {inp} | {fmt(None if size is None else size / MIB, '{:.1f}')} | {npm_s:.3f} "
+              f"| {fmt(d['segpack-npm/segpack'], '{:.1f}')} | {fmt(js_s, '{:.3f}')} "
+              f"| {fmt(speed, '{:.1f}')} | {fmt(mib(rss), '{:.1f}')} | {fmt(mib(rss100), '{:.1f}')} "
+              f"| {fmt(None if budget is None else budget / 1024, '{:.1f}')} "
+              f"| {fmt(mib(get(inp, 'wasm-opt-js', 'rss_kib')), '{:.1f}')} "
+              f"| {fmt(d_ratio, '{:.4f}')} | {fmt(f_ratio, '{:.4f}')} |")
+            npm_checks.append((inp, speed, rss, rss100, budget, d_ratio))
+
+        def target(name, pairs, good, show):
+            if not pairs:
+                return
+            met = all(good(*x[1:]) for x in pairs)
+            detail = ", ".join(f"{x[0]}: {show(*x[1:])}" for x in pairs)
+            checks.append({"target": f"npm: {name}", "met": met, "detail": detail})
+            p(f"| {name} | {'yes' if met else '**no**'} | {detail} |")
+
+        # Issue 16 names the snapshots and the corpus components; the other
+        # corpus modules are in the table, and in the last rows here.
+        named = [x for x in npm_checks if x[0].startswith("snapshot-") or ".component." in x[0]]
+        others = [x for x in npm_checks if x not in named]
+        p("")
+        p("| target (issue 16; snapshots and components) | met | measured |")
+        p("| --- | --- | --- |")
+        target(">= 10x faster than wasm-opt-js",
+               [(i, s) for i, s, *_ in named if s is not None],
+               lambda s: s >= 10, lambda s: f"{s:.1f}x")
+        target("data section at 100,000 never larger than wasm-opt-js's (every input)",
+               [(i, dr) for i, *_, dr in npm_checks if dr is not None],
+               lambda dr: dr <= 1, lambda dr: f"{dr:.4f}")
+        target("peak RSS <= input + 64 MiB (default cap)",
+               [(i, r, b) for i, _, r, _, b, _ in named if b is not None and r is not None],
+               lambda r, b: r <= b, lambda r, b: f"{r / 1024:.1f} of {b / 1024:.1f} MiB")
+        target("peak RSS <= input + 64 MiB (--max-segments 100000)",
+               [(i, r, b) for i, _, _, r, b, _ in named if b is not None and r is not None],
+               lambda r, b: r <= b, lambda r, b: f"{r / 1024:.1f} of {b / 1024:.1f} MiB")
+        target("the other corpus modules: >= 10x faster than wasm-opt-js",
+               [(i, s) for i, s, *_ in others if s is not None],
+               lambda s: s >= 10, lambda s: f"{s:.1f}x")
+        target("the other corpus modules: peak RSS <= input + 64 MiB (default cap)",
+               [(i, r, b) for i, _, r, _, b, _ in others if b is not None and r is not None],
+               lambda r, b: r <= b, lambda r, b: f"{r / 1024:.1f} of {b / 1024:.1f} MiB")
 
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)
