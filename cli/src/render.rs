@@ -11,14 +11,7 @@ pub fn inspect_text(inspection: &Inspection, capped: Option<&Capped>, elapsed: f
     let mut text = String::new();
     for (m, memories) in report.modules.iter().zip(&inspection.memories) {
         let name = if m.path.is_empty() { "module" } else { &m.path };
-        let mut line = format!(
-            "{name}: segments {} -> {}, data section {} -> {} ({})",
-            group(m.segments_before),
-            group(m.segments_after),
-            bytes(m.data_bytes_before),
-            bytes(m.data_bytes_after),
-            percent(m.data_bytes_before, m.data_bytes_after)
-        );
+        let mut line = format!("{name}: {}", module_change(m));
         for memory in memories.iter().filter(|r| r.segments > 0) {
             line.push_str("; ");
             line.push_str(&memory_line(memory));
@@ -29,6 +22,13 @@ pub fn inspect_text(inspection: &Inspection, capped: Option<&Capped>, elapsed: f
             text.push_str(&format!("  warning: {}\n", warning(w)));
         }
     }
+    text + &closing_lines(report, capped, elapsed)
+}
+
+/// The last lines of `inspect` and `pack --stats`: what a higher cap would
+/// give, when the cap held packing back, then the totals.
+fn closing_lines(report: &PackReport, capped: Option<&Capped>, elapsed: f64) -> String {
+    let mut text = String::new();
     if let Some(capped) = capped {
         text.push_str(&cap_text(report, capped));
         text.push('\n');
@@ -36,6 +36,26 @@ pub fn inspect_text(inspection: &Inspection, capped: Option<&Capped>, elapsed: f
     text.push_str(&stats_line(report, elapsed));
     text.push('\n');
     text
+}
+
+/// `segments 1,204 -> 37, data section 4.1 MiB -> 1.3 MiB (-68%)`
+fn change(segments: (u64, u64), data_bytes: (u64, u64)) -> String {
+    format!(
+        "segments {} -> {}, data section {} -> {} ({})",
+        group(segments.0),
+        group(segments.1),
+        bytes(data_bytes.0),
+        bytes(data_bytes.1),
+        percent(data_bytes.0, data_bytes.1)
+    )
+}
+
+/// [`change`] for one core module.
+fn module_change(m: &segpack::ModuleReport) -> String {
+    change(
+        (m.segments_before, m.segments_after),
+        (m.data_bytes_before, m.data_bytes_after),
+    )
 }
 
 /// `inspect --json`: the report's JSON with each module's memories in it.
@@ -64,24 +84,10 @@ pub fn stats_text(report: &PackReport, capped: Option<&Capped>, elapsed: f64) ->
     let mut text = String::new();
     if report.modules.len() > 1 || report.modules.iter().any(|m| !m.path.is_empty()) {
         for m in &report.modules {
-            text.push_str(&format!(
-                "  {}: segments {} -> {}, data section {} -> {} ({})\n",
-                m.path,
-                group(m.segments_before),
-                group(m.segments_after),
-                bytes(m.data_bytes_before),
-                bytes(m.data_bytes_after),
-                percent(m.data_bytes_before, m.data_bytes_after)
-            ));
+            text.push_str(&format!("  {}: {}\n", m.path, module_change(m)));
         }
     }
-    if let Some(capped) = capped {
-        text.push_str(&cap_text(report, capped));
-        text.push('\n');
-    }
-    text.push_str(&stats_line(report, elapsed));
-    text.push('\n');
-    text
+    text + &closing_lines(report, capped, elapsed)
 }
 
 /// The same input planned with `--max-segments` at the engine limit, for
@@ -180,14 +186,11 @@ fn memory_json(m: &segpack::MemoryReport) -> serde_json::Value {
 
 /// `segments 1,204 -> 37, data section 4.1 MiB -> 1.3 MiB (-68%), 0.21 s`
 pub fn stats_line(r: &PackReport, seconds: f64) -> String {
-    format!(
-        "segments {} -> {}, data section {} -> {} ({}), {seconds:.2} s",
-        group(r.segments_before()),
-        group(r.segments_after()),
-        bytes(r.data_bytes_before()),
-        bytes(r.data_bytes_after()),
-        percent(r.data_bytes_before(), r.data_bytes_after())
-    )
+    let change = change(
+        (r.segments_before(), r.segments_after()),
+        (r.data_bytes_before(), r.data_bytes_after()),
+    );
+    format!("{change}, {seconds:.2} s")
 }
 
 /// Why a memory is not packed, with what the user can do about it.
