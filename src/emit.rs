@@ -20,6 +20,27 @@ pub enum Chunk<'p> {
     Zeros(u64),
 }
 
+impl Chunk<'_> {
+    /// The number of output bytes this chunk stands for.
+    ///
+    /// ```
+    /// assert_eq!(segpack::Chunk::Input(8..12).len(), 4);
+    /// assert_eq!(segpack::Chunk::Zeros(3).len(), 3);
+    /// ```
+    pub fn len(&self) -> u64 {
+        match self {
+            Chunk::Input(r) => r.end - r.start,
+            Chunk::Bytes(b) => b.len() as u64,
+            Chunk::Zeros(n) => *n,
+        }
+    }
+
+    /// Whether the chunk stands for no bytes (the plan never makes one).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Span {
     /// A range of the input.

@@ -143,7 +143,7 @@ fn blocks(chunks: &[Chunk<'_>], size: u64) -> Vec<Block> {
         len: 0,
     };
     for (i, chunk) in chunks.iter().enumerate() {
-        let mut left = chunk_len(chunk);
+        let mut left = chunk.len();
         let mut skip = 0;
         while left > 0 {
             let take = left.min(size - block.len as u64);
@@ -168,14 +168,6 @@ fn blocks(chunks: &[Chunk<'_>], size: u64) -> Vec<Block> {
 }
 
 #[cfg_attr(target_os = "wasi", allow(dead_code))]
-fn chunk_len(chunk: &Chunk<'_>) -> u64 {
-    match chunk {
-        Chunk::Input(r) => r.end - r.start,
-        Chunk::Bytes(b) => b.len() as u64,
-        Chunk::Zeros(n) => *n,
-    }
-}
-
 /// Assembles one block of output into `buffer` (exactly its length).
 #[cfg(any(unix, windows))]
 fn fill(chunks: &[Chunk<'_>], input: &File, block: &Block, buffer: &mut [u8]) -> io::Result<()> {
@@ -185,7 +177,7 @@ fn fill(chunks: &[Chunk<'_>], input: &File, block: &Block, buffer: &mut [u8]) ->
         if at == buffer.len() {
             break;
         }
-        let take = (chunk_len(chunk) - skip).min((buffer.len() - at) as u64) as usize;
+        let take = (chunk.len() - skip).min((buffer.len() - at) as u64) as usize;
         let part = &mut buffer[at..at + take];
         match chunk {
             Chunk::Input(r) => {
