@@ -57,6 +57,22 @@ fn stdin_file() -> Option<File> {
     None
 }
 
+/// Asks for a larger buffer when `fd` is a pipe: a pipe holds 64 KiB by
+/// default, so a fast reader or writer on the other end waits on every
+/// 64 KiB. 1 MiB is what an unprivileged process may ask for
+/// (/proc/sys/fs/pipe-max-size). Not a pipe, or refused: nothing changes.
+#[cfg(unix)]
+pub fn grow_pipe(fd: &impl std::os::fd::AsRawFd) {
+    // SAFETY: F_SETPIPE_SZ takes an int and touches no memory of ours; on
+    // a descriptor that is not a pipe it fails with EBADF/EINVAL, ignored.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = fd;
+}
+
 /// Maps `file` read-only, or reads it where nothing can be mapped.
 ///
 /// # Safety
@@ -108,6 +124,8 @@ impl Input {
                 }
                 #[cfg(not(target_os = "wasi"))]
                 {
+                    #[cfg(unix)]
+                    grow_pipe(&io::stdin());
                     let mut file = tempfile::tempfile()
                         .map_err(|e| Error::io("cannot create a temporary file for stdin", e))?;
                     io::copy(&mut io::stdin().lock(), &mut file)

@@ -228,6 +228,7 @@ fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result
 pub fn to_stdout(write: impl FnOnce(&File) -> io::Result<()>) -> io::Result<()> {
     use std::os::fd::AsFd;
     let fd = io::stdout().as_fd().try_clone_to_owned()?;
+    crate::files::grow_pipe(&fd);
     write(&File::from(fd))
 }
 
