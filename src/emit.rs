@@ -140,6 +140,12 @@ impl<'a> Output<'a> {
 
     /// Appends another output (a nested module's).
     pub(crate) fn append(&mut self, other: Output<'a>) {
+        if self.spans.is_empty() && std::ptr::eq(self.input, other.input) {
+            // Nothing to join: take it whole (a module's output is the
+            // plan's), not a second copy of its spans.
+            *self = other;
+            return;
+        }
         for chunk in other.spans {
             match chunk {
                 Span::Input(r) => self.input(r),

@@ -8,9 +8,7 @@ use crate::emit::Output;
 use crate::error::{Error, Result};
 use crate::parse::{self, Binary, DataSegment, Module, Placement};
 use crate::plan::{self, MemoryImage};
-use crate::segment::{
-    IndexType, PackedSegment, Part, encode_header, header_len, segment_len, uleb_len,
-};
+use crate::segment::{IndexType, Part, encode_header, header_len, segment_len, uleb_len};
 use crate::{ModuleReport, PackOptions};
 use crate::{names, rules};
 
@@ -168,7 +166,7 @@ fn plan_module<'a>(
         .filter(|s| !matches!(s.placement, Placement::Passive) && !repacked(s))
         .count() as u64;
     let budget = (options.max_segments as u64).saturating_sub(kept_active);
-    let packed = plan::pack_images(&images, budget, options.threads, cx.release);
+    let packed = plan::pack_ranges(&images, budget, options.threads, cx.release);
     if !packed.cap_met {
         report.warnings.push(format!(
             "could not get under the cap of {}: {} segments (gaps of 4 GiB or more and segments of 1 GiB are never merged)",
@@ -199,9 +197,9 @@ fn plan_module<'a>(
     let entry_len = |e: &Entry| match e {
         Entry::Keep(i) => module.segments[*i].range.len() as u64,
         Entry::Packed(_, p) => {
-            let s = &packed[*p];
-            let len = s.len();
-            header_len(s.memory_index, index_type(s.memory_index), s.offset, len) + len
+            let (memory_index, r) = packed[*p];
+            let len = r.end - r.start;
+            header_len(memory_index, index_type(memory_index), r.start, len) + len
         }
         Entry::EmptyPassive => EMPTY_PASSIVE.len() as u64,
     };
@@ -252,44 +250,51 @@ fn plan_module<'a>(
     }
     report.changed = true;
     report.segments_after = entries.len() as u64;
-    for s in &packed {
+    for &(memory_index, r) in &packed {
         let bytes = segment_len(
-            s.memory_index,
-            index_type(s.memory_index),
-            s.offset,
-            s.len(),
+            memory_index,
+            index_type(memory_index),
+            r.start,
+            r.end - r.start,
         );
         match report.packed_memories.last_mut() {
-            Some((m, n, b)) if *m == s.memory_index => {
+            Some((m, n, b)) if *m == memory_index => {
                 *n += 1;
                 *b += bytes;
             }
-            _ => report.packed_memories.push((s.memory_index, 1, bytes)),
+            _ => report.packed_memories.push((memory_index, 1, bytes)),
         }
     }
     report.data_bytes_after = section_len;
 
     // Which slots keep their name: kept segments, and packed ones that came
-    // out byte-identical to the segment that held the slot before.
-    let same_bytes = |slot: usize, s: &PackedSegment<'_>| {
+    // out byte-identical to the segment that held the slot before. Parts
+    // are made one segment at a time, in order (`cursor`), and only for
+    // segments whose header and length match.
+    let mut cursor = plan::PartsCursor::new(&images);
+    let mut parts = Vec::new();
+    let mut same_bytes = |slot: usize, (memory_index, r): (u32, plan::Range)| {
         let original = &module.segments[slot];
-        matches!(original.placement, Placement::Constant { memory_index, offset } if memory_index == s.memory_index && offset == s.offset)
-            && s.len() == original.data.len() as u64
-            && encoded_header(s, index_type(s.memory_index)).len() + original.data.len()
-                == original.range.len()
-            && input[original.range.clone()]
-                .starts_with(&encoded_header(s, index_type(s.memory_index)))
-            && parts_equal(&s.parts, original.data)
+        let header = || encoded_header(memory_index, index_type(memory_index), r);
+        matches!(original.placement, Placement::Constant { memory_index: m, offset } if m == memory_index && offset == r.start)
+            && r.end - r.start == original.data.len() as u64
+            && header().len() + original.data.len() == original.range.len()
+            && input[original.range.clone()].starts_with(&header())
+            && {
+                cursor.parts(memory_index, r, &mut parts);
+                parts_equal(&parts, original.data)
+            }
     };
     let keeps_name: Vec<bool> = entries
         .iter()
         .map(|e| match e {
             Entry::Keep(_) => true,
-            Entry::Packed(slot, p) => slot.is_some_and(|slot| same_bytes(slot, &packed[*p])),
+            Entry::Packed(slot, p) => slot.is_some_and(|slot| same_bytes(slot, packed[*p])),
             Entry::EmptyPassive => false,
         })
         .collect();
 
+    let mut cursor = plan::PartsCursor::new(&images);
     let mut out = Output::new(input);
     out.input(range.start..range.start + 8);
     for (i, section) in module.sections.iter().enumerate() {
@@ -301,9 +306,10 @@ fn plan_module<'a>(
                 match entry {
                     Entry::Keep(i) => out.input(module.segments[*i].range.clone()),
                     Entry::Packed(_, p) => {
-                        let s = &packed[*p];
-                        out.owned(&encoded_header(s, index_type(s.memory_index)));
-                        out.parts(&s.parts);
+                        let (memory_index, r) = packed[*p];
+                        out.owned(&encoded_header(memory_index, index_type(memory_index), r));
+                        cursor.parts(memory_index, r, &mut parts);
+                        out.parts(&parts);
                     }
                     Entry::EmptyPassive => out.owned(&EMPTY_PASSIVE),
                 }
@@ -328,9 +334,9 @@ fn plan_module<'a>(
     Ok((report, out))
 }
 
-fn encoded_header(s: &PackedSegment<'_>, index_type: IndexType) -> Vec<u8> {
+fn encoded_header(memory_index: u32, index_type: IndexType, r: plan::Range) -> Vec<u8> {
     let mut h = Vec::with_capacity(16);
-    encode_header(&mut h, s.memory_index, index_type, s.offset, s.len());
+    encode_header(&mut h, memory_index, index_type, r.start, r.end - r.start);
     h
 }
 

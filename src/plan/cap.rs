@@ -7,18 +7,21 @@ use crate::segment::{IndexType, header_len, uleb_len};
 
 /// What closing one gap costs, and where it is: the order in which gaps are
 /// closed when over the cap. Cheapest first; ties by lower (memory, offset).
+/// A closable gap is shorter than a merged segment may be (1 GiB), and
+/// closing it costs less than its length: both fit in 32 bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct GapKey {
-    extra_bytes: u64,
+    extra_bytes: u32,
     memory_index: u32,
     gap_start: u64,
 }
 
-/// A gap between greedy segments that may stay open.
+/// A closable gap between greedy segments that may stay open: 24 bytes,
+/// and the tracker holds up to 1.5 × budget of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct Gap {
     key: GapKey,
-    gap_end: u64,
+    gap_len: u32,
 }
 
 /// The key of the gap between neighbouring greedy segments `a` and `b`, or
@@ -41,8 +44,9 @@ pub(super) fn gap_key(
         return None;
     }
     let cost = |r: Range| segment_len(memory_index, index_type, r.start, r.len());
+    let extra_bytes = cost(merged).saturating_sub(cost(a) + cost(b));
     Some(GapKey {
-        extra_bytes: cost(merged).saturating_sub(cost(a) + cost(b)),
+        extra_bytes: u32::try_from(extra_bytes).expect("a closable gap costs under 4 GiB"),
         memory_index,
         gap_start: a.end,
     })
@@ -54,18 +58,21 @@ pub(super) fn gap_key(
 ///
 /// Over the cap, the cheapest `greedy - budget` gaps close; the rest stay
 /// open. The most expensive ones are kept in a buffer of at most
-/// `2 × budget` gaps, cut back to the `budget` most expensive whenever it
-/// fills (a selection, linear), so memory is O(budget), not O(runs).
+/// `1.5 × budget` gaps, cut back to the `budget` most expensive whenever it
+/// fills (a selection, linear), so memory is O(budget), not O(runs). (The
+/// result does not depend on when the buffer is cut, only on its holding
+/// more than `budget`.)
 #[derive(Debug)]
 pub(super) struct GapTracker {
     pub(super) budget: u64,
     greedy_segments: u64,
     closable_gaps: u64,
     /// The most expensive closable gaps seen: every one of the `budget`
-    /// most expensive is here, with at most as many cheaper ones besides
-    /// (cut back in batches, [`GapTracker::keep_most_expensive`]).
+    /// most expensive is here, with at most half as many cheaper ones
+    /// besides (cut back in batches, [`GapTracker::keep_most_expensive`]).
     open: Vec<Gap>,
-    never_closed: Vec<Gap>,
+    /// Gaps that never close, as (memory index, gap).
+    never_closed: Vec<(u32, Range)>,
     /// Per memory with any segment: (memory index, first start, last end).
     extents: Vec<(u32, u64, u64)>,
     previous: Option<Range>,
@@ -103,14 +110,13 @@ impl GapTracker {
         let gap = r.start - prev.end;
         if gap >= MAX_GAP || r.end - prev.start > MAX_SEGMENT_LEN {
             // As `gap_key` says: never closed.
-            self.never_closed.push(Gap {
-                key: GapKey {
-                    extra_bytes: u64::MAX,
-                    memory_index,
-                    gap_start: prev.end,
+            self.never_closed.push((
+                memory_index,
+                Range {
+                    start: prev.end,
+                    end: gap_end,
                 },
-                gap_end,
-            });
+            ));
             return;
         }
         self.closable_gaps += 1;
@@ -119,22 +125,38 @@ impl GapTracker {
         if extra_bytes < self.floor {
             return;
         }
-        let gap = Gap {
-            key: GapKey {
-                extra_bytes,
-                memory_index,
-                gap_start: prev.end,
-            },
-            gap_end,
-        };
         if self.budget == 0 {
             return;
         }
-        self.open.push(gap);
-        if self.open.len() as u64 >= self.budget.saturating_mul(2) {
-            self.keep_most_expensive(self.budget);
-            self.floor = self.open.first().map_or(0, |g| g.key.extra_bytes);
+        // Both under 1 GiB: the merged segment is (checked above).
+        let gap = Gap {
+            key: GapKey {
+                extra_bytes: extra_bytes as u32,
+                memory_index,
+                gap_start: prev.end,
+            },
+            gap_len: gap as u32,
+        };
+        let limit = self.limit();
+        if self.open.len() == self.open.capacity() {
+            // Grow towards the limit, never past it: the buffer is the
+            // tracker's whole memory.
+            let want = (2 * self.open.capacity()).clamp(1024, limit.max(1024));
+            self.open
+                .reserve_exact(want.saturating_sub(self.open.len()).max(1));
         }
+        self.open.push(gap);
+        if self.open.len() >= limit {
+            self.keep_most_expensive(self.budget);
+            self.floor = self.open.first().map_or(0, |g| g.key.extra_bytes.into());
+        }
+    }
+
+    /// The buffer is cut back when it holds this many gaps: `budget` and
+    /// half as many again (at least one more).
+    fn limit(&self) -> usize {
+        let budget = usize::try_from(self.budget).unwrap_or(usize::MAX);
+        budget.saturating_add((budget / 2).max(1))
     }
 
     /// Keeps only the `n` most expensive gaps of `open` (keys are distinct),
@@ -162,14 +184,30 @@ impl GapTracker {
         let need = self.greedy_segments.saturating_sub(self.budget);
         let stay_open = self.closable_gaps.saturating_sub(need);
         self.keep_most_expensive(stay_open.min(self.budget));
-        let gaps = self.open.iter().chain(&self.never_closed).map(|g| {
-            let gap = Range {
-                start: g.key.gap_start,
-                end: g.gap_end,
-            };
-            (g.key.memory_index, gap)
+        // In (memory, offset) order, the two lists merged as they go.
+        let key = |&(memory_index, gap): &(u32, Range)| (memory_index, gap.start);
+        self.open
+            .sort_unstable_by_key(|g| (g.key.memory_index, g.key.gap_start));
+        self.never_closed.sort_unstable_by_key(key);
+        let mut open = self
+            .open
+            .iter()
+            .map(|g| {
+                let gap = Range {
+                    start: g.key.gap_start,
+                    end: g.key.gap_start + u64::from(g.gap_len),
+                };
+                (g.key.memory_index, gap)
+            })
+            .peekable();
+        let mut never = self.never_closed.iter().copied().peekable();
+        let gaps = std::iter::from_fn(|| match (open.peek(), never.peek()) {
+            (Some(a), Some(b)) if key(b) < key(a) => never.next(),
+            (Some(_), _) => open.next(),
+            (None, _) => never.next(),
         });
-        cut_extents(self.extents, gaps.collect())
+        let count = self.open.len() + self.never_closed.len();
+        cut_extents(self.extents, count, gaps)
     }
 }
 
@@ -182,14 +220,15 @@ pub(super) fn closing_cost(memory_index: u32, index_type: IndexType, a: Range, b
 }
 
 /// The final segments: each memory's extent `(memory index, first start,
-/// last end)` cut at the gaps that stay open, `(memory index, gap)`.
+/// last end)` cut at the gaps that stay open, `(memory index, gap)`: `count`
+/// of them, in (memory, offset) order.
 pub(super) fn cut_extents(
     extents: Vec<(u32, u64, u64)>,
-    mut gaps: Vec<(u32, Range)>,
+    count: usize,
+    gaps: impl Iterator<Item = (u32, Range)>,
 ) -> Vec<(u32, Range)> {
-    gaps.sort_unstable_by_key(|&(memory_index, gap)| (memory_index, gap.start));
-    let mut out = Vec::with_capacity(gaps.len() + extents.len());
-    let mut gaps = gaps.into_iter().peekable();
+    let mut out = Vec::with_capacity(count + extents.len());
+    let mut gaps = gaps.peekable();
     for (memory_index, first, last) in extents {
         let mut start = first;
         while let Some((_, gap)) = gaps.next_if(|&(m, _)| m == memory_index) {

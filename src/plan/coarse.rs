@@ -350,8 +350,9 @@ pub(super) fn final_ranges(
         open.extend(weighed.into_iter().take(more).map(|w| w.3));
     }
 
-    let gaps = open.iter().map(|c| (c.memory_index, c.gap())).collect();
-    Some(cut_extents(extents, gaps))
+    let mut gaps: Vec<(u32, Range)> = open.iter().map(|c| (c.memory_index, c.gap())).collect();
+    gaps.sort_unstable_by_key(|&(memory_index, gap)| (memory_index, gap.start));
+    Some(cut_extents(extents, gaps.len(), gaps.into_iter()))
 }
 
 /// The first and last greedy segments of `region` (which has a non-zero

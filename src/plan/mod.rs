@@ -193,6 +193,16 @@ pub(crate) struct Packed<'a> {
     pub cap_met: bool,
 }
 
+/// The packed segments of some memories as ranges, no parts: what the
+/// rewriter keeps (a segment's parts are made again, one segment at a time,
+/// as it is written: see [`PartsCursor`]).
+pub(crate) struct PackedRanges {
+    /// (memory index, range), in (memory, offset) order.
+    pub segments: Vec<(u32, Range)>,
+    /// Whether the segment budget was met.
+    pub cap_met: bool,
+}
+
 /// Packs the images, in memory order, into at most `budget` segments where
 /// possible. `release` is told which input bytes were scanned for good.
 pub(crate) fn pack_images<'a>(
@@ -201,12 +211,79 @@ pub(crate) fn pack_images<'a>(
     threads: usize,
     release: &(dyn Fn(&[u8]) + Sync),
 ) -> Packed<'a> {
+    with_parts(images, pack_ranges(images, budget, threads, release))
+}
+
+/// As [`pack_images`], the segments as ranges only.
+pub(crate) fn pack_ranges(
+    images: &[MemoryImage<'_>],
+    budget: u64,
+    threads: usize,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> PackedRanges {
     let engine = Engine {
         threads: crate::pool::thread_count(threads),
         job_bytes: scan::JOB_BYTES,
         coarse: image_bytes(images) >= budget.saturating_mul(COARSE_BYTES_PER_SEGMENT),
     };
-    pack_images_with(images, budget, engine, release)
+    pack_ranges_with(images, budget, engine, release)
+}
+
+/// The packed segments with their parts.
+fn with_parts<'a>(images: &[MemoryImage<'a>], packed: PackedRanges) -> Packed<'a> {
+    let mut cursor = PartsCursor::new(images);
+    let segments = packed
+        .segments
+        .iter()
+        .map(|&(memory_index, range)| {
+            let mut parts = Vec::new();
+            cursor.parts(memory_index, range, &mut parts);
+            crate::PackedSegment {
+                memory_index,
+                offset: range.start,
+                parts,
+            }
+        })
+        .collect();
+    Packed {
+        segments,
+        cap_met: packed.cap_met,
+    }
+}
+
+/// Makes the parts of packed segments asked for in (memory, offset) order,
+/// any of them skipped.
+pub(crate) struct PartsCursor<'i, 'a> {
+    images: &'i [MemoryImage<'a>],
+    /// The image of the last segment asked for, and the cursor into its pieces.
+    image: usize,
+    piece: usize,
+}
+
+impl<'i, 'a> PartsCursor<'i, 'a> {
+    pub(crate) fn new(images: &'i [MemoryImage<'a>]) -> Self {
+        PartsCursor {
+            images,
+            image: 0,
+            piece: 0,
+        }
+    }
+
+    /// Replaces `parts` with the payload of segment `range` of memory
+    /// `memory_index` (see [`build_parts`]).
+    pub(crate) fn parts(&mut self, memory_index: u32, range: Range, parts: &mut Vec<Part<'a>>) {
+        while self.images[self.image].memory_index != memory_index {
+            self.image += 1;
+            self.piece = 0;
+        }
+        parts.clear();
+        build_parts(
+            &self.images[self.image].pieces,
+            &mut self.piece,
+            range,
+            parts,
+        );
+    }
 }
 
 /// Plans memories handed in one at a time, in any order, keeping only what
@@ -279,12 +356,22 @@ fn image_bytes(images: &[MemoryImage<'_>]) -> u64 {
         .sum()
 }
 
+#[cfg(test)]
 fn pack_images_with<'a>(
     images: &[MemoryImage<'a>],
     budget: u64,
     engine: Engine,
     release: &(dyn Fn(&[u8]) + Sync),
 ) -> Packed<'a> {
+    with_parts(images, pack_ranges_with(images, budget, engine, release))
+}
+
+fn pack_ranges_with(
+    images: &[MemoryImage<'_>],
+    budget: u64,
+    engine: Engine,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> PackedRanges {
     let coarse = engine
         .coarse
         .then(|| coarse::final_ranges(images, budget, engine, release))
@@ -301,29 +388,29 @@ fn pack_images_with<'a>(
         }
         tracker.finish()
     });
-    let mut segments = Vec::new();
-    let mut ranges = Vec::new();
-    let mut finals = finals.into_iter().peekable();
-    for image in images {
-        ranges.clear();
-        while let Some((_, r)) = finals.next_if(|(m, _)| *m == image.memory_index) {
+    // Segments longer than 1 GiB are rare: split them in place only if any.
+    let segments = if finals.iter().any(|(_, r)| r.len() > MAX_SEGMENT_LEN) {
+        let mut segments = Vec::with_capacity(finals.len());
+        let mut ranges = Vec::new();
+        for (memory_index, r) in finals {
             if r.len() > MAX_SEGMENT_LEN {
+                let image = images
+                    .iter()
+                    .find(|i| i.memory_index == memory_index)
+                    .expect("the segment's image");
+                ranges.clear();
                 split_long(image, r, engine, &mut ranges);
+                segments.extend(ranges.iter().map(|&r| (memory_index, r)));
             } else {
-                ranges.push(r);
+                segments.push((memory_index, r));
             }
         }
-        let mut cursor = 0;
-        for &range in &ranges {
-            segments.push(crate::PackedSegment {
-                memory_index: image.memory_index,
-                offset: range.start,
-                parts: build_parts(&image.pieces, &mut cursor, range),
-            });
-        }
-    }
+        segments
+    } else {
+        finals
+    };
     let cap_met = segments.len() as u64 <= budget;
-    Packed { segments, cap_met }
+    PackedRanges { segments, cap_met }
 }
 
 /// The payload of segment `range` as parts of the image's pieces, with zeros
@@ -333,8 +420,8 @@ pub(crate) fn build_parts<'a>(
     pieces: &[Piece<'a>],
     cursor: &mut usize,
     range: Range,
-) -> Vec<Part<'a>> {
-    let mut parts = Vec::new();
+    parts: &mut Vec<Part<'a>>,
+) {
     let mut pos = range.start;
     while *cursor < pieces.len() && pieces[*cursor].end() <= range.start {
         *cursor += 1;
@@ -360,5 +447,4 @@ pub(crate) fn build_parts<'a>(
     if pos < range.end {
         parts.push(Part::Zeros(range.end - pos));
     }
-    parts
 }
