@@ -70,6 +70,17 @@ impl<'a> Output<'a> {
         }
     }
 
+    /// An empty output over `input` with room for `spans` spans and
+    /// `owned` bytes the plan makes.
+    pub(crate) fn with_capacity(input: &'a [u8], spans: usize, owned: usize) -> Self {
+        Output {
+            input,
+            spans: Vec::with_capacity(spans),
+            owned: Vec::with_capacity(owned),
+            len: 0,
+        }
+    }
+
     /// The total length in bytes.
     pub(crate) fn len(&self) -> u64 {
         self.len

@@ -30,8 +30,9 @@ const EMPTY_PASSIVE: [u8; 2] = [0x01, 0x00];
 pub(crate) struct Context<'c> {
     pub options: &'c PackOptions,
     pub release: &'c (dyn Fn(&[u8]) + Sync),
-    /// Data segment headers copied out by validation.
-    pub known: &'c parse::KnownHeaders,
+    /// Data segment headers copied out by validation; each section's are
+    /// taken out (and freed) when it is read.
+    pub known: &'c std::cell::RefCell<parse::KnownHeaders>,
 }
 
 /// Plans the binary at `range` of `input` into `out`, adding one report per
@@ -243,8 +244,10 @@ fn plan_module<'a>(
                 section_len - kept_len
             ));
         }
-        entries = (0..module.segments.len()).map(Entry::Keep).collect();
-        packed.clear();
+        // In place: a second list beside the first would double its memory.
+        entries.clear();
+        entries.extend((0..module.segments.len()).map(Entry::Keep));
+        packed = Vec::new();
         payload_len = kept_payload;
         section_len = kept_len;
     }
@@ -285,17 +288,45 @@ fn plan_module<'a>(
                 parts_equal(&parts, original.data)
             }
     };
-    let keeps_name: Vec<bool> = entries
-        .iter()
-        .map(|e| match e {
-            Entry::Keep(_) => true,
-            Entry::Packed(slot, p) => slot.is_some_and(|slot| same_bytes(slot, packed[*p])),
-            Entry::EmptyPassive => false,
-        })
-        .collect();
+    // Only a name section reads it.
+    let keeps_name: Vec<bool> = if module.name_sections.is_empty() {
+        Vec::new()
+    } else {
+        entries
+            .iter()
+            .map(|e| match e {
+                Entry::Keep(_) => true,
+                Entry::Packed(slot, p) => slot.is_some_and(|slot| same_bytes(slot, packed[*p])),
+                Entry::EmptyPassive => false,
+            })
+            .collect()
+    };
 
+    // Room for every span the data section adds, counted first: a list
+    // that doubles as it grows would leave its old copy behind (for good
+    // in a Wasm memory) and up to twice the room it needs.
     let mut cursor = plan::PartsCursor::new(&images);
-    let mut out = Output::new(input);
+    let (mut spans, mut owned) = (2 * module.sections.len() + 16, 64);
+    for entry in &entries {
+        spans += 1;
+        match entry {
+            Entry::Keep(_) => {}
+            Entry::Packed(_, p) => {
+                let (memory_index, r) = packed[*p];
+                cursor.parts(memory_index, r, &mut parts);
+                spans += parts.len();
+                owned += header_len(
+                    memory_index,
+                    index_type(memory_index),
+                    r.start,
+                    r.end - r.start,
+                ) as usize;
+            }
+            Entry::EmptyPassive => owned += EMPTY_PASSIVE.len(),
+        }
+    }
+    let mut cursor = plan::PartsCursor::new(&images);
+    let mut out = Output::with_capacity(input, spans, owned);
     out.input(range.start..range.start + 8);
     for (i, section) in module.sections.iter().enumerate() {
         if Some(i) == module.data_section {

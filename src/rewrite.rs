@@ -61,7 +61,7 @@ impl<'a> Plan<'a> {
         release: &(dyn Fn(&[u8]) + Sync),
     ) -> Result<Self> {
         options.check()?;
-        let known = parse::validate(input, release)?;
+        let known = std::cell::RefCell::new(parse::validate(input, release)?);
         release(input);
         let mut output = emit::Output::new(input);
         let mut modules = Vec::new();

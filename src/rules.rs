@@ -128,15 +128,13 @@ pub(crate) fn out_of_bounds(module: &Module<'_>) -> Option<String> {
 /// SPEC §2: memory `memory_index`'s image, its constant-offset segments
 /// applied in section order, later ones overwriting earlier ones.
 pub(crate) fn image<'a>(module: &Module<'a>, memory_index: usize) -> MemoryImage<'a> {
-    let segments: Vec<(u64, &'a [u8])> = segments_of(module, memory_index)
-        .filter_map(|s| match s.placement {
-            Placement::Constant { offset, .. } => Some((offset, s.data)),
-            _ => None,
-        })
-        .collect();
+    let segments = segments_of(module, memory_index).filter_map(|s| match s.placement {
+        Placement::Constant { offset, .. } => Some((offset, s.data)),
+        _ => None,
+    });
     MemoryImage {
         memory_index: memory_index as u32,
         index_type: module.memories[memory_index].index_type,
-        pieces: plan::overlay(&segments),
+        pieces: plan::overlay_iter(segments),
     }
 }

@@ -249,9 +249,48 @@ pub(crate) fn for_each_coarse_run(data: &[u8], min_gap: usize, mut f: impl FnMut
     }
 }
 
-/// A unit of scanning work: consecutive slices of one image, each with the
-/// address of its first byte.
-pub(crate) type Job<'a> = Vec<(u64, &'a [u8])>;
+/// A slice of an image with the address of its first byte: what jobs are
+/// cut from (a tuple, or the planner's own pieces, which are not copied).
+pub(crate) trait Slice<'a>: Sync {
+    fn get(&self) -> (u64, &'a [u8]);
+}
+
+impl<'a> Slice<'a> for (u64, &'a [u8]) {
+    fn get(&self) -> (u64, &'a [u8]) {
+        *self
+    }
+}
+
+/// A unit of scanning work: consecutive slices of one image's pieces, from
+/// byte `from.1` of piece `from.0` to byte `to.1` of piece `to.0`
+/// (exclusive; `to.0` may be one past the last piece). A position, not a
+/// copy: a Go module has a hundred thousand pieces.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Job {
+    from: (usize, usize),
+    to: (usize, usize),
+}
+
+impl Job {
+    /// The job's slices of `pieces` (those it was cut from), none empty,
+    /// each with the address of its first byte.
+    pub(crate) fn slices<'p, 'a: 'p, P: Slice<'a>>(
+        self,
+        pieces: &'p [P],
+    ) -> impl Iterator<Item = (u64, &'a [u8])> + 'p {
+        let (from, to) = (self.from, self.to);
+        let end = (to.0 + 1).min(pieces.len());
+        pieces[from.0..end]
+            .iter()
+            .zip(from.0..)
+            .filter_map(move |(p, k)| {
+                let (offset, data) = p.get();
+                let s = if k == from.0 { from.1 } else { 0 };
+                let e = if k == to.0 { to.1 } else { data.len() };
+                (s < e).then(|| (offset + s as u64, &data[s..e]))
+            })
+    }
+}
 
 /// Bytes of image per job: large enough that channel traffic is noise, small
 /// enough that the results of the jobs in flight stay a few MiB.
@@ -260,25 +299,30 @@ pub(crate) const JOB_BYTES: usize = 1 << 20;
 /// Cuts pieces of an image into jobs of `job_bytes` ([`JOB_BYTES`]). Pieces longer
 /// than that are cut too. Where the cuts fall depends only on the pieces,
 /// never on the number of threads, so neither does the result.
-pub(crate) fn jobs<'a>(pieces: &[(u64, &'a [u8])], job_bytes: usize) -> Vec<Job<'a>> {
+pub(crate) fn jobs<'a, P: Slice<'a>>(pieces: &[P], job_bytes: usize) -> Vec<Job> {
     let mut jobs = Vec::new();
-    let mut job: Job<'a> = Vec::new();
+    let mut from = (0, 0);
+    // Bytes in the job being cut.
     let mut size = 0;
-    for &(offset, data) in pieces {
+    for (k, piece) in pieces.iter().enumerate() {
+        let (_, data) = piece.get();
         let mut at = 0;
         while at < data.len() {
             let take = (data.len() - at).min(job_bytes - size);
-            job.push((offset + at as u64, &data[at..at + take]));
             size += take;
             at += take;
             if size == job_bytes {
-                jobs.push(std::mem::take(&mut job));
+                jobs.push(Job { from, to: (k, at) });
+                from = (k, at);
                 size = 0;
             }
         }
     }
-    if !job.is_empty() {
-        jobs.push(job);
+    if size > 0 {
+        jobs.push(Job {
+            from,
+            to: (pieces.len(), 0),
+        });
     }
     jobs
 }

@@ -231,16 +231,16 @@ pub(crate) fn parse<'a>(
     range: Range<usize>,
     release: &(dyn Fn(&[u8]) + Sync),
 ) -> Result<Binary<'a>> {
-    parse_with(input, range, release, &KnownHeaders::default())
+    parse_with(input, range, release, &Default::default())
 }
 
 /// As [`parse`], reading data segment headers from `known` where validation
-/// copied them.
+/// copied them (and taking them out: they are read once).
 pub(crate) fn parse_with<'a>(
     input: &'a [u8],
     range: Range<usize>,
     release: &(dyn Fn(&[u8]) + Sync),
-    known: &KnownHeaders,
+    known: &std::cell::RefCell<KnownHeaders>,
 ) -> Result<Binary<'a>> {
     let mut parser = Parser::new(range.start as u64);
     let mut pos = range.start;
@@ -335,8 +335,13 @@ pub(crate) fn parse_with<'a>(
             }
             Payload::DataSection(reader) => {
                 module.data_section = Some(module.sections.len());
-                if let Some(known) = known.sections.get(&(reader.range().start as usize)) {
+                let copied = known
+                    .borrow_mut()
+                    .sections
+                    .remove(&(reader.range().start as usize));
+                if let Some(known) = copied {
                     // Validated already: its headers were copied then.
+                    module.segments.reserve_exact(known.segments.len());
                     let headers =
                         wasmparser::DataSectionReader::new(BinaryReader::new(&known.headers, 0))?;
                     for (data, (range, payload)) in headers.into_iter().zip(&known.segments) {
@@ -350,6 +355,12 @@ pub(crate) fn parse_with<'a>(
                     }
                 } else {
                     let mut behind = ReleaseBehind::new(release, start);
+                    // The count is the file's claim: never more than the
+                    // section's bytes could hold (3 bytes or more each).
+                    let most = (reader.range().end - reader.range().start) as usize / 3;
+                    module
+                        .segments
+                        .reserve_exact((reader.count() as usize).min(most));
                     for data in reader.clone() {
                         let data = data?;
                         behind.advance(input, data.range.start as usize);

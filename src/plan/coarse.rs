@@ -242,8 +242,8 @@ pub(super) fn final_ranges(
             current: None,
             first_start: None,
         };
-        let pieces: Vec<(u64, &[u8])> = image.pieces.iter().map(|p| (p.offset, p.data)).collect();
-        let jobs = scan::jobs(&pieces, engine.job_bytes);
+        let pieces = &image.pieces;
+        let jobs = scan::jobs(pieces, engine.job_bytes);
         crate::pool::map_ordered(
             &jobs,
             engine.threads,
@@ -252,7 +252,7 @@ pub(super) fn final_ranges(
                 if give_up.load(Ordering::Relaxed) {
                     return runs;
                 }
-                for &(offset, data) in job {
+                for (offset, data) in job.slices(pieces) {
                     scan::for_each_coarse_run(data, BIG_GAP as usize, |s, e| {
                         runs.push(Range {
                             start: offset + s as u64,
@@ -269,7 +269,7 @@ pub(super) fn final_ranges(
                 for run in runs {
                     regions.run(run, &mut shortlist);
                 }
-                for (_, data) in &jobs[i] {
+                for (_, data) in jobs[i].slices(pieces) {
                     scanned += data.len() as u64;
                     release(data);
                 }

@@ -176,10 +176,10 @@ impl Prefix {
 
 /// Scans one job and merges its runs greedily, as far as that can be done
 /// without knowing what came before (see [`JobResult`]).
-pub(super) fn scan_and_merge(
+pub(super) fn scan_and_merge<'a>(
     memory_index: u32,
     index_type: IndexType,
-    job: &scan::Job<'_>,
+    job: impl Iterator<Item = (u64, &'a [u8])>,
 ) -> JobResult {
     let mut prefix = Prefix {
         runs: Vec::new(),
@@ -195,7 +195,7 @@ pub(super) fn scan_and_merge(
     // `done[..finished]` are the finished segments; the rest is scratch.
     let mut done = Vec::new();
     let mut finished = 0;
-    for &(offset, data) in job {
+    for (offset, data) in job {
         scan::for_each_run(
             data,
             #[inline(always)]
@@ -256,9 +256,9 @@ pub(super) fn scan_and_merge(
 /// scan and merge jobs in parallel; the calling thread stitches their
 /// results together with its own [`Merger`], so the segments are exactly
 /// those of one greedy pass over all runs, for any number of threads.
-pub(super) fn greedy_segments(
+pub(super) fn greedy_segments<'a, P: scan::Slice<'a>>(
     image: &MemoryImage<'_>,
-    pieces: &[(u64, &[u8])],
+    pieces: &[P],
     engine: Engine,
     release: &(dyn Fn(&[u8]) + Sync),
     out: &mut impl FnMut(Range),
@@ -269,7 +269,7 @@ pub(super) fn greedy_segments(
     crate::pool::map_ordered(
         &jobs,
         engine.threads,
-        |job| scan_and_merge(memory_index, index_type, job),
+        |job| scan_and_merge(memory_index, index_type, job.slices(pieces)),
         |i, result| {
             for run in result.prefix {
                 merger.push(run, out);
@@ -279,7 +279,7 @@ pub(super) fn greedy_segments(
                 done.into_iter().for_each(&mut *out);
                 merger = state;
             }
-            for (_, data) in &jobs[i] {
+            for (_, data) in jobs[i].slices(pieces) {
                 release(data);
             }
         },

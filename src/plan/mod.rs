@@ -49,6 +49,12 @@ impl Piece<'_> {
     }
 }
 
+impl<'a> scan::Slice<'a> for Piece<'a> {
+    fn get(&self) -> (u64, &'a [u8]) {
+        (self.offset, self.data)
+    }
+}
+
 /// A memory to pack: its identity and its image as pieces.
 #[derive(Debug, Clone)]
 pub(crate) struct MemoryImage<'a> {
@@ -75,15 +81,35 @@ impl Range {
 /// pieces sorted by offset. Where segments overlap, the later one's bytes win,
 /// as instantiation applies them in order. Empty segments contribute nothing.
 pub(crate) fn overlay<'a>(segments: &[(u64, &'a [u8])]) -> Vec<Piece<'a>> {
-    let pieces: Vec<Piece<'a>> = segments
-        .iter()
+    overlay_iter(segments.iter().copied())
+}
+
+/// As [`overlay`], the segments read (up to three times) from an iterator,
+/// so that the common cases hold one list of pieces, exactly as long as it
+/// needs to be.
+pub(crate) fn overlay_iter<'a>(
+    segments: impl Iterator<Item = (u64, &'a [u8])> + Clone,
+) -> Vec<Piece<'a>> {
+    let nonempty = segments
         .filter(|(_, d)| !d.is_empty())
-        .map(|&(offset, data)| Piece { offset, data })
-        .collect();
+        .map(|(offset, data)| Piece { offset, data });
+    let mut pieces: Vec<Piece<'a>> = Vec::with_capacity(nonempty.clone().count());
+    pieces.extend(nonempty.clone());
+    let disjoint = |pieces: &[Piece<'_>]| pieces.windows(2).all(|w| w[0].end() <= w[1].offset);
     // The common case (every producer we know): sorted and disjoint already.
-    if pieces.windows(2).all(|w| w[0].end() <= w[1].offset) {
+    if disjoint(&pieces) {
         return pieces;
     }
+    // Out of order but disjoint (Go's linker): no byte is written twice, so
+    // the order does not matter, and sorted they are the image. (Disjoint
+    // pieces are not empty: their offsets are distinct.)
+    pieces.sort_unstable_by_key(|p| p.offset);
+    if disjoint(&pieces) {
+        return pieces;
+    }
+    // Overlapping: in section order again.
+    pieces.clear();
+    pieces.extend(nonempty);
     // Walk from the last writer back; `covered` holds the union of what later
     // segments wrote, as start -> end of disjoint, non-adjacent intervals.
     let mut covered: BTreeMap<u64, u64> = BTreeMap::new();
@@ -380,9 +406,7 @@ fn pack_ranges_with(
         let mut tracker = GapTracker::new(budget);
         for image in images {
             tracker.start_memory();
-            let pieces: Vec<(u64, &[u8])> =
-                image.pieces.iter().map(|p| (p.offset, p.data)).collect();
-            greedy_segments(image, &pieces, engine, release, &mut |r| {
+            greedy_segments(image, &image.pieces, engine, release, &mut |r| {
                 tracker.segment(image.memory_index, image.index_type, r)
             });
         }

@@ -134,8 +134,8 @@ pub fn verify(
     let cx = Sides {
         original,
         packed,
-        original_headers,
-        packed_headers,
+        original_headers: original_headers.into(),
+        packed_headers: packed_headers.into(),
     };
     cx.binary(0..original.len(), 0..packed.len(), "", options)
 }
@@ -145,8 +145,8 @@ struct Sides<'a> {
     original: &'a [u8],
     packed: &'a [u8],
     /// Data segment headers that validation copied, read again by parsing.
-    original_headers: parse::KnownHeaders,
-    packed_headers: parse::KnownHeaders,
+    original_headers: std::cell::RefCell<parse::KnownHeaders>,
+    packed_headers: std::cell::RefCell<parse::KnownHeaders>,
 }
 
 fn different(path: &str, message: impl Into<String>) -> Result<Option<Difference>> {
