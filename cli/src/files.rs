@@ -41,6 +41,10 @@ const RELEASE_BATCH: usize = 4 << 20;
 /// between them included (segment headers, already parsed).
 const RELEASE_JOIN: usize = 64 << 10;
 
+/// What the kernel maps around a faulting page of a file mapping: 64 KiB
+/// by default (Linux's fault_around_bytes), aligned to its own size.
+const FAULT_AROUND: usize = 64 << 10;
+
 /// Standard input as a file, when it is a regular file read from its start
 /// (`segpack pack < in.wasm`): it is mapped like a named input, not spooled.
 #[cfg(unix)]
@@ -190,7 +194,10 @@ impl Input {
         if bytes.is_empty() || offset + bytes.len() > map.len() {
             return;
         }
-        let range = offset..offset + bytes.len();
+        // Reading one byte maps the pages around it too (the kernel's
+        // fault-around), so the release covers those.
+        let range = offset & !(FAULT_AROUND - 1)
+            ..(offset + bytes.len()).next_multiple_of(FAULT_AROUND).min(map.len());
         let mut pending = self.unreleased.lock().unwrap_or_else(|e| e.into_inner());
         let joins = !pending.is_empty()
             && range.start <= pending.end.saturating_add(RELEASE_JOIN)
