@@ -16,16 +16,23 @@
 //! whose bounds straddle the cut are weighed exactly, by merging their two
 //! regions greedily.
 //!
-//! When the premises do not hold (an image longer than 1 GiB, too few long
-//! gaps to fill the cap, a cut that falls among short gaps, or too many gaps
-//! on the cut to hold in O(cap) memory), [`final_ranges`] gives up and the
-//! full pass runs.
+//! Images longer than 1 GiB take this route too. A region longer than
+//! 1 GiB could hold a greedy segment that must be split, and a long gap
+//! between two greedy segments that would merge past 1 GiB never closes
+//! ([`GapTracker`](super::GapTracker)): the route knows which gaps those are
+//! from the regions' ends alone (a gap of 1 GiB or more: never; two regions
+//! within 1 GiB together: always), and gives up on the rest.
+//!
+//! When the premises do not hold (a region longer than 1 GiB, a gap whose
+//! closing the regions cannot settle, too few long gaps to fill the cap, a
+//! cut that falls among short gaps, or too many gaps on the cut to hold in
+//! O(cap) memory), [`final_ranges`] gives up and the full pass runs.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::cap::{closing_cost, cut_extents};
 use super::merge::greedy_segments;
-use super::{Engine, MAX_SEGMENT_LEN, MemoryImage, Range, image_bytes, pieces_within};
+use super::{Engine, MAX_GAP, MAX_SEGMENT_LEN, MemoryImage, Range, image_bytes, pieces_within};
 use crate::scan;
 use crate::segment::{IndexType, header_len, uleb_len};
 
@@ -167,40 +174,71 @@ struct Regions {
 }
 
 impl Regions {
-    fn run(&mut self, run: Range, shortlist: &mut Shortlist) {
+    fn run(&mut self, run: Range, gaps: &mut Gaps) {
         match &mut self.current {
             Some(c) if run.start - c.end < BIG_GAP => c.end = run.end,
             _ => {
                 self.first_start.get_or_insert(run.start);
-                if let Some(done) = self.current.replace(run)
-                    && let Some(before) = self.previous.replace(done)
-                {
-                    shortlist.push(Candidate::new(
-                        self.memory_index,
-                        self.index_type,
-                        before,
-                        done,
-                    ));
+                if let Some(done) = self.current.replace(run) {
+                    self.region_done(done, gaps);
                 }
             }
         }
     }
 
-    /// The image's extent (memory index, first start, last end), if it has
-    /// any non-zero byte.
-    fn finish(self, shortlist: &mut Shortlist) -> Option<(u32, u64, u64)> {
-        let last = self.current?;
-        if let Some(before) = self.previous {
-            shortlist.push(Candidate::new(
+    /// `done` is a whole region: weigh the long gap before it.
+    fn region_done(&mut self, done: Range, gaps: &mut Gaps) {
+        // Greedy segments never span a long gap, so a region within 1 GiB
+        // holds no segment that the greedy pass must split.
+        if done.len() > MAX_SEGMENT_LEN {
+            gaps.unsettled = true;
+        }
+        let Some(before) = self.previous.replace(done) else {
+            return;
+        };
+        let gap = done.start - before.end;
+        // The greedy segments on either side, `a` and `b`, lie within the
+        // regions and touch the gap, so b.end - a.start is at least gap + 2
+        // and at most the two regions with the gap. GapTracker never closes
+        // a gap of 4 GiB, nor one whose segments would merge past 1 GiB.
+        if gap >= MAX_GAP || gap + 2 > MAX_SEGMENT_LEN {
+            gaps.never_closed.push((
+                self.memory_index,
+                Range {
+                    start: before.end,
+                    end: done.start,
+                },
+            ));
+        } else if done.end - before.start <= MAX_SEGMENT_LEN {
+            gaps.shortlist.push(Candidate::new(
                 self.memory_index,
                 self.index_type,
                 before,
-                last,
+                done,
             ));
+        } else {
+            gaps.unsettled = true;
         }
+    }
+
+    /// The image's extent (memory index, first start, last end), if it has
+    /// any non-zero byte.
+    fn finish(mut self, gaps: &mut Gaps) -> Option<(u32, u64, u64)> {
+        let last = self.current?;
+        self.region_done(last, gaps);
         let first = self.first_start.expect("a region has a start");
         Some((self.memory_index, first, last.end))
     }
+}
+
+/// The long gaps between regions, by what the cap may do with them.
+struct Gaps {
+    /// Gaps that may close, as the candidates that may stay open.
+    shortlist: Shortlist,
+    /// Gaps that never close (see [`Regions::region_done`]).
+    never_closed: Vec<(u32, Range)>,
+    /// A region or gap this route cannot settle: give up.
+    unsettled: bool,
 }
 
 /// The final segments of each memory, as [`GapTracker::finish`] would give
@@ -217,18 +255,11 @@ pub(super) fn final_ranges(
     if budget == 0 {
         return None;
     }
-    // No gap of 4 GiB and no merged segment past 1 GiB: every gap can close,
-    // and no greedy segment is ever split.
-    let short = images.iter().all(|image| match image.pieces.as_slice() {
-        [] => true,
-        [first, .., last] => last.end() - first.offset <= MAX_SEGMENT_LEN,
-        [only] => only.data.len() as u64 <= MAX_SEGMENT_LEN,
-    });
-    if !short {
-        return None;
-    }
-
-    let mut shortlist = Shortlist::new(budget);
+    let mut gaps = Gaps {
+        shortlist: Shortlist::new(budget),
+        never_closed: Vec::new(),
+        unsettled: false,
+    };
     let mut extents = Vec::new();
     let total = image_bytes(images);
     let mut scanned = 0u64;
@@ -267,7 +298,7 @@ pub(super) fn final_ranges(
                     return;
                 }
                 for run in runs {
-                    regions.run(run, &mut shortlist);
+                    regions.run(run, &mut gaps);
                 }
                 for (_, data) in jobs[i].slices(pieces) {
                     scanned += data.len() as u64;
@@ -276,9 +307,9 @@ pub(super) fn final_ranges(
                 // A quarter in, with long gaps at a rate that will not
                 // reach the cap: the cut lies among short gaps.
                 let sparse = scanned >= total / 4
-                    && u128::from(shortlist.count) * u128::from(total)
+                    && u128::from(gaps.shortlist.count) * u128::from(total)
                         < u128::from(budget) * u128::from(scanned);
-                if shortlist.overflowed || sparse {
+                if gaps.shortlist.overflowed || gaps.unsettled || sparse {
                     give_up.store(true, Ordering::Relaxed);
                 }
             },
@@ -286,18 +317,23 @@ pub(super) fn final_ranges(
         if give_up.load(Ordering::Relaxed) {
             return None;
         }
-        extents.extend(regions.finish(&mut shortlist));
+        extents.extend(regions.finish(&mut gaps));
     }
-    if shortlist.overflowed {
+    let Gaps {
+        shortlist,
+        never_closed,
+        unsettled,
+    } = gaps;
+    if shortlist.overflowed || unsettled {
         return None;
     }
 
     // Over the cap, the greedy pass's closable gaps that stay open number
-    // `budget - extents` (every gap can close here), and they must be long
-    // gaps: more long gaps than that, and the cheapest kept one dearer than
-    // any short gap.
+    // `budget - extents - never closed` (as in `GapTracker::finish`), and
+    // they must be long gaps: more long gaps than that, and the cheapest
+    // kept one dearer than any short gap.
     let keep = budget
-        .checked_sub(extents.len() as u64)
+        .checked_sub(extents.len() as u64 + never_closed.len() as u64)
         .filter(|&k| k > 0)?;
     if shortlist.count <= keep {
         return None;
@@ -351,6 +387,7 @@ pub(super) fn final_ranges(
     }
 
     let mut gaps: Vec<(u32, Range)> = open.iter().map(|c| (c.memory_index, c.gap())).collect();
+    gaps.extend(never_closed);
     gaps.sort_unstable_by_key(|&(memory_index, gap)| (memory_index, gap.start));
     Some(cut_extents(extents, gaps.len(), gaps.into_iter()))
 }

@@ -349,3 +349,104 @@ fn a_gap_merges_exactly_when_it_is_cheaper_than_a_header() {
         assert_eq!(n, if merged { 1 } else { 2 }, "gap {gap}");
     }
 }
+
+/// Heap-like stretches spread over more than 1 GiB of a 64-bit memory:
+/// gaps just under and over 1 GiB and past 4 GiB between them.
+fn spread_past_1_gib() -> impl Strategy<Value = Vec<(u64, Vec<u8>)>> {
+    let spacing = prop_oneof![
+        Just(300u64 << 20),
+        Just(MAX_SEGMENT_LEN - 700),
+        Just(MAX_SEGMENT_LEN - 2),
+        Just(MAX_SEGMENT_LEN + 3),
+        Just(MAX_GAP + 11),
+        0u64..5000,
+    ];
+    proptest::collection::vec((spacing, snapshot_like()), 1..5).prop_map(|stretches| {
+        let mut at = 0;
+        let mut segments = Vec::new();
+        for (spacing, stretch) in stretches {
+            let mut end = at;
+            for (offset, data) in stretch {
+                end = end.max(at + spacing + offset + data.len() as u64);
+                segments.push((at + spacing + offset, data));
+            }
+            at = end;
+        }
+        segments
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Past 1 GiB, where some gaps never close and the route must tell
+    /// which, the coarse route still gives exactly the full pass.
+    #[test]
+    fn coarse_route_matches_the_full_pass_past_1_gib(
+        mem0 in spread_past_1_gib(),
+        mem1 in snapshot_like(),
+        budget in 1u64..40,
+        threads in 1usize..3,
+        job_bytes in prop_oneof![Just(64usize), Just(1000), Just(1 << 20)],
+    ) {
+        let images = [image(0, IndexType::I64, &mem0), image(1, IndexType::I32, &mem1)];
+        let coarse = Engine { threads, job_bytes, coarse: true };
+        let full = Engine { coarse: false, ..coarse };
+        let packed = packed_with(&images, budget, coarse);
+        prop_assert_eq!(&packed, &packed_with(&images, budget, full));
+        prop_assert_eq!(packed, reference(&images, budget));
+    }
+}
+
+#[test]
+fn the_coarse_route_applies_past_1_gib() {
+    // 30 objects 300 to 700 zeros apart, repeated at 0, 700 MiB, 2 GiB
+    // and 7 GiB: the gaps of 1.3 GiB and 5 GiB never close, the one of
+    // 700 MiB may, and the cap binds on the long gaps inside.
+    let mut stretch = Vec::new();
+    for i in 0..30usize {
+        stretch.extend(std::iter::repeat_n(0u8, 300 + (i * 53) % 401));
+        stretch.extend((0..120).map(|j| if j % 11 == 0 { 0 } else { (i + j) as u8 | 1 }));
+    }
+    let segs: Vec<(u64, Vec<u8>)> = [0u64, 700 << 20, 2 << 30, 7 << 30]
+        .into_iter()
+        .map(|at| (at, stretch.clone()))
+        .collect();
+    let im = image(0, IndexType::I64, &segs);
+    let images = std::slice::from_ref(&im);
+    let coarse = Engine {
+        threads: 2,
+        job_bytes: 1000,
+        coarse: true,
+    };
+    let full = Engine {
+        coarse: false,
+        ..coarse
+    };
+    for budget in [5u64, 20, 60] {
+        assert!(
+            coarse::final_ranges(images, budget, coarse, &|_| {}).is_some(),
+            "budget {budget}"
+        );
+        assert_eq!(
+            packed_with(images, budget, coarse),
+            packed_with(images, budget, full),
+            "budget {budget}"
+        );
+        assert_eq!(
+            packed_with(images, budget, coarse),
+            reference(images, budget)
+        );
+    }
+    // A region past 1 GiB (no 31 zeros in a row over 1 GiB + 64 bytes),
+    // where the greedy pass must split a segment, is left to the full pass.
+    let mut segs = segs;
+    segs.push((9 << 30, vec![7u8; MAX_SEGMENT_LEN as usize + 64]));
+    let im = image(0, IndexType::I64, &segs);
+    let images = std::slice::from_ref(&im);
+    assert!(coarse::final_ranges(images, 20, coarse, &|_| {}).is_none());
+    assert_eq!(
+        packed_with(images, 20, coarse),
+        packed_with(images, 20, full)
+    );
+}
