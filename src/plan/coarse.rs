@@ -150,6 +150,18 @@ impl Shortlist {
     }
 }
 
+impl Shortlist {
+    /// The cut the whole image would give if the rest of it held long gaps
+    /// as the `scanned` bytes so far did: the `budget × scanned / total`-th
+    /// largest lower bound seen. Every candidate at or above it is still
+    /// kept: it ranks above the `budget`-th.
+    fn projected_cut(&self, scanned: u64, total: u64) -> u64 {
+        let k = u128::from(self.budget) * u128::from(scanned) / u128::from(total.max(1));
+        let k = u64::try_from(k).unwrap_or(u64::MAX).max(1);
+        kth_largest_lo(&mut self.kept.clone(), k)
+    }
+}
+
 /// The `k`-th largest `lo` of `candidates` (k ≥ 1), or 0 when there are fewer.
 fn kth_largest_lo(candidates: &mut [Candidate], k: u64) -> u64 {
     let k = usize::try_from(k).unwrap_or(usize::MAX);
@@ -263,6 +275,7 @@ pub(super) fn final_ranges(
     let mut extents = Vec::new();
     let total = image_bytes(images);
     let mut scanned = 0u64;
+    let mut projected = false;
     // Set once this route cannot work: workers then skip what is left.
     let give_up = AtomicBool::new(false);
     for image in images {
@@ -305,11 +318,19 @@ pub(super) fn final_ranges(
                     release(data);
                 }
                 // A quarter in, with long gaps at a rate that will not
-                // reach the cap: the cut lies among short gaps.
-                let sparse = scanned >= total / 4
+                // reach the cap, or a cut that, at the rate seen so far,
+                // falls among short gaps: this route will most likely give
+                // up at the end, so the full pass starts now. (A guess: the
+                // plan is the same either way, only the time differs.)
+                let quarter = scanned >= total / 4;
+                let sparse = quarter
                     && u128::from(gaps.shortlist.count) * u128::from(total)
                         < u128::from(budget) * u128::from(scanned);
-                if gaps.shortlist.overflowed || gaps.unsettled || sparse {
+                let cheap_cut = quarter && !projected && {
+                    projected = true;
+                    gaps.shortlist.projected_cut(scanned, total) <= SHORT_GAP_MAX_COST
+                };
+                if gaps.shortlist.overflowed || gaps.unsettled || sparse || cheap_cut {
                     give_up.store(true, Ordering::Relaxed);
                 }
             },
@@ -409,4 +430,36 @@ fn greedy_ends(
         })
     });
     ends.expect("a region holds a segment")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_projected_cut_scales_the_cap_to_the_bytes_scanned() {
+        // Gaps of 100, 200, ..., 4000 zeros between one-byte regions.
+        let mut shortlist = Shortlist::new(10);
+        let mut los = Vec::new();
+        let mut at = 0;
+        for i in 1..=40u64 {
+            let left = Range {
+                start: at,
+                end: at + 1,
+            };
+            at += 1 + 100 * i;
+            let right = Range {
+                start: at,
+                end: at + 1,
+            };
+            let candidate = Candidate::new(0, IndexType::I32, left, right);
+            los.push(candidate.lo);
+            shortlist.push(candidate);
+        }
+        los.sort_unstable_by(|a, b| b.cmp(a));
+        // A quarter of the image seen: a quarter of the cap (2 of 10).
+        assert_eq!(shortlist.projected_cut(1, 4), los[1]);
+        assert_eq!(shortlist.projected_cut(4, 4), los[9]);
+        assert!(los[1] > los[9]);
+    }
 }
