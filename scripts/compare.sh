@@ -3,6 +3,7 @@
 # and data-section size, on the benchmark snapshots and the real corpus.
 #
 #   scripts/compare.sh [--quick] [--reps N] [--snap-dir DIR] [--out DIR] [--no-corpus]
+#                      [--sizes "MIB ..."] [--memory64 MIB] [--tools LIST]
 #                      [--rev REV | --worktree | --segpack PATH]
 #                      [--timeout SECONDS] [--wait-quiet LOAD]
 #
@@ -12,6 +13,13 @@
 #                   are missing are written there by ../shared/bench/make_snapshots.sh
 #   --out DIR       results directory (default: bench-out)
 #   --no-corpus     only the snapshots
+#   --sizes LIST    snapshot image sizes in MiB (default "64 256 1024"; 1024 is
+#                   snapshot-1g.wasm, N is snapshot-Nm.wasm; 4000 is the largest
+#                   a 32-bit memory holds)
+#   --memory64 MIB  also a memory64 snapshot with an image of MIB MiB
+#                   (benches/memory64_snapshot.sh: snapshot-m64-MIBm.wasm; 6144
+#                   gives a 6 GiB image in a 1.9 GB file)
+#   --tools LIST    only these rows, comma-separated (e.g. cp,segpack,segpack-100k)
 #   --rev REV       benchmark the committed revision REV (default HEAD): its
 #                   tree (git archive) is built with `cargo build --release` in
 #                   OUT/build, target dir target/bench-rev, so uncommitted edits
@@ -25,10 +33,15 @@
 #
 # Tools, per input (each given the same input file):
 #   cp              cp IN OUT                      (the floor: an in-kernel copy)
+#   cp-sync         cp IN OUT && sync OUT          (the floor of a durable copy: segpack
+#                   syncs its output before renaming it into place, SPEC §8)
 #   segpack-t1      segpack pack --threads 1 IN -o OUT
 #   segpack         segpack pack IN -o OUT         (all cores)
 #   segpack-100k    segpack pack --max-segments 100000 IN -o OUT   (wasm-opt's cap)
 #   segpack-stdin   cat IN | segpack pack > OUT    (snapshots only)
+#   segpack-redirect  segpack pack < IN > OUT      (stdin is the file; snapshots only)
+#   cat-pipe        cat IN | cat | cat > OUT       (the floor of a pipe; snapshots only)
+#   segpack-pipe    cat IN | segpack pack | cat > OUT   (snapshots only)
 #   segpack-npm     node npm/bin/segpack.js pack IN -o OUT   (the npm package: the CLI
 #                   built for wasm32-wasip1, run by Node's WASI; needs npm/segpack.wasm,
 #                   from scripts/build-npm.sh, which builds the work tree, whatever --rev)
@@ -43,8 +56,8 @@
 # the timing. Wall time is the minimum over the runs, measured around the
 # command with bash's $EPOCHREALTIME (microseconds); peak RSS is the largest
 # "maximum resident set size" of `/usr/bin/time -f '%e %M'` over the runs (for
-# the stdin pipeline: of segpack alone, not of cat). A run over 20 s is not
-# repeated. Missing peers, failures and time-outs are reported as n/a.
+# the pipelines: of the middle command alone, not of the cats). A run over 20 s
+# is not repeated. Missing peers, failures and time-outs are reported as n/a.
 #
 # Peers are looked up on PATH, with ../peers/bin put first when it exists.
 # Raw results: OUT/results.csv, OUT/results.json, OUT/table.md, OUT/machine.txt,
@@ -60,13 +73,16 @@ PEERS_BIN=${SEGPACK_PEERS_BIN:-$ROOT/../peers/bin}
 [ -d "$PEERS_BIN" ] && export PATH="$PEERS_BIN:$PATH"
 
 quick=0 corpus=1 timeout_s=600 segpack= out=$ROOT/bench-out snap= rev=HEAD worktree=0
-wait_quiet= plot_copy= reps_arg=
+wait_quiet= plot_copy= reps_arg= sizes_arg= memory64= tools=
 args="$*"
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=1 ;;
     --reps) reps_arg=$2; shift ;;
     --no-corpus) corpus=0 ;;
+    --sizes) sizes_arg=$2; shift ;;
+    --memory64) memory64=$2; shift ;;
+    --tools) tools=$2; shift ;;
     --snap-dir) snap=$2; shift ;;
     --out) out=$2; shift ;;
     --segpack) segpack=$2; shift ;;
@@ -85,6 +101,7 @@ reps=3
 sizes="64 256 1024"
 if [ $quick = 1 ]; then reps=1; sizes="64 256"; fi
 reps=${reps_arg:-$reps}
+sizes=${sizes_arg:-$sizes}
 
 mkdir -p "$out" "$snap"
 out=$(cd "$out" && pwd)
@@ -176,6 +193,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "generating snapshots (${missing[*]} MiB) into $snap" >&2
   SIZES="${missing[*]}" "$SHARED/bench/make_snapshots.sh" "$snap" >&2
 fi
+if [ -n "$memory64" ]; then
+  m64=$snap/snapshot-m64-${memory64}m.wasm
+  if [ ! -f "$m64" ]; then
+    echo "generating the memory64 snapshot ($memory64 MiB) into $m64" >&2
+    SHARED=$SHARED "$ROOT/benches/memory64_snapshot.sh" "$m64" "$memory64" >&2
+  fi
+  inputs+=("$m64")
+fi
 if [ $corpus = 1 ]; then
   if compgen -G "$CORPUS/*.wasm" >/dev/null; then
     inputs+=("$CORPUS"/*.wasm)
@@ -190,10 +215,12 @@ usec() { local t=${EPOCHREALTIME}; echo "${t/./}"; }
 echo "input,input_bytes,tool,status,runs,wall_s,wall_runs_s,rss_kib,out_bytes,data_bytes,segments,valid,data_min_bytes" >"$csv"
 
 # measure INPUT TOOL MODE OUT CMD...
-#   MODE file: run CMD; MODE stdin: cat INPUT | CMD > OUT
+#   MODE file: run CMD; stdin: cat INPUT | CMD > OUT; redirect: CMD < INPUT > OUT;
+#   pipe: cat INPUT | CMD | cat > OUT
 measure() {
   local input=$1 tool=$2 mode=$3 output=$4
   shift 4
+  if [ -n "$tools" ] && [[ ",$tools," != *",$tool,"* ]]; then return; fi
   local name status=ok runs=0 best= all= rss=0 i t0 t1 us rc log
   name=$(basename "$input")
   log=$logs/$name.$tool.log
@@ -204,6 +231,14 @@ measure() {
     if [ "$mode" = stdin ]; then
       t0=$(usec)
       cat "$input" | timeout "$timeout_s" /usr/bin/time -o "$tf" -f '%e %M' "$@" >"$output" 2>"$log" || rc=$?
+      t1=$(usec)
+    elif [ "$mode" = redirect ]; then
+      t0=$(usec)
+      timeout "$timeout_s" /usr/bin/time -o "$tf" -f '%e %M' "$@" <"$input" >"$output" 2>"$log" || rc=$?
+      t1=$(usec)
+    elif [ "$mode" = pipe ]; then
+      t0=$(usec)
+      cat "$input" | timeout "$timeout_s" /usr/bin/time -o "$tf" -f '%e %M' "$@" 2>"$log" | cat >"$output" || rc=$?
       t1=$(usec)
     else
       t0=$(usec)
@@ -242,6 +277,7 @@ measure() {
 
 # na INPUT TOOL REASON: a row for a tool that does not apply or is missing
 na() {
+  if [ -n "$tools" ] && [[ ",$tools," != *",$2,"* ]]; then return; fi
   echo "$(basename "$1"),$(stat -c %s "$1"),$2,$3,0,,,,,,,," >>"$csv"
   printf '  %-14s n/a (%s)\n' "$2" "$3" >&2
 }
@@ -257,11 +293,17 @@ for input in "${inputs[@]}"; do
   o=$work/out.wasm
 
   measure "$input" cp file "$o" cp "$input" "$o"
+  measure "$input" cp-sync file "$o" sh -c 'cp "$1" "$2" && sync "$2"' sh "$input" "$o"
   measure "$input" segpack-t1 file "$o" "$segpack" pack --threads 1 "$input" -o "$o"
   measure "$input" segpack file "$o" "$segpack" pack "$input" -o "$o"
   measure "$input" segpack-100k file "$o" "$segpack" pack --max-segments 100000 "$input" -o "$o"
   case $name in
-    snapshot-*) measure "$input" segpack-stdin stdin "$o" "$segpack" pack ;;
+    snapshot-*)
+      measure "$input" segpack-stdin stdin "$o" "$segpack" pack
+      measure "$input" segpack-redirect redirect "$o" "$segpack" pack
+      measure "$input" cat-pipe pipe "$o" cat
+      measure "$input" segpack-pipe pipe "$o" "$segpack" pack
+      ;;
   esac
   if [ -f "$ROOT/npm/segpack.wasm" ] && have node; then
     measure "$input" segpack-npm file "$o" node "$ROOT/npm/bin/segpack.js" pack "$input" -o "$o"

@@ -12,8 +12,8 @@ import json
 import os
 import sys
 
-TOOLS = ["cp", "segpack-t1", "segpack", "segpack-100k", "segpack-stdin",
-         "segpack-npm", "segpack-npm-100k", "wasm-opt", "wasm-opt-js", "wizer"]
+TOOLS = ["cp", "cp-sync", "segpack-t1", "segpack", "segpack-100k", "segpack-stdin",
+         "segpack-redirect", "cat-pipe", "segpack-pipe", "segpack-npm", "segpack-npm-100k", "wasm-opt", "wasm-opt-js", "wizer"]
 NPM = ("segpack-npm", "segpack-npm-100k")
 MIB = 1024 * 1024
 RSS_LIMIT_KIB = 64 * 1024
@@ -226,6 +226,39 @@ def main():
     for c in checks:
         met = {True: "yes", False: "**no**", None: "see numbers"}[c["met"]]
         p(f"| {c['target']} | {met} | {c['detail']} |")
+
+    # --- at the physical limit (issue 17) ---------------------------------------
+    limit_inputs = [i for i in snaps if get(i, "cp", "wall_s") is not None]
+    if limit_inputs:
+        p("")
+        p("At the physical limit: each segpack row against the floor of its own path, "
+          "measured in the same run (file to file: cp; stdin from the file: the file-to-file "
+          "segpack time; a pipe: the same pipeline with cat in segpack's place), and time "
+          "per input MB (linear growth: a flat column).")
+        p("")
+        p("| input | input (MB) | segpack / cp | segpack / (cp + sync) | segpack-100k / cp "
+          "| redirect / file | pipe / cat-pipe | segpack ms per MB | segpack-100k ms per MB "
+          "| peak RSS (MiB) |")
+        p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for inp in limit_inputs:
+            size = by[inp]["input"]["input_bytes"] if "input" in by[inp] else None
+            cp = get(inp, "cp", "wall_s")
+            seg, s100 = get(inp, "segpack", "wall_s"), get(inp, "segpack-100k", "wall_s")
+            d = ratios.setdefault(inp, {})
+            d["segpack-100k/cp"] = ratio(s100, cp)
+            d["segpack/cp-sync"] = ratio(seg, get(inp, "cp-sync", "wall_s"))
+            d["segpack-redirect/segpack"] = ratio(get(inp, "segpack-redirect", "wall_s"), seg)
+            d["segpack-pipe/cat-pipe"] = ratio(get(inp, "segpack-pipe", "wall_s"),
+                                               get(inp, "cat-pipe", "wall_s"))
+            per = [None if (w is None or not size) else w / (size / 1e6) * 1e3 for w in (seg, s100)]
+            rss = max((get(inp, t, "rss_kib") or 0) for t in TOOLS if t.startswith("segpack")
+                      and t not in NPM)
+            p(f"| {inp} | {fmt(None if size is None else size / 1e6, '{:,.0f}')} "
+              f"| {fmt(ratio(seg, cp), '{:.2f}')} | {fmt(d['segpack/cp-sync'], '{:.2f}')} "
+              f"| {fmt(d['segpack-100k/cp'], '{:.2f}')} "
+              f"| {fmt(d['segpack-redirect/segpack'], '{:.2f}')} "
+              f"| {fmt(d['segpack-pipe/cat-pipe'], '{:.2f}')} "
+              f"| {fmt(per[0], '{:.2f}')} | {fmt(per[1], '{:.2f}')} | {fmt(mib(rss), '{:.1f}')} |")
 
     # --- the npm package against binaryen's npm build (issue 16) --------------
     npm_inputs = [i for i in inputs if get(i, "segpack-npm", "wall_s") is not None]
