@@ -57,6 +57,9 @@ pub(crate) struct Output<'a> {
     spans: Vec<Span>,
     owned: Vec<u8>,
     len: u64,
+    /// Counting only ([`Output::tally`]): the spans and owned bytes made so
+    /// far, of which only the last span is kept (to join the next to it).
+    tally: Option<(usize, usize)>,
 }
 
 impl<'a> Output<'a> {
@@ -67,6 +70,7 @@ impl<'a> Output<'a> {
             spans: Vec::new(),
             owned: Vec::new(),
             len: 0,
+            tally: None,
         }
     }
 
@@ -78,7 +82,36 @@ impl<'a> Output<'a> {
             spans: Vec::with_capacity(spans),
             owned: Vec::with_capacity(owned),
             len: 0,
+            tally: None,
         }
+    }
+
+    /// An output that only counts what it is given: how many spans and owned
+    /// bytes ([`Output::tallied`]) an output given the same would hold.
+    pub(crate) fn tally(input: &'a [u8]) -> Self {
+        Output {
+            tally: Some((0, 0)),
+            ..Output::new(input)
+        }
+    }
+
+    /// A tally's (spans, owned bytes).
+    pub(crate) fn tallied(&self) -> (usize, usize) {
+        self.tally.expect("a tally")
+    }
+
+    /// Adds a span that does not join the last one.
+    fn push(&mut self, span: Span) {
+        if let Some((spans, _)) = &mut self.tally {
+            *spans += 1;
+            self.spans.clear();
+        }
+        self.spans.push(span);
+    }
+
+    /// How many owned bytes there are.
+    fn owned_len(&self) -> usize {
+        self.tally.map_or(self.owned.len(), |(_, owned)| owned)
     }
 
     /// The total length in bytes.
@@ -95,7 +128,7 @@ impl<'a> Output<'a> {
         // Neighbouring input ranges become one write.
         match self.spans.last_mut() {
             Some(Span::Input(last)) if last.end == range.start => last.end = range.end,
-            _ => self.spans.push(Span::Input(range)),
+            _ => self.push(Span::Input(range)),
         }
     }
 
@@ -111,12 +144,15 @@ impl<'a> Output<'a> {
     /// Appends small bytes that the plan made.
     pub(crate) fn owned(&mut self, bytes: &[u8]) {
         self.len += bytes.len() as u64;
-        let start = self.owned.len();
-        self.owned.extend_from_slice(bytes);
-        let end = self.owned.len();
+        let start = self.owned_len();
+        match &mut self.tally {
+            Some((_, owned)) => *owned += bytes.len(),
+            None => self.owned.extend_from_slice(bytes),
+        }
+        let end = self.owned_len();
         match self.spans.last_mut() {
             Some(Span::Owned(r)) if r.end == start => r.end = end,
-            _ => self.spans.push(Span::Owned(start..end)),
+            _ => self.push(Span::Owned(start..end)),
         }
     }
 
@@ -135,7 +171,7 @@ impl<'a> Output<'a> {
         self.len += n;
         match self.spans.last_mut() {
             Some(Span::Zeros(m)) => *m += n,
-            _ => self.spans.push(Span::Zeros(n)),
+            _ => self.push(Span::Zeros(n)),
         }
     }
 

@@ -16,9 +16,9 @@ use crate::{names, rules};
 enum Entry {
     /// An input segment, kept at its index.
     Keep(usize),
-    /// A packed segment (index into the packed list), and the slot of the
-    /// re-packed input segment it replaces, if any.
-    Packed(Option<usize>, usize),
+    /// The slot of the re-packed input segment a packed segment replaces, if
+    /// any, and the packed segment (memory index, range).
+    Packed(Option<usize>, (u32, plan::Range)),
     /// An empty passive segment holding a slot so later indices stay valid.
     EmptyPassive,
 }
@@ -177,35 +177,25 @@ fn plan_module<'a>(
     }
     let mut packed = packed.segments;
 
-    // SPEC §3, the slot rule.
+    // SPEC §3, the slot rule, walked again each time the entries are needed
+    // (a list of them would hold 12 to 24 bytes per segment).
     let last_kept = module.segments.iter().rposition(|s| !repacked(s));
-    let mut entries = Vec::with_capacity(module.segments.len().max(packed.len()));
-    let mut next_packed = 0;
-    for (i, seg) in module.segments.iter().enumerate() {
-        if !repacked(seg) {
-            entries.push(Entry::Keep(i));
-        } else if next_packed < packed.len() {
-            entries.push(Entry::Packed(Some(i), next_packed));
-            next_packed += 1;
-        } else if last_kept.is_some_and(|k| i < k) || i < module.data_slots_used as usize {
-            // A later kept segment, or code, names this index or a later one.
-            entries.push(Entry::EmptyPassive);
-        }
-    }
-    entries.extend((next_packed..packed.len()).map(|p| Entry::Packed(None, p)));
+    let mut keep_all = false;
+    let mut entry_count = slot_rule(module, &repacked, last_kept, keep_all, packed.iter()).count();
 
     let index_type = |m: u32| module.memories[m as usize].index_type;
-    let entry_len = |e: &Entry| match e {
-        Entry::Keep(i) => module.segments[*i].range.len() as u64,
-        Entry::Packed(_, p) => {
-            let (memory_index, r) = packed[*p];
+    let entry_len = |e: Entry| match e {
+        Entry::Keep(i) => module.segments[i].range.len() as u64,
+        Entry::Packed(_, (memory_index, r)) => {
             let len = r.end - r.start;
             header_len(memory_index, index_type(memory_index), r.start, len) + len
         }
         Entry::EmptyPassive => EMPTY_PASSIVE.len() as u64,
     };
-    let mut payload_len =
-        uleb_len(entries.len() as u64) + entries.iter().map(entry_len).sum::<u64>();
+    let mut payload_len = uleb_len(entry_count as u64)
+        + slot_rule(module, &repacked, last_kept, keep_all, packed.iter())
+            .map(entry_len)
+            .sum::<u64>();
     let mut section_len = 1 + uleb_len(payload_len) + payload_len;
     if section_len >= data_section_len {
         let active_before = module
@@ -244,16 +234,15 @@ fn plan_module<'a>(
                 section_len - kept_len
             ));
         }
-        // In place: a second list beside the first would double its memory.
-        entries.clear();
-        entries.extend((0..module.segments.len()).map(Entry::Keep));
-        packed = Vec::new();
+        keep_all = true;
+        packed = plan::Segments::default();
+        entry_count = module.segments.len();
         payload_len = kept_payload;
         section_len = kept_len;
     }
     report.changed = true;
-    report.segments_after = entries.len() as u64;
-    for &(memory_index, r) in &packed {
+    report.segments_after = entry_count as u64;
+    for (memory_index, r) in packed.iter() {
         let bytes = segment_len(
             memory_index,
             index_type(memory_index),
@@ -292,66 +281,51 @@ fn plan_module<'a>(
     let keeps_name: Vec<bool> = if module.name_sections.is_empty() {
         Vec::new()
     } else {
-        entries
-            .iter()
+        slot_rule(module, &repacked, last_kept, keep_all, packed.iter())
             .map(|e| match e {
                 Entry::Keep(_) => true,
-                Entry::Packed(slot, p) => slot.is_some_and(|slot| same_bytes(slot, packed[*p])),
+                Entry::Packed(slot, s) => slot.is_some_and(|slot| same_bytes(slot, s)),
                 Entry::EmptyPassive => false,
             })
             .collect()
     };
 
-    // Room for every span the data section adds, counted first: a list
-    // that doubles as it grows would leave its old copy behind (for good
-    // in a Wasm memory) and up to twice the room it needs.
-    let mut cursor = plan::PartsCursor::new(&images);
-    let (mut spans, mut owned) = (2 * module.sections.len() + 16, 64);
-    for entry in &entries {
-        spans += 1;
-        match entry {
-            Entry::Keep(_) => {}
-            Entry::Packed(_, p) => {
-                let (memory_index, r) = packed[*p];
-                cursor.parts(memory_index, r, &mut parts);
-                spans += parts.len();
-                owned += header_len(
-                    memory_index,
-                    index_type(memory_index),
-                    r.start,
-                    r.end - r.start,
-                ) as usize;
+    // The data section, written once to count its spans and owned bytes
+    // (nothing kept), then for real into room made for exactly that: a list
+    // that doubles as it grows would leave its old copy behind (for good in
+    // a Wasm memory) and up to twice the room it needs.
+    let data_section = |out: &mut Output<'a>, parts: &mut Vec<Part<'a>>| {
+        let mut cursor = plan::PartsCursor::new(&images);
+        out.owned(&[parse::DATA_SECTION]);
+        out.uleb(payload_len);
+        out.uleb(entry_count as u64);
+        for entry in slot_rule(module, &repacked, last_kept, keep_all, packed.iter()) {
+            match entry {
+                Entry::Keep(i) => out.input(module.segments[i].range.clone()),
+                Entry::Packed(_, (memory_index, r)) => {
+                    out.owned(&encoded_header(memory_index, index_type(memory_index), r));
+                    cursor.parts(memory_index, r, parts);
+                    out.parts(parts);
+                }
+                Entry::EmptyPassive => out.owned(&EMPTY_PASSIVE),
             }
-            Entry::EmptyPassive => owned += EMPTY_PASSIVE.len(),
         }
-    }
-    let mut cursor = plan::PartsCursor::new(&images);
-    let mut out = Output::with_capacity(input, spans, owned);
+    };
+    let mut tally = Output::tally(input);
+    data_section(&mut tally, &mut parts);
+    let (spans, owned) = tally.tallied();
+    let mut out = Output::with_capacity(input, spans + 2 * module.sections.len() + 16, owned + 64);
     out.input(range.start..range.start + 8);
     for (i, section) in module.sections.iter().enumerate() {
         if Some(i) == module.data_section {
-            out.owned(&[parse::DATA_SECTION]);
-            out.uleb(payload_len);
-            out.uleb(entries.len() as u64);
-            for entry in &entries {
-                match entry {
-                    Entry::Keep(i) => out.input(module.segments[*i].range.clone()),
-                    Entry::Packed(_, p) => {
-                        let (memory_index, r) = packed[*p];
-                        out.owned(&encoded_header(memory_index, index_type(memory_index), r));
-                        cursor.parts(memory_index, r, &mut parts);
-                        out.parts(&parts);
-                    }
-                    Entry::EmptyPassive => out.owned(&EMPTY_PASSIVE),
-                }
-            }
+            data_section(&mut out, &mut parts);
         } else if let Some((_, count)) = module.data_count.as_ref().filter(|(s, _)| *s == i) {
             data_count_section(
                 &mut out,
                 input,
                 section.range.clone(),
                 count.clone(),
-                entries.len() as u64,
+                entry_count as u64,
             );
         } else if module.name_sections.contains(&i) {
             match rewrite_names(input, section.range.clone(), &keeps_name) {
@@ -363,6 +337,32 @@ fn plan_module<'a>(
         }
     }
     Ok((report, out))
+}
+
+/// SPEC §3, the slot rule: the entries of the output's data section, the
+/// packed segments taken in order from `packed`. With `keep_all`, every
+/// input segment is kept (and `packed` is empty).
+fn slot_rule<'m, 'a>(
+    module: &'m Module<'a>,
+    repacked: &'m impl Fn(&DataSegment<'a>) -> bool,
+    last_kept: Option<usize>,
+    keep_all: bool,
+    mut packed: impl Iterator<Item = (u32, plan::Range)> + 'm,
+) -> impl Iterator<Item = Entry> + 'm {
+    let mut slots = module.segments.iter().enumerate();
+    std::iter::from_fn(move || {
+        for (i, seg) in slots.by_ref() {
+            if keep_all || !repacked(seg) {
+                return Some(Entry::Keep(i));
+            } else if let Some(s) = packed.next() {
+                return Some(Entry::Packed(Some(i), s));
+            } else if last_kept.is_some_and(|k| i < k) || i < module.data_slots_used as usize {
+                // A later kept segment, or code, names this index or a later one.
+                return Some(Entry::EmptyPassive);
+            }
+        }
+        packed.next().map(|s| Entry::Packed(None, s))
+    })
 }
 
 fn encoded_header(memory_index: u32, index_type: IndexType, r: plan::Range) -> Vec<u8> {

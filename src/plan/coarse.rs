@@ -32,7 +32,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::cap::{closing_cost, cut_extents};
 use super::merge::greedy_segments;
-use super::{Engine, MAX_GAP, MAX_SEGMENT_LEN, MemoryImage, Range, image_bytes, pieces_within};
+use super::{
+    Engine, MAX_GAP, MAX_SEGMENT_LEN, MemoryImage, Range, Segments, image_bytes, pieces_within,
+};
 use crate::scan;
 use crate::segment::{IndexType, header_len, uleb_len};
 
@@ -263,7 +265,7 @@ pub(super) fn final_ranges(
     budget: u64,
     engine: Engine,
     release: &(dyn Fn(&[u8]) + Sync),
-) -> Option<Vec<(u32, Range)>> {
+) -> Option<Segments> {
     if budget == 0 {
         return None;
     }

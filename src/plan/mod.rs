@@ -77,6 +77,39 @@ impl Range {
     }
 }
 
+/// Final segments in (memory, offset) order: their ranges, 16 bytes each,
+/// and the memory they belong to once per run of one memory's segments (a
+/// memory index beside every range would take a third more).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Segments {
+    pub ranges: Vec<Range>,
+    /// (memory index, how many of `ranges` in a row are its), in order.
+    pub memories: Vec<(u32, usize)>,
+}
+
+impl Segments {
+    /// Appends a segment of memory `memory_index`.
+    pub(crate) fn push(&mut self, memory_index: u32, r: Range) {
+        self.ranges.push(r);
+        match self.memories.last_mut() {
+            Some((m, n)) if *m == memory_index => *n += 1,
+            _ => self.memories.push((memory_index, 1)),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// The segments as (memory index, range), in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, Range)> + Clone + '_ {
+        self.memories
+            .iter()
+            .flat_map(|&(m, n)| std::iter::repeat_n(m, n))
+            .zip(self.ranges.iter().copied())
+    }
+}
+
 /// Resolves segments, given in section order, into the image's disjoint
 /// pieces sorted by offset. Where segments overlap, the later one's bytes win,
 /// as instantiation applies them in order. Empty segments contribute nothing.
@@ -223,8 +256,8 @@ pub(crate) struct Packed<'a> {
 /// rewriter keeps (a segment's parts are made again, one segment at a time,
 /// as it is written: see [`PartsCursor`]).
 pub(crate) struct PackedRanges {
-    /// (memory index, range), in (memory, offset) order.
-    pub segments: Vec<(u32, Range)>,
+    /// In (memory, offset) order.
+    pub segments: Segments,
     /// Whether the segment budget was met.
     pub cap_met: bool,
 }
@@ -261,7 +294,7 @@ fn with_parts<'a>(images: &[MemoryImage<'a>], packed: PackedRanges) -> Packed<'a
     let segments = packed
         .segments
         .iter()
-        .map(|&(memory_index, range)| {
+        .map(|(memory_index, range)| {
             let mut parts = Vec::new();
             cursor.parts(memory_index, range, &mut parts);
             crate::PackedSegment {
@@ -354,7 +387,7 @@ impl StreamingPlan {
     pub(crate) fn finish(self) -> (Vec<(u32, Range)>, bool) {
         let budget = self.tracker.budget;
         let mut out = Vec::new();
-        for (memory_index, mut r) in self.tracker.finish() {
+        for (memory_index, mut r) in self.tracker.finish().iter() {
             while r.len() > MAX_SEGMENT_LEN {
                 let end = r.start + MAX_SEGMENT_LEN;
                 out.push((
@@ -412,11 +445,12 @@ fn pack_ranges_with(
         }
         tracker.finish()
     });
-    // Segments longer than 1 GiB are rare: split them in place only if any.
-    let segments = if finals.iter().any(|(_, r)| r.len() > MAX_SEGMENT_LEN) {
-        let mut segments = Vec::with_capacity(finals.len());
+    // Segments longer than 1 GiB are rare: split them only if any.
+    let segments = if finals.ranges.iter().any(|r| r.len() > MAX_SEGMENT_LEN) {
+        let mut segments = Segments::default();
+        segments.ranges.reserve_exact(finals.len());
         let mut ranges = Vec::new();
-        for (memory_index, r) in finals {
+        for (memory_index, r) in finals.iter() {
             if r.len() > MAX_SEGMENT_LEN {
                 let image = images
                     .iter()
@@ -424,9 +458,9 @@ fn pack_ranges_with(
                     .expect("the segment's image");
                 ranges.clear();
                 split_long(image, r, engine, &mut ranges);
-                segments.extend(ranges.iter().map(|&r| (memory_index, r)));
+                ranges.iter().for_each(|&r| segments.push(memory_index, r));
             } else {
-                segments.push((memory_index, r));
+                segments.push(memory_index, r);
             }
         }
         segments
