@@ -296,6 +296,21 @@ impl Job {
 /// enough that the results of the jobs in flight stay a few MiB.
 pub(crate) const JOB_BYTES: usize = 1 << 20;
 
+/// Bytes of image per job when the calling thread runs every job itself:
+/// there is no channel to keep busy, and the one job's finished segments
+/// (16 bytes each) are what it holds. Segments a few bytes apart make many
+/// of them: esbuild.wasm's 1 MiB jobs held 2 MB; 64 KiB jobs hold 128 KiB.
+pub(crate) const SERIAL_JOB_BYTES: usize = 64 << 10;
+
+/// The job size for `threads` threads (the result never depends on it).
+pub(crate) fn job_bytes(threads: usize) -> usize {
+    if threads > 1 {
+        JOB_BYTES
+    } else {
+        SERIAL_JOB_BYTES
+    }
+}
+
 /// Cuts pieces of an image into jobs of `job_bytes` ([`JOB_BYTES`]). Pieces longer
 /// than that are cut too. Where the cuts fall depends only on the pieces,
 /// never on the number of threads, so neither does the result.

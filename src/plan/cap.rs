@@ -95,6 +95,15 @@ impl GapTracker {
         }
     }
 
+    /// Makes room at once for the gaps between `segments` greedy segments
+    /// (as far as the buffer may hold them): a buffer grown step by step
+    /// needs the old one and the new one at once, each time.
+    pub(super) fn expect(&mut self, segments: usize) {
+        let room = segments.saturating_sub(1).min(self.limit());
+        self.open
+            .reserve_exact(room.saturating_sub(self.open.len()));
+    }
+
     pub(super) fn start_memory(&mut self) {
         self.previous = None;
     }
@@ -140,8 +149,12 @@ impl GapTracker {
         let limit = self.limit();
         if self.open.len() == self.open.capacity() {
             // Grow towards the limit, never past it: the buffer is the
-            // tracker's whole memory.
-            let want = (2 * self.open.capacity()).clamp(1024, limit.max(1024));
+            // tracker's whole memory. By half, not double: less room unused
+            // at the end, and the old buffers, freed side by side, add up to
+            // more than a later one needs (a growth below the golden ratio),
+            // so a Wasm memory, which never shrinks, can reuse them.
+            let capacity = self.open.capacity();
+            let want = (capacity + capacity / 2).clamp(1024, limit.max(1024));
             self.open
                 .reserve_exact(want.saturating_sub(self.open.len()).max(1));
         }
