@@ -341,16 +341,16 @@ pub(crate) fn parse_with<'a>(
                     .remove(&(reader.range().start as usize));
                 if let Some(known) = copied {
                     // Validated already: its headers were copied then.
-                    module.segments.reserve_exact(known.segments.len());
+                    module.segments.reserve_exact(known.len());
                     let headers =
                         wasmparser::DataSectionReader::new(BinaryReader::new(&known.headers, 0))?;
-                    for (data, (range, payload)) in headers.into_iter().zip(&known.segments) {
+                    for (data, (range, payload)) in headers.into_iter().zip(known.ranges()) {
                         let data = data?;
                         module.data_slots_used = offset_slots_used(&data, module.data_slots_used)?;
                         module.segments.push(DataSegment {
                             placement: placement(data.kind, &module.memories, &globals)?,
-                            data: &input[payload.clone()],
-                            range: range.clone(),
+                            data: &input[payload],
+                            range,
                         });
                     }
                 } else {

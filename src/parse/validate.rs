@@ -74,12 +74,40 @@ pub(crate) struct KnownHeaders {
 }
 
 /// One data section's headers: a valid data section of the same count whose
-/// payloads are all empty, and each segment's range and payload range in the
-/// input.
+/// payloads are all empty, and where each segment and its payload are in
+/// the input.
 #[derive(Debug)]
 pub(super) struct DataHeaders {
     pub(super) headers: Vec<u8>,
-    pub(super) segments: Vec<(Range<usize>, Range<usize>)>,
+    /// Where the first segment starts; each of the others starts where the
+    /// one before ends.
+    first: usize,
+    /// Per segment: (end, payload start); the payload ends with the
+    /// segment. Two offsets, not two ranges: half the memory.
+    segments: Vec<(usize, usize)>,
+}
+
+impl DataHeaders {
+    pub(super) fn len(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Each segment's range and its payload's range in the input.
+    pub(super) fn ranges(&self) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + '_ {
+        let mut start = self.first;
+        self.segments.iter().map(move |&(end, payload)| {
+            let range = std::mem::replace(&mut start, end)..end;
+            (range, payload..end)
+        })
+    }
+
+    /// Where segment `i` starts in the input.
+    fn start(&self, i: usize) -> usize {
+        match i {
+            0 => self.first,
+            _ => self.segments[i - 1].0,
+        }
+    }
 }
 
 /// Refuses a section whose entry count cannot fit its size (every entry
@@ -137,22 +165,26 @@ fn validate_data_section<'a>(
     let section_start = reader.range().start as usize;
     let mut headers = Vec::new();
     wasm_encoder::Encode::encode(&reader.count(), &mut headers);
-    // Where each segment's header starts in `headers` (its input offset is
-    // `segments[i].0.start`), to report errors at the input's offsets.
+    let count_len = headers.len();
     // The count is the file's claim: never reserve for more segments than
     // the section's bytes could hold (each takes at least 3 bytes).
     let most = (reader.range().end - reader.range().start) as usize / 3;
-    let mut starts: Vec<usize> = Vec::with_capacity((reader.count() as usize).min(most));
-    let mut segments: Vec<(Range<usize>, Range<usize>)> = Vec::with_capacity(starts.capacity());
+    let mut known = DataHeaders {
+        headers: Vec::new(),
+        first: section_start,
+        segments: Vec::with_capacity((reader.count() as usize).min(most)),
+    };
     let mut behind = ReleaseBehind::new(release, section_start);
     for data in reader.clone() {
         let data = data?;
         let start = data.range.start as usize;
         let payload = data.data.as_ptr() as usize - input.as_ptr() as usize;
-        segments.push((
-            start..data.range.end as usize,
-            payload..payload + data.data.len(),
-        ));
+        if known.segments.is_empty() {
+            known.first = start;
+        }
+        debug_assert_eq!(start, known.start(known.segments.len()));
+        debug_assert_eq!(payload + data.data.len(), data.range.end as usize);
+        known.segments.push((data.range.end as usize, payload));
         behind.advance(input, start);
         let mut r = BinaryReader::new(&input[start..], start as u64);
         let flags = r.read_var_u32()?;
@@ -162,22 +194,41 @@ fn validate_data_section<'a>(
         if flags != 1 {
             r.read::<wasmparser::ConstExpr<'_>>()?;
         }
-        starts.push(headers.len());
         headers.extend_from_slice(&input[start..start + r.current_position()]);
         headers.push(0); // payload length 0
     }
     behind.finish(input, reader.range().end as usize);
     let synthetic = wasmparser::DataSectionReader::new(BinaryReader::new(&headers, 0))?;
     validator
-        .payload(&Payload::DataSection(synthetic))
+        .payload(&Payload::DataSection(synthetic.clone()))
         .map_err(|e| {
+            // The error's offset is in `headers`: the same place of the
+            // segment header it falls in, in the input. Where each header
+            // starts in `headers` is found again by reading them (errors
+            // only: a list of them would take a word per segment).
             let at = e.offset();
-            let i = starts.partition_point(|&h| h as u64 <= at);
-            let original = match i {
-                0 => section_start as u64,
-                _ => (segments[i - 1].0.start + (at as usize - starts[i - 1])) as u64,
+            let mut found = None;
+            let mut next = count_len as u64;
+            for (i, data) in synthetic.into_iter().enumerate() {
+                let start = match &data {
+                    Ok(data) => data.range.start,
+                    Err(_) => next,
+                };
+                if start > at {
+                    break;
+                }
+                found = Some((i, start));
+                match data {
+                    Ok(data) => next = data.range.end,
+                    Err(_) => break,
+                }
+            }
+            let original = match found {
+                None => section_start as u64,
+                Some((i, start)) => known.start(i) as u64 + (at - start),
             };
             Error::malformed(e.message().to_string(), original)
         })?;
-    Ok((ValidPayload::Ok, DataHeaders { headers, segments }))
+    known.headers = headers;
+    Ok((ValidPayload::Ok, known))
 }
