@@ -197,7 +197,9 @@ impl Input {
         // Reading one byte maps the pages around it too (the kernel's
         // fault-around), so the release covers those.
         let range = offset & !(FAULT_AROUND - 1)
-            ..(offset + bytes.len()).next_multiple_of(FAULT_AROUND).min(map.len());
+            ..(offset + bytes.len())
+                .next_multiple_of(FAULT_AROUND)
+                .min(map.len());
         let mut pending = self.unreleased.lock().unwrap_or_else(|e| e.into_inner());
         let joins = !pending.is_empty()
             && range.start <= pending.end.saturating_add(RELEASE_JOIN)
