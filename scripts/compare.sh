@@ -260,7 +260,7 @@ measure() {
   local out_bytes= data= segs= valid= wall= dmin=
   if [ $status = ok ]; then
     wall=$(printf '%d.%06d' $((best / 1000000)) $((best % 1000000)))
-    out_bytes=$(stat -c %s "$output")
+    out_bytes=$(stat -L -c %s "$output")
     read -r _ data segs dmin < <($info data "$output")
     if [[ $tool == segpack* ]] && command -v wasm-tools >/dev/null 2>&1; then
       if wasm-tools validate --features all "$output" 2>>"$log"; then valid=yes; else valid=no; fi
@@ -269,7 +269,7 @@ measure() {
     rss=
     echo "  $tool on $name: $status (see $log)" >&2
   fi
-  echo "$name,$(stat -c %s "$input"),$tool,$status,$runs,$wall,$all,$rss,$out_bytes,$data,$segs,$valid,$dmin" >>"$csv"
+  echo "$name,$(stat -L -c %s "$input"),$tool,$status,$runs,$wall,$all,$rss,$out_bytes,$data,$segs,$valid,$dmin" >>"$csv"
   printf '  %-14s %-8s %10s s %8s KiB %12s B  data %12s B %7s segs %s\n' \
     "$tool" "$status" "${wall:-n/a}" "${rss:-n/a}" "${out_bytes:-n/a}" "${data:-n/a}" "${segs:-n/a}" "$valid" >&2
   rm -f "$output"
@@ -278,7 +278,7 @@ measure() {
 # na INPUT TOOL REASON: a row for a tool that does not apply or is missing
 na() {
   if [ -n "$tools" ] && [[ ",$tools," != *",$2,"* ]]; then return; fi
-  echo "$(basename "$1"),$(stat -c %s "$1"),$2,$3,0,,,,,,,," >>"$csv"
+  echo "$(basename "$1"),$(stat -L -c %s "$1"),$2,$3,0,,,,,,,," >>"$csv"
   printf '  %-14s n/a (%s)\n' "$2" "$3" >&2
 }
 
@@ -287,8 +287,8 @@ have() { command -v "$1" >/dev/null 2>&1; }
 for input in "${inputs[@]}"; do
   name=$(basename "$input")
   read -r kind data segs dmin < <($info data "$input")
-  echo "$name: $(stat -c %s "$input") bytes, $kind, data section $data bytes, $segs segments" >&2
-  echo "$name,$(stat -c %s "$input"),input,ok,0,,,,$(stat -c %s "$input"),$data,$segs,,$dmin" >>"$csv"
+  echo "$name: $(stat -L -c %s "$input") bytes, $kind, data section $data bytes, $segs segments" >&2
+  echo "$name,$(stat -L -c %s "$input"),input,ok,0,,,,$(stat -L -c %s "$input"),$data,$segs,,$dmin" >>"$csv"
   cat "$input" >/dev/null   # warm the page cache
   o=$work/out.wasm
 
