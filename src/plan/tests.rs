@@ -216,15 +216,28 @@ proptest! {
     }
 }
 
+/// `n` objects of `len` bytes, each after `gap(i)` zeros; every
+/// `zero_every`-th byte of an object is zero (short gaps inside).
+fn objects(n: usize, gap: impl Fn(usize) -> usize, len: usize, zero_every: usize) -> Vec<u8> {
+    let mut data = Vec::new();
+    for i in 0..n {
+        data.extend(std::iter::repeat_n(0u8, gap(i)));
+        data.extend((0..len).map(|j| {
+            if j % zero_every == 0 {
+                0
+            } else {
+                (i + j) as u8 | 1
+            }
+        }));
+    }
+    data
+}
+
 #[test]
 fn the_coarse_route_applies_when_the_cap_binds_on_long_gaps() {
     // 40 objects 200 to 590 zeros apart, 10 segments allowed: the 9
     // longest gaps stay open, whatever the short gaps inside objects do.
-    let mut data = Vec::new();
-    for i in 0..40usize {
-        data.extend(std::iter::repeat_n(0u8, 200 + (i * 37) % 391));
-        data.extend((0..150).map(|j| if j % 9 == 0 { 0 } else { (i + j) as u8 | 1 }));
-    }
+    let data = objects(40, |i| 200 + (i * 37) % 391, 150, 9);
     let segs = vec![(0u64, data)];
     let im = image(0, IndexType::I32, &segs);
     let engine = Engine {
@@ -403,11 +416,7 @@ fn the_coarse_route_applies_past_1_gib() {
     // 30 objects 300 to 700 zeros apart, repeated at 0, 700 MiB, 2 GiB
     // and 7 GiB: the gaps of 1.3 GiB and 5 GiB never close, the one of
     // 700 MiB may, and the cap binds on the long gaps inside.
-    let mut stretch = Vec::new();
-    for i in 0..30usize {
-        stretch.extend(std::iter::repeat_n(0u8, 300 + (i * 53) % 401));
-        stretch.extend((0..120).map(|j| if j % 11 == 0 { 0 } else { (i + j) as u8 | 1 }));
-    }
+    let stretch = objects(30, |i| 300 + (i * 53) % 401, 120, 11);
     let segs: Vec<(u64, Vec<u8>)> = [0u64, 700 << 20, 2 << 30, 7 << 30]
         .into_iter()
         .map(|at| (at, stretch.clone()))
@@ -449,11 +458,7 @@ fn the_coarse_route_leaves_a_region_past_1_gib_to_the_full_pass() {
     // A region past 1 GiB (no 31 zeros in a row over 1 GiB + 64 bytes),
     // where the greedy pass must split a segment, beside one the cap binds
     // on as in the_coarse_route_applies_past_1_gib.
-    let mut stretch = Vec::new();
-    for i in 0..30usize {
-        stretch.extend(std::iter::repeat_n(0u8, 300 + (i * 53) % 401));
-        stretch.extend((0..120).map(|j| if j % 11 == 0 { 0 } else { (i + j) as u8 | 1 }));
-    }
+    let stretch = objects(30, |i| 300 + (i * 53) % 401, 120, 11);
     let segs = vec![
         (0u64, stretch),
         (2 << 30, vec![7u8; MAX_SEGMENT_LEN as usize + 64]),
