@@ -156,11 +156,12 @@ impl Shortlist {
     /// The cut the whole image would give if the rest of it held long gaps
     /// as the `scanned` bytes so far did: the `budget × scanned / total`-th
     /// largest lower bound seen. Every candidate at or above it is still
-    /// kept: it ranks above the `budget`-th.
-    fn projected_cut(&self, scanned: u64, total: u64) -> u64 {
+    /// kept: it ranks above the `budget`-th. (`kept` is a set: selecting in
+    /// it reorders it, nothing more, so it is not copied.)
+    fn projected_cut(&mut self, scanned: u64, total: u64) -> u64 {
         let k = u128::from(self.budget) * u128::from(scanned) / u128::from(total.max(1));
         let k = u64::try_from(k).unwrap_or(u64::MAX).max(1);
-        kth_largest_lo(&mut self.kept.clone(), k)
+        kth_largest_lo(&mut self.kept, k)
     }
 }
 
