@@ -282,9 +282,12 @@ fn fill(chunks: &[Chunk<'_>], input: &File, block: &Block, buffer: &mut [u8]) ->
     Ok(())
 }
 
-#[cfg(unix)]
+/// Fills `buf` from `offset`, or fails with `UnexpectedEof` where the file
+/// ends first.
+#[cfg(any(unix, windows))]
 fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    let len = buf.len();
+    read_at_least(file, buf, offset, len).map(|_| ())
 }
 
 /// Reads into `buf` from `offset` until it is full or the file ends, and
@@ -311,25 +314,10 @@ fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     std::os::unix::fs::FileExt::read_at(file, buf, offset)
 }
 
+/// Windows' positioned read moves the file offset, which no one else reads.
 #[cfg(windows)]
 fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     std::os::windows::fs::FileExt::seek_read(file, buf, offset)
-}
-
-/// Windows' positioned read moves the file offset, which no one else reads.
-#[cfg(windows)]
-fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !buf.is_empty() {
-        match file.seek_read(buf, offset)? {
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            n => {
-                buf = &mut buf[n..];
-                offset += n as u64;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Runs `write` on standard output as a `File` (a duplicate of fd 1 on
