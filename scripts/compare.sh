@@ -214,13 +214,16 @@ usec() { local t=${EPOCHREALTIME}; echo "${t/./}"; }
 
 echo "input,input_bytes,tool,status,runs,wall_s,wall_runs_s,rss_kib,out_bytes,data_bytes,segments,valid,data_min_bytes" >"$csv"
 
+# wanted TOOL: whether --tools lets TOOL's row run (every row without it)
+wanted() { [ -z "$tools" ] || [[ ",$tools," == *",$1,"* ]]; }
+
 # measure INPUT TOOL MODE OUT CMD...
 #   MODE file: run CMD; stdin: cat INPUT | CMD > OUT; redirect: CMD < INPUT > OUT;
 #   pipe: cat INPUT | CMD | cat > OUT
 measure() {
   local input=$1 tool=$2 mode=$3 output=$4
   shift 4
-  if [ -n "$tools" ] && [[ ",$tools," != *",$tool,"* ]]; then return; fi
+  wanted "$tool" || return 0
   local name status=ok runs=0 best= all= rss=0 i t0 t1 us rc log
   name=$(basename "$input")
   log=$logs/$name.$tool.log
@@ -277,7 +280,7 @@ measure() {
 
 # na INPUT TOOL REASON: a row for a tool that does not apply or is missing
 na() {
-  if [ -n "$tools" ] && [[ ",$tools," != *",$2,"* ]]; then return; fi
+  wanted "$2" || return 0
   echo "$(basename "$1"),$(stat -L -c %s "$1"),$2,$3,0,,,,,,,," >>"$csv"
   printf '  %-14s n/a (%s)\n' "$2" "$3" >&2
 }
