@@ -238,9 +238,12 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
     };
     let threads = segpack::pool::thread_count(args.common.threads);
     let progress: Option<&(dyn Fn(u64) + Sync)> = bar.as_ref().map(|_| &progress as _);
-    let write = |file: &std::fs::File| write::write_plan(&plan, &input, file, threads, progress);
+    let write = |file: &std::fs::File, durability| {
+        write::write_plan(&plan, &input, file, durability, threads, progress)
+    };
     let written = if to_stdout {
-        write::to_stdout(write).map_err(|e| segpack::Error::io("cannot write stdout", e))
+        write::to_stdout(|file| write(file, files::Durability::Unsynced))
+            .map_err(|e| segpack::Error::io("cannot write stdout", e))
     } else {
         let target = args.output.as_deref().expect("checked above");
         files::write_atomically(target, write)

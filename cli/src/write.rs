@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use segpack::{Chunk, Plan};
 
-use crate::files::Input;
+use crate::files::{Durability, Input};
 
 /// Output bytes assembled per write: a few hundred KiB keeps a block in
 /// the core's cache between the read into it and the write out of it.
@@ -25,13 +25,16 @@ const WRITE_BLOCK: usize = 256 * 1024;
 
 /// Input ranges shorter than this are copied from a [`ReadAhead`] window
 /// rather than read with a `pread` of their own.
+#[cfg(any(unix, windows))]
 const SHORT_READ: usize = 4096;
 
 /// How much input one [`ReadAhead`] read takes, at most.
+#[cfg(any(unix, windows))]
 const READ_AHEAD: usize = 64 * 1024;
 
 /// The most input bytes a [`ReadAhead`] read takes between two ranges it
 /// serves: copying that many costs about what a `pread` call does.
+#[cfg(any(unix, windows))]
 const READ_SKIP: u64 = 4096;
 
 /// A window of input bytes read once for the short ranges that fall in it:
@@ -106,17 +109,19 @@ struct Block {
 
 /// Writes `plan` (made from `input`) to `out`, on `threads` workers, and
 /// reports progress, if asked, about ten times a second and at the end.
+/// A file that will be synced is handed to the disk as it is written.
 pub fn write_plan(
     plan: &Plan<'_>,
     input: &Input,
     out: &File,
+    durability: Durability,
     threads: usize,
     progress: Option<&(dyn Fn(u64) + Sync)>,
 ) -> io::Result<()> {
     match progress {
-        None => write_blocks(plan, input, out, threads),
+        None => write_blocks(plan, input, out, durability, threads),
         Some(progress) => with_progress(plan, out, progress, || {
-            write_blocks(plan, input, out, threads)
+            write_blocks(plan, input, out, durability, threads)
         }),
     }
 }
@@ -160,13 +165,21 @@ fn with_progress(
 
 /// The block writer (see the module's docs).
 #[cfg(any(unix, windows))]
-fn write_blocks(plan: &Plan<'_>, input: &Input, out: &File, threads: usize) -> io::Result<()> {
+fn write_blocks(
+    plan: &Plan<'_>,
+    input: &Input,
+    out: &File,
+    durability: Durability,
+    threads: usize,
+) -> io::Result<()> {
     let chunks: Vec<Chunk<'_>> = plan.chunks().collect();
     let blocks = blocks(&chunks, WRITE_BLOCK as u64);
     // Buffers go back and forth between the writer and the workers.
     let spare: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
     let failed = AtomicBool::new(false);
     let mut result = Ok(());
+    let mut writeback = crate::files::Writeback::new(out, durability);
+    let mut written = 0u64;
     let mut out = out;
     segpack::pool::map_ordered(
         &blocks,
@@ -189,8 +202,11 @@ fn write_blocks(plan: &Plan<'_>, input: &Input, out: &File, threads: usize) -> i
             _ if result.is_err() => {}
             Ok(buffer) => {
                 result = out.write_all(&buffer[..blocks[i].len]);
-                if result.is_err() {
-                    failed.store(true, Ordering::Relaxed);
+                written += blocks[i].len as u64;
+                match (&result, &mut writeback) {
+                    (Err(_), _) => failed.store(true, Ordering::Relaxed),
+                    (Ok(()), Some(writeback)) => writeback.written(written),
+                    (Ok(()), None) => {}
                 }
                 spare.lock().unwrap_or_else(|e| e.into_inner()).push(buffer);
             }
@@ -202,7 +218,7 @@ fn write_blocks(plan: &Plan<'_>, input: &Input, out: &File, threads: usize) -> i
 
 /// Without `pread` (WASI): the plan writes itself from the bytes in memory.
 #[cfg(not(any(unix, windows)))]
-fn write_blocks(plan: &Plan<'_>, _: &Input, out: &File, _: usize) -> io::Result<()> {
+fn write_blocks(plan: &Plan<'_>, _: &Input, out: &File, _: Durability, _: usize) -> io::Result<()> {
     let mut out = io::BufWriter::with_capacity(WRITE_BLOCK, out);
     plan.write_to(&mut out, None)?;
     out.flush()
