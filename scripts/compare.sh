@@ -42,6 +42,13 @@
 #   segpack-redirect  segpack pack < IN > OUT      (stdin is the file; snapshots only)
 #   cat-pipe        cat IN | cat | cat > OUT       (the floor of a pipe; snapshots only)
 #   segpack-pipe    cat IN | segpack pack | cat > OUT   (snapshots only)
+#   out-sync        cp PACKED OUT && sync OUT      (snapshots only; PACKED is segpack's
+#                   output for IN, made once untimed: the floor of a durable pack, its
+#                   output written and synced with nothing read or planned)
+#   read-then-write cat IN | cat > /dev/null; cat PACKED | cat > OUT   (snapshots only:
+#                   the floor of a pipe for a tool that reads all of its input before
+#                   writing its first byte, as SPEC §8 has it: the input through a pipe,
+#                   then the output's bytes through a pipe, with no spool and no plan)
 #   segpack-npm     node npm/bin/segpack.js pack IN -o OUT   (the npm package: the CLI
 #                   built for wasm32-wasip1, run by Node's WASI; needs npm/segpack.wasm,
 #                   from scripts/build-npm.sh, which builds the work tree, whatever --rev)
@@ -306,6 +313,14 @@ for input in "${inputs[@]}"; do
       measure "$input" segpack-redirect redirect "$o" "$segpack" pack
       measure "$input" cat-pipe pipe "$o" cat
       measure "$input" segpack-pipe pipe "$o" "$segpack" pack
+      if wanted out-sync || wanted read-then-write; then
+        packed=$work/packed.wasm
+        "$segpack" pack --quiet "$input" -o "$packed"
+        measure "$input" out-sync file "$o" sh -c 'cp "$1" "$2" && sync "$2"' sh "$packed" "$o"
+        measure "$input" read-then-write file "$o" \
+          sh -c 'cat "$1" | cat >/dev/null && cat "$2" | cat >"$3"' sh "$input" "$packed" "$o"
+        rm -f "$packed"
+      fi
       ;;
   esac
   if [ -f "$ROOT/npm/segpack.wasm" ] && have node; then
