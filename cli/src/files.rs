@@ -77,6 +77,29 @@ pub fn grow_pipe(fd: &impl std::os::fd::AsRawFd) {
     let _ = fd;
 }
 
+/// Copies all of `from` (standard input, a pipe) into `to` (the spool), a
+/// MiB at a time: a pipe holds that much (see [`grow_pipe`]). Plain reads
+/// and writes of that size take 0.84x the time of `io::copy`, whose
+/// `splice` moves a pipe's pages in smaller steps (1 GiB and 4 GiB
+/// snapshots through `cat`).
+#[cfg(not(target_os = "wasi"))]
+fn spool(from: &mut impl io::Read, to: &mut impl io::Write) -> Result<()> {
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        match from.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(n) => to.write_all(&buffer[..n]).map_err(|e| {
+                Error::io(
+                    "cannot write stdin to a temporary file (is the disk full?)",
+                    e,
+                )
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("cannot read stdin", e)),
+        }
+    }
+}
+
 /// Maps `file` read-only, or reads it where nothing can be mapped.
 ///
 /// # Safety
@@ -132,8 +155,7 @@ impl Input {
                     grow_pipe(&io::stdin());
                     let mut file = tempfile::tempfile()
                         .map_err(|e| Error::io("cannot create a temporary file for stdin", e))?;
-                    io::copy(&mut io::stdin().lock(), &mut file)
-                        .map_err(|e| Error::io("cannot read stdin", e))?;
+                    spool(&mut io::stdin().lock(), &mut file)?;
                     Self::from_file(file, name)
                 }
                 #[cfg(target_os = "wasi")]
@@ -497,13 +519,51 @@ mod wasi {
     }
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    /// A reader that hands out its bytes a few at a time, interrupted
+    /// before each piece.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        interrupted: bool,
+    }
+
+    impl io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.interrupted = !self.interrupted;
+            if self.interrupted {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let n = self.bytes.len().min(buf.len()).min(777);
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    /// The spool holds every byte read, through short and interrupted
+    /// reads; a spool that cannot be written says so, not that stdin failed.
+    #[test]
+    fn the_spool_holds_all_of_stdin() {
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let mut spooled = Vec::new();
+        let mut from = Trickle {
+            bytes: &bytes,
+            interrupted: false,
+        };
+        spool(&mut from, &mut spooled).unwrap();
+        assert!(spooled == bytes);
+        let mut full = [0u8; 10];
+        let error = spool(&mut &bytes[..], &mut &mut full[..]).unwrap_err();
+        assert!(error.to_string().contains("temporary file"), "{error}");
+    }
 
     /// Writeback is started for synced files only, in steps of
     /// [`WRITEBACK_STEP`] counted from where the last one ended.
     #[test]
+    #[cfg(target_os = "linux")]
     fn writeback_starts_in_steps_for_synced_files_only() {
         let file = tempfile::tempfile().unwrap();
         assert!(Writeback::new(&file, Durability::Unsynced).is_none());
