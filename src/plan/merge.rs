@@ -88,6 +88,8 @@ impl Merger {
         }
     }
 
+    /// Hands `range` to `out` as segments of at most [`MAX_SEGMENT_LEN`],
+    /// cut from its start.
     pub(super) fn flush(mut range: Range, out: &mut impl FnMut(Range)) {
         while range.len() > MAX_SEGMENT_LEN {
             out(Range {

@@ -389,19 +389,8 @@ impl StreamingPlan {
     pub(crate) fn finish(self) -> (Vec<(u32, Range)>, bool) {
         let budget = self.tracker.budget;
         let mut out = Vec::new();
-        for (memory_index, mut r) in self.tracker.finish().iter() {
-            while r.len() > MAX_SEGMENT_LEN {
-                let end = r.start + MAX_SEGMENT_LEN;
-                out.push((
-                    memory_index,
-                    Range {
-                        start: r.start,
-                        end,
-                    },
-                ));
-                r.start = end;
-            }
-            out.push((memory_index, r));
+        for (memory_index, r) in self.tracker.finish().iter() {
+            merge::Merger::flush(r, &mut |r| out.push((memory_index, r)));
         }
         let cap_met = out.len() as u64 <= budget;
         (out, cap_met)
