@@ -240,6 +240,19 @@ struct Engine {
     coarse: bool,
 }
 
+impl Engine {
+    /// `threads` as the user gave it (0: all cores), jobs sized for that
+    /// many, and the coarse route tried first or not.
+    fn new(threads: usize, coarse: bool) -> Self {
+        let threads = crate::pool::thread_count(threads);
+        Engine {
+            threads,
+            job_bytes: scan::job_bytes(threads),
+            coarse,
+        }
+    }
+}
+
 /// Images of at least this many bytes per segment of the cap try the coarse
 /// route ([`coarse`]) first: the cap then binds hard enough that only long
 /// gaps stay open. Below it a full pass is cheap anyway.
@@ -280,13 +293,8 @@ pub(crate) fn pack_ranges(
     threads: usize,
     release: &(dyn Fn(&[u8]) + Sync),
 ) -> PackedRanges {
-    let threads = crate::pool::thread_count(threads);
-    let engine = Engine {
-        threads,
-        job_bytes: scan::job_bytes(threads),
-        coarse: image_bytes(images) >= budget.saturating_mul(COARSE_BYTES_PER_SEGMENT),
-    };
-    pack_ranges_with(images, budget, engine, release)
+    let coarse = image_bytes(images) >= budget.saturating_mul(COARSE_BYTES_PER_SEGMENT);
+    pack_ranges_with(images, budget, Engine::new(threads, coarse), release)
 }
 
 /// The packed segments with their parts.
@@ -357,14 +365,9 @@ pub(crate) struct StreamingPlan {
 
 impl StreamingPlan {
     pub(crate) fn new(budget: u64, threads: usize) -> Self {
-        let threads = crate::pool::thread_count(threads);
         StreamingPlan {
             tracker: GapTracker::new(budget),
-            engine: Engine {
-                threads,
-                job_bytes: scan::job_bytes(threads),
-                coarse: false,
-            },
+            engine: Engine::new(threads, false),
         }
     }
 
