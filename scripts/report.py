@@ -234,8 +234,7 @@ def main():
         p("At the physical limit: each segpack row against the floor of its own path, "
           "measured in the same run (file to file: cp, and out-disk, the sync alone of segpack's "
           "own output copied beforehand: the disk's time for the output's bytes; stdin from "
-          "the file: the "
-          "file-to-file segpack time; a pipe: the same pipeline with cat in segpack's place, "
+          "the file: the file-to-file segpack time; a pipe: the same pipeline with cat in segpack's place, "
           "and read-then-write, the input through a pipe and then the output's bytes), and "
           "time per input MB (linear growth: a flat column).")
         p("")
