@@ -169,10 +169,10 @@ pub(crate) fn offset_immediate(index_type: IndexType, offset: u64) -> i64 {
     }
 }
 
-/// The exact size in the file of an active segment's header: flag byte,
-/// memory index (only when not 0: flag 2), const opcode, signed LEB offset,
-/// `end`, and the LEB payload length. The payload itself is not counted.
-pub(crate) fn header_len(memory_index: u32, index_type: IndexType, offset: u64, len: u64) -> u64 {
+/// The part of an active segment's header that does not depend on its
+/// length: flag byte, memory index (only when not 0: flag 2), const opcode,
+/// signed LEB offset and `end`. What opening a gap costs before length LEBs.
+pub(crate) fn fixed_header_len(memory_index: u32, index_type: IndexType, offset: u64) -> u64 {
     let flag_and_memory = if memory_index == 0 {
         1
     } else {
@@ -180,11 +180,21 @@ pub(crate) fn header_len(memory_index: u32, index_type: IndexType, offset: u64, 
     };
     // opcode + immediate + `end`
     let offset_expr = 1 + sleb_len(offset_immediate(index_type, offset)) + 1;
-    flag_and_memory + offset_expr + uleb_len(len)
+    flag_and_memory + offset_expr
+}
+
+/// The most [`fixed_header_len`] can be: flag, a 5-byte memory index, the
+/// opcode, a 10-byte `i64.const` immediate and `end`.
+pub(crate) const MAX_FIXED_HEADER_LEN: u64 = 1 + 5 + 1 + 10 + 1;
+
+/// The exact size in the file of an active segment's header: the fixed part
+/// ([`fixed_header_len`]) and the LEB payload length. The payload itself is
+/// not counted.
+pub(crate) fn header_len(memory_index: u32, index_type: IndexType, offset: u64, len: u64) -> u64 {
+    fixed_header_len(memory_index, index_type, offset) + uleb_len(len)
 }
 
 /// The full size in the file of an active segment: header and payload.
-#[cfg(any(feature = "module", test))]
 pub(crate) fn segment_len(memory_index: u32, index_type: IndexType, offset: u64, len: u64) -> u64 {
     header_len(memory_index, index_type, offset, len) + len
 }

@@ -287,12 +287,12 @@ fn merged_length_leb_growth_counts_against_merging() {
 }
 
 #[test]
-#[ignore = "segpack bug: greedy pairwise merging misses the smallest data section (SPEC §4 goal) when a length LEB crosses 128; 1 byte larger"]
 fn merging_looks_past_a_length_leb_boundary() {
     // Runs "a" at 0, 123 bytes at 5, "c" at 132. Pairwise, a+b does not
     // pay (merged length 128 takes a 2-byte LEB: 134 vs 6 + 128), so the
     // greedy rule keeps "a" apart and then joins b+c: 6 + 134 = 140 bytes.
-    // One segment of 133 bytes costs 6 + 133 = 139: smaller.
+    // Settling prices closing the gap after "a" exactly: one segment of 133
+    // bytes costs 6 + 133 = 139, smaller, so it closes.
     let b = vec![b'b'; 123];
     let input = wat(&format!(
         r#"(module (memory (export "mem") 1)

@@ -1,107 +1,320 @@
-//! The cap (SPEC §4): over `max_segments`, the cheapest gaps between greedy
-//! segments close first, ties by lower (memory, offset), keeping O(cap)
-//! state however many runs there are.
+//! The cap (SPEC §4): over `max_segments`, gaps between greedy segments
+//! close until the cap is met, in O(cap) state however many runs there are.
+//!
+//! Three steps, each a type or function below:
+//! 1. **Rank** ([`GapKey`]): what keeping a gap open saves before length
+//!    LEBs: its zeros, less the fixed header of the segment after it. The
+//!    rank depends on the gap alone, not on which other gaps close, so it
+//!    never counts one segment's length LEB twice.
+//! 2. **Shortlist** ([`Shortlist`]): the `budget` best-ranked closable gaps,
+//!    in a bounded buffer. Every other closable gap closes.
+//! 3. **Settle** ([`settle`]): the segments between the shortlisted gaps,
+//!    the gaps that never close and each memory's end are priced exactly,
+//!    length LEBs included. The gap whose closing adds the fewest bytes
+//!    closes, its neighbours are priced again, and so on while the cap is
+//!    not met or a close makes the section smaller.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use super::{MAX_GAP, MAX_SEGMENT_LEN, Range, Segments};
-use crate::segment::{IndexType, header_len, uleb_len};
+use crate::segment::{IndexType, MAX_FIXED_HEADER_LEN, fixed_header_len, segment_len};
 
-/// What closing one gap costs, and where it is: the order in which gaps are
-/// closed when over the cap. Cheapest first; ties by lower (memory, offset).
-/// A closable gap is shorter than a merged segment may be (1 GiB), and
-/// closing it costs less than its length: both fit in 32 bits.
+/// A closable gap's rank: gaps that save more when open stay open first;
+/// ties by higher (memory, offset). `worth` is the gap's zeros less the
+/// fixed header of the segment after it, plus [`MAX_FIXED_HEADER_LEN`] so
+/// that it is never negative.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct GapKey {
-    extra_bytes: u32,
+    worth: u64,
     memory_index: u32,
     gap_start: u64,
 }
 
-/// A closable gap between greedy segments that may stay open: 24 bytes,
-/// and the tracker holds up to 1.5 × budget of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct Gap {
-    key: GapKey,
-    gap_len: u32,
+impl GapKey {
+    /// The rank of the closable gap `gap` of memory `memory_index`; a
+    /// segment starts at its end.
+    pub(super) fn new(memory_index: u32, index_type: IndexType, gap: Range) -> Self {
+        GapKey {
+            worth: gap.len() + MAX_FIXED_HEADER_LEN
+                - fixed_header_len(memory_index, index_type, gap.end),
+            memory_index,
+            gap_start: gap.start,
+        }
+    }
+
+    /// What keeping the gap open saves before length LEBs, plus
+    /// [`MAX_FIXED_HEADER_LEN`].
+    pub(super) fn worth(&self) -> u64 {
+        self.worth
+    }
 }
 
-/// The key of the gap between neighbouring greedy segments `a` and `b`, or
-/// `None` when that gap may never be closed (4 GiB or more of zeros, or a
-/// merged segment past 1 GiB). The definition [`GapTracker::segment`]
-/// computes in short.
-#[cfg(test)]
-pub(super) fn gap_key(
-    memory_index: u32,
-    index_type: IndexType,
-    a: Range,
-    b: Range,
-) -> Option<GapKey> {
-    use crate::segment::segment_len;
-    let merged = Range {
-        start: a.start,
-        end: b.end,
-    };
-    if b.start - a.end >= MAX_GAP || merged.len() > MAX_SEGMENT_LEN {
-        return None;
+/// Whether the gap between neighbouring greedy segments `a` and `b` may
+/// ever close: it is under 4 GiB of zeros, and the merged segment is within
+/// 1 GiB.
+pub(super) fn may_close(a: Range, b: Range) -> bool {
+    b.start - a.end < MAX_GAP && b.end - a.start <= MAX_SEGMENT_LEN
+}
+
+/// A gap as the shortlist and [`settle`] hold it: 16 bytes, and the
+/// shortlist holds up to 2.25 × budget of them. Its rank is computed again
+/// when asked for ([`Gap::key`]), not stored: a third less memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Gap {
+    /// The memory index, with [`I64_MEMORY`] set for a 64-bit memory.
+    memory: u32,
+    /// The gap's length (under 1 GiB for a closable gap), or [`FIXED`]: a
+    /// gap that never closes, or a memory's end, whose end [`Cuts`] holds.
+    gap_len: u32,
+    gap_start: u64,
+}
+
+/// The bit of [`Gap::memory`] that marks a 64-bit memory. Memory indices
+/// stay below it: validation allows 100 memories, and a producer's memory
+/// index sizes a list.
+const I64_MEMORY: u32 = 1 << 31;
+
+/// [`Gap::gap_len`] of a cut that never closes.
+const FIXED: u32 = u32::MAX;
+
+impl Gap {
+    fn new(memory_index: u32, index_type: IndexType, gap: Range, gap_len: u32) -> Self {
+        debug_assert!(memory_index < I64_MEMORY);
+        let i64_bit = match index_type {
+            IndexType::I32 => 0,
+            IndexType::I64 => I64_MEMORY,
+        };
+        Gap {
+            memory: memory_index | i64_bit,
+            gap_len,
+            gap_start: gap.start,
+        }
     }
-    let cost = |r: Range| segment_len(memory_index, index_type, r.start, r.len());
-    let extra_bytes = cost(merged).saturating_sub(cost(a) + cost(b));
-    Some(GapKey {
-        extra_bytes: u32::try_from(extra_bytes).expect("a closable gap costs under 4 GiB"),
-        memory_index,
-        gap_start: a.end,
-    })
+
+    fn memory_index(&self) -> u32 {
+        self.memory & !I64_MEMORY
+    }
+
+    fn index_type(&self) -> IndexType {
+        if self.memory & I64_MEMORY == 0 {
+            IndexType::I32
+        } else {
+            IndexType::I64
+        }
+    }
+
+    fn is_fixed(&self) -> bool {
+        self.gap_len == FIXED
+    }
+
+    /// The gap, for a gap that may close.
+    fn range(&self) -> Range {
+        Range {
+            start: self.gap_start,
+            end: self.gap_start + u64::from(self.gap_len),
+        }
+    }
+
+    fn key(&self) -> GapKey {
+        GapKey::new(self.memory_index(), self.index_type(), self.range())
+    }
+
+    /// Where it sorts among cuts: by (memory, offset).
+    fn place(&self) -> (u32, u64) {
+        (self.memory_index(), self.gap_start)
+    }
+}
+
+/// The `places` best-ranked closable gaps of everything offered, kept in a
+/// buffer of at most `1.5 × places` gaps, cut back to the `places` best
+/// whenever it fills (a selection, linear): memory is O(budget), not
+/// O(runs). Which gaps it ends with does not depend on when it was cut.
+#[derive(Debug)]
+pub(super) struct Shortlist {
+    places: u64,
+    /// The best gaps offered: all of the `places` best, with at most half as
+    /// many others besides.
+    gaps: Vec<Gap>,
+    /// The worth of the lowest gap kept at the last cut, else 0: `places`
+    /// gaps rank above any gap worth less, which never enters.
+    floor: u64,
+    /// Closable gaps offered.
+    pub(super) offered: u64,
+}
+
+impl Shortlist {
+    /// A shortlist for a cap of `budget` segments: `budget` and half as many
+    /// again, so that [`settle`] weighs the closes near the cut exactly.
+    pub(super) fn new(budget: u64) -> Self {
+        Shortlist {
+            places: budget.saturating_add(budget / 2),
+            gaps: Vec::new(),
+            floor: 0,
+            offered: 0,
+        }
+    }
+
+    /// How many gaps it ends with, at most.
+    pub(super) fn places(&self) -> u64 {
+        self.places
+    }
+
+    /// Makes room at once for `gaps` gaps (as far as the buffer may hold
+    /// them): a buffer grown step by step needs the old one and the new one
+    /// at once, each time.
+    pub(super) fn expect(&mut self, gaps: usize) {
+        let room = gaps.min(self.limit());
+        self.gaps
+            .reserve_exact(room.saturating_sub(self.gaps.len()));
+    }
+
+    /// Offers the closable gap `gap` of memory `memory_index`.
+    pub(super) fn offer(&mut self, memory_index: u32, index_type: IndexType, gap: Range) {
+        self.offered += 1;
+        let gap = Gap::new(memory_index, index_type, gap, gap.len() as u32);
+        // Most gaps rank below every kept one: settled by `floor`.
+        if self.places == 0 || gap.key().worth < self.floor {
+            return;
+        }
+        let limit = self.limit();
+        if self.gaps.len() == self.gaps.capacity() {
+            // Grow towards the limit, never past it: the buffer is the
+            // cap's whole memory. By half, not double: less room unused at
+            // the end, and the old buffers, freed side by side, add up to
+            // more than a later one needs (a growth below the golden ratio),
+            // so a Wasm memory, which never shrinks, can reuse them.
+            let capacity = self.gaps.capacity();
+            let want = (capacity + capacity / 2).clamp(1024, limit.max(1024));
+            self.gaps
+                .reserve_exact(want.saturating_sub(self.gaps.len()).max(1));
+        }
+        self.gaps.push(gap);
+        if self.gaps.len() >= limit {
+            self.keep_best(self.places);
+            self.floor = self.gaps.first().map_or(0, |g| g.key().worth);
+        }
+    }
+
+    /// The buffer is cut back when it holds this many gaps: `places` and
+    /// half as many again (at least one more).
+    fn limit(&self) -> usize {
+        let places = usize::try_from(self.places).unwrap_or(usize::MAX);
+        places.saturating_add((places / 2).max(1))
+    }
+
+    /// Keeps only the `n` best-ranked gaps (keys are distinct), the lowest
+    /// of them first.
+    fn keep_best(&mut self, n: u64) {
+        let len = self.gaps.len() as u64;
+        if len > n {
+            let cut = (len - n) as usize;
+            self.gaps.select_nth_unstable_by_key(cut, Gap::key);
+            self.gaps.drain(..cut);
+        }
+    }
+
+    /// The worth of the `k`-th best gap kept (k ≥ 1), or 0 when fewer are
+    /// kept. (The buffer is a set: selecting in it reorders it, nothing more.)
+    pub(super) fn kth_best_worth(&mut self, k: u64) -> u64 {
+        let k = usize::try_from(k).unwrap_or(usize::MAX);
+        if k == 0 || self.gaps.len() < k {
+            return 0;
+        }
+        let at = self.gaps.len() - k;
+        self.gaps.select_nth_unstable_by_key(at, Gap::key);
+        self.gaps[at].key().worth()
+    }
+
+    /// The `places` best-ranked gaps offered (all of them if fewer).
+    fn into_best(mut self) -> Vec<Gap> {
+        self.keep_best(self.places);
+        self.gaps
+    }
+}
+
+/// A memory with at least one greedy segment: from `first` to `last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Extent {
+    pub memory_index: u32,
+    pub index_type: IndexType,
+    pub first: u64,
+    pub last: u64,
+}
+
+/// Everything the final layout needs of the greedy segments, in O(budget):
+/// each memory's extent, the gaps that never close, and the shortlist of
+/// gaps that may stay open. Filled by [`GapTracker`] from the greedy pass,
+/// or by the coarse route from long gaps alone.
+#[derive(Debug)]
+pub(super) struct Gaps {
+    pub budget: u64,
+    pub shortlist: Shortlist,
+    /// Gaps that never close, as (memory index, gap).
+    pub never_closed: Vec<(u32, Range)>,
+    pub extents: Vec<Extent>,
+}
+
+impl Gaps {
+    pub(super) fn new(budget: u64) -> Self {
+        Gaps {
+            budget,
+            shortlist: Shortlist::new(budget),
+            never_closed: Vec::new(),
+            extents: Vec::new(),
+        }
+    }
+
+    /// The final segments of each memory, in (memory, offset) order, before
+    /// the 1 GiB re-split: every closable gap off the shortlist closes, then
+    /// [`settle`] decides the shortlist.
+    pub(super) fn finish(mut self) -> Segments {
+        // Memories may have come in any order (the streaming planner); a
+        // stable sort leaves those that came in order as they are.
+        self.extents.sort_by_key(|e| e.memory_index);
+        // Every segment ends at a cut: a shortlisted gap, a gap that never
+        // closes, or its memory's end (an empty gap there).
+        let mut fixed = self.never_closed;
+        fixed.extend(self.extents.iter().map(|e| {
+            let end = Range {
+                start: e.last,
+                end: e.last,
+            };
+            (e.memory_index, end)
+        }));
+        fixed.sort_unstable_by_key(|&(memory_index, gap)| (memory_index, gap.start));
+        let mut cuts = self.shortlist.into_best();
+        cuts.reserve_exact(fixed.len());
+        cuts.extend(fixed.iter().map(|&(memory_index, gap)| {
+            // (The index type of a cut that never closes is never asked for.)
+            Gap::new(memory_index, IndexType::I32, gap, FIXED)
+        }));
+        cuts.sort_unstable_by_key(Gap::place);
+        settle(
+            &Cuts {
+                cuts,
+                fixed,
+                extents: self.extents,
+            },
+            self.budget,
+        )
+    }
 }
 
 /// Follows the greedy segments of every memory, in (memory, offset) order,
-/// and keeps only what the final layout needs: each memory's extent, the
-/// gaps that can never close, and the `budget` most expensive closable gaps.
-///
-/// Over the cap, the cheapest `greedy - budget` gaps close; the rest stay
-/// open. The most expensive ones are kept in a buffer of at most
-/// `1.5 × budget` gaps, cut back to the `budget` most expensive whenever it
-/// fills (a selection, linear), so memory is O(budget), not O(runs). (The
-/// result does not depend on when the buffer is cut, only on its holding
-/// more than `budget`.)
+/// into [`Gaps`].
 #[derive(Debug)]
 pub(super) struct GapTracker {
-    pub(super) budget: u64,
-    greedy_segments: u64,
-    closable_gaps: u64,
-    /// The most expensive closable gaps seen: every one of the `budget`
-    /// most expensive is here, with at most half as many cheaper ones
-    /// besides (cut back in batches, [`GapTracker::keep_most_expensive`]).
-    open: Vec<Gap>,
-    /// Gaps that never close, as (memory index, gap).
-    never_closed: Vec<(u32, Range)>,
-    /// Per memory with any segment: (memory index, first start, last end).
-    extents: Vec<(u32, u64, u64)>,
+    pub(super) gaps: Gaps,
     previous: Option<Range>,
-    /// The extra bytes of the cheapest gap kept at the last cut, else 0:
-    /// `budget` gaps cost more than a gap with fewer, which never enters.
-    floor: u64,
 }
 
 impl GapTracker {
     pub(super) fn new(budget: u64) -> Self {
         GapTracker {
-            budget,
-            greedy_segments: 0,
-            closable_gaps: 0,
-            open: Vec::new(),
-            never_closed: Vec::new(),
-            extents: Vec::new(),
+            gaps: Gaps::new(budget),
             previous: None,
-            floor: 0,
         }
-    }
-
-    /// Makes room at once for the gaps between `segments` greedy segments
-    /// (as far as the buffer may hold them): a buffer grown step by step
-    /// needs the old one and the new one at once, each time.
-    pub(super) fn expect(&mut self, segments: usize) {
-        let room = segments.saturating_sub(1).min(self.limit());
-        self.open
-            .reserve_exact(room.saturating_sub(self.open.len()));
     }
 
     pub(super) fn start_memory(&mut self) {
@@ -109,209 +322,202 @@ impl GapTracker {
     }
 
     pub(super) fn segment(&mut self, memory_index: u32, index_type: IndexType, r: Range) {
-        self.greedy_segments += 1;
         let Some(prev) = self.previous.replace(r) else {
-            self.extents.push((memory_index, r.start, r.end));
+            self.gaps.extents.push(Extent {
+                memory_index,
+                index_type,
+                first: r.start,
+                last: r.end,
+            });
             return;
         };
-        self.extents.last_mut().expect("extent of this memory").2 = r.end;
-        let gap_end = r.start;
-        let gap = r.start - prev.end;
-        if gap >= MAX_GAP || r.end - prev.start > MAX_SEGMENT_LEN {
-            // As `gap_key` says: never closed.
-            self.never_closed.push((
-                memory_index,
-                Range {
-                    start: prev.end,
-                    end: gap_end,
-                },
-            ));
-            return;
-        }
-        self.closable_gaps += 1;
-        let extra_bytes = closing_cost(memory_index, index_type, prev, r);
-        // Most gaps are cheaper than every kept one: settled by `floor`.
-        if extra_bytes < self.floor {
-            return;
-        }
-        if self.budget == 0 {
-            return;
-        }
-        // Both under 1 GiB: the merged segment is (checked above).
-        let gap = Gap {
-            key: GapKey {
-                extra_bytes: extra_bytes as u32,
-                memory_index,
-                gap_start: prev.end,
-            },
-            gap_len: gap as u32,
+        self.gaps
+            .extents
+            .last_mut()
+            .expect("extent of this memory")
+            .last = r.end;
+        let gap = Range {
+            start: prev.end,
+            end: r.start,
         };
-        let limit = self.limit();
-        if self.open.len() == self.open.capacity() {
-            // Grow towards the limit, never past it: the buffer is the
-            // tracker's whole memory. By half, not double: less room unused
-            // at the end, and the old buffers, freed side by side, add up to
-            // more than a later one needs (a growth below the golden ratio),
-            // so a Wasm memory, which never shrinks, can reuse them.
-            let capacity = self.open.capacity();
-            let want = (capacity + capacity / 2).clamp(1024, limit.max(1024));
-            self.open
-                .reserve_exact(want.saturating_sub(self.open.len()).max(1));
-        }
-        self.open.push(gap);
-        if self.open.len() >= limit {
-            self.keep_most_expensive(self.budget);
-            self.floor = self.open.first().map_or(0, |g| g.key.extra_bytes.into());
+        if may_close(prev, r) {
+            self.gaps.shortlist.offer(memory_index, index_type, gap);
+        } else {
+            self.gaps.never_closed.push((memory_index, gap));
         }
     }
 
-    /// The buffer is cut back when it holds this many gaps: `budget` and
-    /// half as many again (at least one more).
-    fn limit(&self) -> usize {
-        let budget = usize::try_from(self.budget).unwrap_or(usize::MAX);
-        budget.saturating_add((budget / 2).max(1))
+    pub(super) fn finish(self) -> Segments {
+        self.gaps.finish()
     }
+}
 
-    /// Keeps only the `n` most expensive gaps of `open` (keys are distinct),
-    /// the cheapest of them first.
-    pub(super) fn keep_most_expensive(&mut self, n: u64) {
-        let len = self.open.len() as u64;
-        if n == 0 {
-            self.open.clear();
-        } else if len > n {
-            let cut = (len - n) as usize;
-            self.open.select_nth_unstable(cut);
-            self.open.drain(..cut);
+/// The cuts [`settle`] starts from, in (memory, offset) order: each ends one
+/// segment, which starts where the cut before it in the same memory ends, or
+/// at the memory's first byte.
+struct Cuts {
+    cuts: Vec<Gap>,
+    /// The gaps of the cuts that never close, in the same order.
+    fixed: Vec<(u32, Range)>,
+    /// Sorted by memory index.
+    extents: Vec<Extent>,
+}
+
+impl Cuts {
+    fn gap(&self, i: usize) -> Range {
+        let g = self.cuts[i];
+        if g.is_fixed() {
+            let at = self
+                .fixed
+                .binary_search_by_key(&g.place(), |&(m, gap)| (m, gap.start))
+                .expect("a cut that never closes is listed");
+            self.fixed[at].1
+        } else {
+            g.range()
         }
     }
 
-    /// The final segments of each memory, in (memory, offset) order, before
-    /// the 1 GiB re-split.
-    ///
-    /// They are written over the gaps' buffer: the gaps that stay open, the
-    /// gaps that never close (as markers, in order) and one empty gap at the
-    /// end of each memory's extent are sorted by (memory, offset), and each
-    /// ends exactly one segment. A map over the buffer's `into_iter` to an
-    /// item no larger and as aligned is collected in place by `std` (checked
-    /// in debug builds): at `--max-segments 100000` on a module with 98,450
-    /// segments, a second list of 2.4 MB is never made.
-    pub(super) fn finish(mut self) -> Segments {
-        // Memories may have come in any order (the streaming planner); a
-        // stable sort leaves those that came in order as they are.
-        self.extents
-            .sort_by_key(|&(memory_index, _, _)| memory_index);
-        // Closable gaps that stay open: all of them if within budget, else
-        // the most expensive `closable - (greedy - budget)`.
-        let need = self.greedy_segments.saturating_sub(self.budget);
-        let stay_open = self.closable_gaps.saturating_sub(need);
-        self.keep_most_expensive(stay_open.min(self.budget));
-        let key = |&(memory_index, gap): &(u32, Range)| (memory_index, gap.start);
-        self.never_closed
-            .extend(self.extents.iter().map(|&(memory_index, _, last)| {
-                (
-                    memory_index,
-                    Range {
-                        start: last,
-                        end: last,
-                    },
-                )
-            }));
-        self.never_closed.sort_unstable_by_key(key);
-        self.open.reserve_exact(self.never_closed.len());
-        self.open
-            .extend(self.never_closed.iter().map(|&(memory_index, gap)| Gap {
-                key: GapKey {
-                    extra_bytes: NEVER_CLOSED,
-                    memory_index,
-                    gap_start: gap.start,
-                },
-                gap_len: 0,
-            }));
-        self.open
-            .sort_unstable_by_key(|g| (g.key.memory_index, g.key.gap_start));
-        let mut never = self.never_closed.iter();
-        let mut extents = self.extents.iter();
-        let mut memories: Vec<(u32, usize)> = Vec::with_capacity(self.extents.len());
-        let mut start = 0;
-        let buffer = self.open.as_ptr() as usize;
-        let mut ranges: Vec<Range> = self
-            .open
+    fn memory_index(&self, i: usize) -> u32 {
+        self.cuts[i].memory_index()
+    }
+
+    fn extent(&self, i: usize) -> Extent {
+        let memory_index = self.memory_index(i);
+        let at = self
+            .extents
+            .binary_search_by_key(&memory_index, |e| e.memory_index)
+            .expect("an extent per memory with cuts");
+        self.extents[at]
+    }
+}
+
+/// No cut: either end of the list.
+const NONE: u32 = u32::MAX;
+
+/// The `next` of a cut that has closed.
+const CLOSED: u32 = u32::MAX - 1;
+
+/// Step 3: closes shortlisted gaps, cheapest first, while over `budget` or
+/// while a close makes the section smaller. Each close is priced exactly
+/// (the merged segment against the two apart, length LEBs included), and
+/// the gaps on either side are priced again after it. Ties close the lower
+/// (memory, offset) first.
+fn settle(cuts: &Cuts, budget: u64) -> Segments {
+    let mut list = OpenCuts::new(cuts);
+    // (bytes added, cut): a cut's entry is stale once it has closed or been
+    // priced again (a fresher entry is queued then).
+    let mut queue: BinaryHeap<Reverse<(i64, u32)>> = (0..cuts.cuts.len())
+        .filter_map(|i| Some(Reverse((list.price(i)?, i as u32))))
+        .collect();
+    let mut segments = cuts.cuts.len() as u64;
+    while let Some(Reverse((added, i))) = queue.pop() {
+        let i = i as usize;
+        if list.is_closed(i) || list.price(i) != Some(added) {
+            continue;
+        }
+        if segments <= budget && added >= 0 {
+            break;
+        }
+        // The segments on either side of the closed gap grew.
+        for neighbour in list.close(i) {
+            if let Some(added) = list.price(neighbour) {
+                queue.push(Reverse((added, neighbour as u32)));
+            }
+        }
+        segments -= 1;
+    }
+    drop(queue);
+    list.segments(segments)
+}
+
+/// The cuts still open, as a list linked both ways: each open cut ends one
+/// segment.
+struct OpenCuts<'c> {
+    cuts: &'c Cuts,
+    prev: Vec<u32>,
+    next: Vec<u32>,
+}
+
+impl<'c> OpenCuts<'c> {
+    fn new(cuts: &'c Cuts) -> Self {
+        let n = cuts.cuts.len() as u32;
+        OpenCuts {
+            cuts,
+            prev: (0..n).map(|i| i.checked_sub(1).unwrap_or(NONE)).collect(),
+            next: (1..=n).map(|i| if i == n { NONE } else { i }).collect(),
+        }
+    }
+
+    fn is_closed(&self, i: usize) -> bool {
+        self.next[i] == CLOSED
+    }
+
+    /// Where the segment ending at open cut `i` starts.
+    fn start(&self, i: usize) -> u64 {
+        let memory_index = self.cuts.memory_index(i);
+        match self.prev[i] {
+            p if p != NONE && self.cuts.memory_index(p as usize) == memory_index => {
+                self.cuts.gap(p as usize).end
+            }
+            _ => self.cuts.extent(i).first,
+        }
+    }
+
+    /// What closing open cut `i` adds to the file (negative: saves), or
+    /// `None` when it never closes or the merged segment would pass 1 GiB.
+    fn price(&self, i: usize) -> Option<i64> {
+        if self.cuts.cuts[i].is_fixed() {
+            return None;
+        }
+        let Extent {
+            memory_index,
+            index_type,
+            ..
+        } = self.cuts.extent(i);
+        let cost = |r: Range| segment_len(memory_index, index_type, r.start, r.len()) as i64;
+        let gap = self.cuts.gap(i);
+        // A closable gap is followed by a cut of its memory: its end at least.
+        let end = self.cuts.gap(self.next[i] as usize).start;
+        let left = Range {
+            start: self.start(i),
+            end: gap.start,
+        };
+        let right = Range {
+            start: gap.end,
+            end,
+        };
+        let merged = Range {
+            start: left.start,
+            end,
+        };
+        (merged.len() <= MAX_SEGMENT_LEN).then(|| cost(merged) - cost(left) - cost(right))
+    }
+
+    /// Closes open cut `i`; returns the open cuts whose segments changed.
+    fn close(&mut self, i: usize) -> impl Iterator<Item = usize> + use<> {
+        let (p, n) = (self.prev[i], self.next[i]);
+        if p != NONE {
+            self.next[p as usize] = n;
+        }
+        self.prev[n as usize] = p;
+        self.next[i] = CLOSED;
+        [p, n]
             .into_iter()
-            .map(|g| {
-                let (memory_index, gap) = if g.key.extra_bytes == NEVER_CLOSED {
-                    *never.next().expect("a marker per gap that never closes")
-                } else {
-                    let gap = Range {
-                        start: g.key.gap_start,
-                        end: g.key.gap_start + u64::from(g.gap_len),
-                    };
-                    (g.key.memory_index, gap)
-                };
-                match memories.last_mut() {
-                    Some((m, n)) if *m == memory_index => *n += 1,
-                    _ => {
-                        memories.push((memory_index, 1));
-                        let &(m, first, _) = extents.next().expect("an extent per memory");
-                        debug_assert_eq!(m, memory_index);
-                        start = first;
-                    }
-                }
-                let segment = Range {
-                    start,
-                    end: gap.start,
-                };
-                start = gap.end;
-                segment
-            })
-            .collect();
-        // `std` does not promise the in-place collect: if it ever stopped,
-        // only memory would grow (never the output), and the tests say so.
-        debug_assert_eq!(
-            ranges.as_ptr() as usize,
-            buffer,
-            "the final segments are no longer written over the gaps' buffer"
-        );
-        ranges.shrink_to_fit();
-        Segments { ranges, memories }
+            .filter(|&j| j != NONE)
+            .map(|j| j as usize)
     }
-}
 
-/// A gap in [`GapTracker::finish`]'s buffer that stands for the next of the
-/// gaps that never close (no closable gap costs this much: see [`GapKey`]).
-const NEVER_CLOSED: u32 = u32::MAX;
-
-/// What closing the gap between neighbouring greedy segments `a` and `b`
-/// adds to the file: [`gap_key`]'s extra bytes, with what the merged segment
-/// and the two apart share taken out (as in [`Merger::worth_merging`]).
-pub(super) fn closing_cost(memory_index: u32, index_type: IndexType, a: Range, b: Range) -> u64 {
-    (uleb_len(b.end - a.start) + (b.start - a.end))
-        .saturating_sub(uleb_len(a.len()) + header_len(memory_index, index_type, b.start, b.len()))
-}
-
-/// The final segments: each memory's extent `(memory index, first start,
-/// last end)` cut at the gaps that stay open, `(memory index, gap)`: `count`
-/// of them, in (memory, offset) order.
-pub(super) fn cut_extents(
-    extents: Vec<(u32, u64, u64)>,
-    count: usize,
-    gaps: impl Iterator<Item = (u32, Range)>,
-) -> Segments {
-    let mut out = Segments::default();
-    out.ranges.reserve_exact(count + extents.len());
-    let mut gaps = gaps.peekable();
-    for (memory_index, first, last) in extents {
-        let mut start = first;
-        while let Some((_, gap)) = gaps.next_if(|&(m, _)| m == memory_index) {
-            out.push(
-                memory_index,
-                Range {
-                    start,
-                    end: gap.start,
-                },
-            );
-            start = gap.end;
+    /// The `count` segments the open cuts end, in (memory, offset) order.
+    fn segments(&self, count: u64) -> Segments {
+        let mut out = Segments::default();
+        out.ranges.reserve_exact(count as usize);
+        for i in (0..self.cuts.cuts.len()).filter(|&i| !self.is_closed(i)) {
+            let r = Range {
+                start: self.start(i),
+                end: self.cuts.gap(i).start,
+            };
+            out.push(self.cuts.memory_index(i), r);
         }
-        out.push(memory_index, Range { start, end: last });
+        out
     }
-    out
 }

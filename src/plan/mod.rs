@@ -390,7 +390,7 @@ impl StreamingPlan {
     /// at that length (the bytes are gone, so its gaps cannot be looked for
     /// again as [`split_long`] does).
     pub(crate) fn finish(self) -> (Vec<(u32, Range)>, bool) {
-        let budget = self.tracker.budget;
+        let budget = self.tracker.gaps.budget;
         let mut out = Vec::new();
         for (memory_index, r) in self.tracker.finish().iter() {
             merge::Merger::flush(r, &mut |r| out.push((memory_index, r)));
@@ -435,7 +435,7 @@ fn pack_ranges_with(
         // inside a piece split it, merging joins pieces: esbuild.wasm's
         // 98,450 pieces make 115,059). Room not written to is never touched.
         let pieces: usize = images.iter().map(|i| i.pieces.len()).sum();
-        tracker.expect(pieces.saturating_mul(2));
+        tracker.gaps.shortlist.expect(pieces.saturating_mul(2));
         for image in images {
             tracker.start_memory();
             greedy_segments(image, &image.pieces, engine, release, &mut |r| {

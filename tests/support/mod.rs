@@ -21,6 +21,7 @@ pub mod read;
 pub mod rng;
 pub mod statics;
 pub mod wasm;
+pub mod wizer;
 
 use std::path::PathBuf;
 
