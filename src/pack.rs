@@ -8,7 +8,7 @@ use crate::emit::Output;
 use crate::error::{Error, Result};
 use crate::parse::{self, Binary, DataSegment, Module, Placement};
 use crate::plan::{self, MemoryImage};
-use crate::segment::{IndexType, Part, encode_header, header_len, segment_len, uleb_len};
+use crate::segment::{IndexType, Part, encode_header, segment_len, uleb_len};
 use crate::{ModuleReport, PackOptions};
 use crate::{names, rules};
 
@@ -91,6 +91,9 @@ pub(crate) fn plan_binary<'a>(
     Ok(())
 }
 
+/// Plans one core module, as MemoryPacking reads: decide what may be
+/// re-packed, pack it, lay out the new data section by the slot rule, keep
+/// whichever section is smallest, then write every section.
 fn plan_module<'a>(
     input: &'a [u8],
     range: Range<usize>,
@@ -98,16 +101,36 @@ fn plan_module<'a>(
     cx: &Context<'_>,
     nested: bool,
 ) -> Result<(ModuleReport, Output<'a>)> {
-    let options = cx.options;
-    let relocatable = match module.relocatable_error() {
-        Some(err) if !nested => return Err(err),
-        other => other,
+    let mut report = report_of_input(module);
+    let unchanged = |report: ModuleReport| {
+        let mut out = Output::new(input);
+        out.input(range.clone());
+        Ok((report, out))
     };
+    if let Some(warning) = reason_to_leave(module, nested)? {
+        report.warnings.push(warning);
+        return unchanged(report);
+    }
+    let packable = packable_memories(module, cx.options, &mut report);
+    let Some(mut layout) = Layout::new(module, packable) else {
+        return unchanged(report);
+    };
+    layout.pack(cx, &mut report);
+    if !layout.keep_smallest(cx.options, &mut report) {
+        return unchanged(report);
+    }
+    layout.report(&mut report);
+    let keeps_name = layout.names_kept(input);
+    Ok((report, layout.write(input, range, &keeps_name)))
+}
+
+/// The report of a module left as it is.
+fn report_of_input(module: &Module<'_>) -> ModuleReport {
     let data_section_len = module
         .data_section
         .map(|i| module.sections[i].range.len() as u64)
         .unwrap_or(0);
-    let mut report = ModuleReport {
+    ModuleReport {
         path: String::new(),
         segments_before: module.segments.len() as u64,
         segments_after: module.segments.len() as u64,
@@ -117,252 +140,322 @@ fn plan_module<'a>(
         warnings: Vec::new(),
         unpacked_memories: Vec::new(),
         packed_memories: Vec::new(),
-    };
-    let unchanged = |report: ModuleReport| {
-        let mut out = Output::new(input);
-        out.input(range.clone());
-        (report, out)
-    };
-    // Inside a component, one module that may not be packed must not stop
-    // the others from being packed.
-    if let Some(err) = relocatable {
-        report
-            .warnings
-            .push(format!("{}: left as is", err.message()));
-        return Ok(unchanged(report));
     }
+}
 
-    // SPEC §2: a segment out of bounds makes instantiation trap; keep it so.
-    if let Some(warning) = rules::out_of_bounds(module) {
-        report.warnings.push(warning);
-        return Ok(unchanged(report));
+/// Why a module's data section is left exactly as it is, if it is: a
+/// relocatable object file (an error at the top level; inside a component,
+/// one module that may not be packed must not stop the others), or a
+/// segment out of bounds (SPEC §2: instantiation traps; keep it so).
+fn reason_to_leave(module: &Module<'_>, nested: bool) -> Result<Option<String>> {
+    match module.relocatable_error() {
+        Some(err) if !nested => Err(err),
+        Some(err) => Ok(Some(format!("{}: left as is", err.message()))),
+        None => Ok(rules::out_of_bounds(module)),
     }
+}
 
-    let mut packable = vec![false; module.memories.len()];
-    for (m, p) in packable.iter_mut().enumerate() {
-        if rules::segments_of(module, m).next().is_none() {
-            continue;
+/// SPEC §2 per memory: whether its active segments may be re-packed. Why a
+/// memory with segments may not goes into the report.
+fn packable_memories(
+    module: &Module<'_>,
+    options: &PackOptions,
+    report: &mut ModuleReport,
+) -> Vec<bool> {
+    (0..module.memories.len())
+        .map(|m| {
+            if rules::segments_of(module, m).next().is_none() {
+                return false;
+            }
+            let reason = rules::not_packable(module, m, options);
+            let packable = reason.is_none();
+            report
+                .unpacked_memories
+                .extend(reason.map(|r| (m as u32, r)));
+            packable
+        })
+        .collect()
+}
+
+/// A module's new data section: which input segments are re-packed, the
+/// packed segments that replace them, and the slot rule over both.
+struct Layout<'m, 'a> {
+    module: &'m Module<'a>,
+    /// Per memory: whether its active segments are re-packed.
+    packable: Vec<bool>,
+    /// The images of the packable memories, in memory order.
+    images: Vec<MemoryImage<'a>>,
+    /// The packed segments, in (memory, offset) order.
+    packed: plan::Segments,
+    /// The last input segment kept at its index.
+    last_kept: Option<usize>,
+    /// Every input segment kept as it is (`packed` is then empty).
+    keep_all: bool,
+    /// The data section's entry count and payload length, once chosen.
+    size: Size,
+}
+
+/// A data section's entry count and payload length (the count's LEB and
+/// the entries).
+#[derive(Clone, Copy, Default)]
+struct Size {
+    entries: u64,
+    payload: u64,
+}
+
+impl Size {
+    /// The whole section: its id, its size's LEB, its payload.
+    fn section_len(&self) -> u64 {
+        1 + uleb_len(self.payload) + self.payload
+    }
+}
+
+impl<'m, 'a> Layout<'m, 'a> {
+    /// The layout before packing, or `None` when no segment is re-packed.
+    fn new(module: &'m Module<'a>, packable: Vec<bool>) -> Option<Self> {
+        let mut layout = Layout {
+            module,
+            packable,
+            images: Vec::new(),
+            packed: plan::Segments::default(),
+            last_kept: None,
+            keep_all: false,
+            size: Size::default(),
+        };
+        if !module.segments.iter().any(|s| layout.repacked(s)) {
+            return None;
         }
-        match rules::not_packable(module, m, options) {
-            None => *p = true,
-            Some(reason) => report.unpacked_memories.push((m as u32, reason)),
+        layout.last_kept = module.segments.iter().rposition(|s| !layout.repacked(s));
+        layout.images = (0..module.memories.len())
+            .filter(|&m| layout.packable[m])
+            .map(|m| rules::image(module, m))
+            .collect();
+        Some(layout)
+    }
+
+    fn repacked(&self, segment: &DataSegment<'_>) -> bool {
+        match segment.placement {
+            Placement::Constant { memory_index, .. } => self.packable[memory_index as usize],
+            _ => false,
         }
     }
-    let repacked = |s: &DataSegment<'_>| match s.placement {
-        Placement::Constant { memory_index, .. } => packable[memory_index as usize],
-        _ => false,
-    };
-    if !module.segments.iter().any(repacked) {
-        return Ok(unchanged(report));
+
+    fn index_type(&self, memory_index: u32) -> IndexType {
+        self.module.memories[memory_index as usize].index_type
     }
 
-    // Images of the packable memories, in memory order.
-    let images: Vec<MemoryImage<'_>> = (0..module.memories.len())
-        .filter(|&m| packable[m])
-        .map(|m| rules::image(module, m))
-        .collect();
-    let kept_active = module
-        .segments
-        .iter()
-        .filter(|s| !matches!(s.placement, Placement::Passive) && !repacked(s))
-        .count() as u64;
-    let budget = (options.max_segments as u64).saturating_sub(kept_active);
-    let packed = plan::pack_ranges(&images, budget, options.threads, cx.release);
-    if !packed.cap_met {
-        report.warnings.push(format!(
-            "could not get under the cap of {}: {} segments (gaps of 4 GiB or more and segments of 1 GiB are never merged)",
-            options.max_segments,
-            packed.segments.len() as u64 + kept_active
-        ));
-    }
-    let mut packed = packed.segments;
-
-    // SPEC §3, the slot rule, walked again each time the entries are needed
-    // (a list of them would hold 12 to 24 bytes per segment).
-    let last_kept = module.segments.iter().rposition(|s| !repacked(s));
-    let mut keep_all = false;
-    let mut entry_count = slot_rule(module, &repacked, last_kept, keep_all, packed.iter()).count();
-
-    let index_type = |m: u32| module.memories[m as usize].index_type;
-    let entry_len = |e: Entry| match e {
-        Entry::Keep(i) => module.segments[i].range.len() as u64,
-        Entry::Packed(_, (memory_index, r)) => {
-            let len = r.end - r.start;
-            header_len(memory_index, index_type(memory_index), r.start, len) + len
+    /// Packs the images within what the cap leaves after the active
+    /// segments that are kept.
+    fn pack(&mut self, cx: &Context<'_>, report: &mut ModuleReport) {
+        let max_segments = cx.options.max_segments as u64;
+        let kept_active = self
+            .module
+            .segments
+            .iter()
+            .filter(|s| !matches!(s.placement, Placement::Passive) && !self.repacked(s))
+            .count() as u64;
+        let budget = max_segments.saturating_sub(kept_active);
+        let packed = plan::pack_ranges(&self.images, budget, cx.options.threads, cx.release);
+        if !packed.cap_met {
+            report.warnings.push(format!(
+                "could not get under the cap of {max_segments}: {} segments (gaps of 4 GiB or more and segments of 1 GiB are never merged)",
+                packed.segments.len() as u64 + kept_active
+            ));
         }
-        Entry::EmptyPassive => EMPTY_PASSIVE.len() as u64,
-    };
-    let mut payload_len = uleb_len(entry_count as u64)
-        + slot_rule(module, &repacked, last_kept, keep_all, packed.iter())
-            .map(entry_len)
-            .sum::<u64>();
-    let mut section_len = 1 + uleb_len(payload_len) + payload_len;
-    if section_len >= data_section_len {
-        let active_before = module
+        self.packed = packed.segments;
+    }
+
+    /// SPEC §3, the slot rule: the entries of the output's data section, the
+    /// packed segments taken in order. Walked again each time the entries
+    /// are needed: a list of them would hold 12 to 24 bytes per segment.
+    fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        let mut slots = self.module.segments.iter().enumerate();
+        let mut packed = self.packed.iter();
+        std::iter::from_fn(move || {
+            for (i, segment) in slots.by_ref() {
+                if self.keep_all || !self.repacked(segment) {
+                    return Some(Entry::Keep(i));
+                } else if let Some(s) = packed.next() {
+                    return Some(Entry::Packed(Some(i), s));
+                } else if self.last_kept.is_some_and(|k| i < k)
+                    || i < self.module.data_slots_used as usize
+                {
+                    // A later kept segment, or code, names this index or a later one.
+                    return Some(Entry::EmptyPassive);
+                }
+            }
+            packed.next().map(|s| Entry::Packed(None, s))
+        })
+    }
+
+    fn entry_len(&self, entry: &Entry) -> u64 {
+        match *entry {
+            Entry::Keep(i) => self.module.segments[i].range.len() as u64,
+            Entry::Packed(_, (memory_index, r)) => segment_len(
+                memory_index,
+                self.index_type(memory_index),
+                r.start,
+                r.len(),
+            ),
+            Entry::EmptyPassive => EMPTY_PASSIVE.len() as u64,
+        }
+    }
+
+    /// The size of the data section the entries make.
+    fn measure(&self) -> Size {
+        let (entries, bytes) = self
+            .entries()
+            .fold((0, 0), |(n, b), e| (n + 1, b + self.entry_len(&e)));
+        Size {
+            entries,
+            payload: uleb_len(entries) + bytes,
+        }
+    }
+
+    /// SPEC §1.3: keeps the packed section when it is smaller than the
+    /// input's; else the input's own segments, each byte for byte, under a
+    /// header of minimal width (as wasm-opt writes them when it finds
+    /// nothing to merge) when that is smaller; else returns false: the
+    /// input is kept. A cap that this leaves unmet is reported.
+    fn keep_smallest(&mut self, options: &PackOptions, report: &mut ModuleReport) -> bool {
+        let before = report.data_bytes_before;
+        self.size = self.measure();
+        let packed_len = self.size.section_len();
+        if packed_len < before {
+            return true;
+        }
+        self.keep_all = true;
+        self.packed = plan::Segments::default();
+        self.size = self.measure();
+        let kept_len = self.size.section_len();
+        let active = self
+            .module
             .segments
             .iter()
             .filter(|s| !matches!(s.placement, Placement::Passive))
-            .count();
-        // The input's own segments may still be the smallest, but written
-        // with padded LEBs (the section size, the count): then they are
-        // kept, each byte for byte, under a header of minimal width, as
-        // wasm-opt writes them when it finds nothing to merge.
-        let kept_payload = uleb_len(module.segments.len() as u64)
-            + module
-                .segments
-                .iter()
-                .map(|s| s.range.len() as u64)
-                .sum::<u64>();
-        let kept_len = 1 + uleb_len(kept_payload) + kept_payload;
-        if kept_len >= data_section_len {
-            // Meeting the cap would make the module larger; SPEC §1.3 keeps
-            // the input then, but a user who asked for the cap must hear it
-            // was not met.
-            if active_before as u64 > options.max_segments as u64 {
-                report.warnings.push(format!(
-                    "the input has {active_before} active segments, over the cap of {}, and meeting the cap would make the data section {} bytes larger: data section left as is",
-                    options.max_segments,
-                    section_len - data_section_len
-                ));
-            }
-            return Ok(unchanged(report));
-        }
-        if active_before as u64 > options.max_segments as u64 {
+            .count() as u64;
+        let over_cap = active > options.max_segments as u64;
+        let kept = kept_len < before;
+        if over_cap {
+            let (larger, outcome) = if kept {
+                (packed_len - kept_len, "segments kept as they are")
+            } else {
+                (packed_len - before, "data section left as is")
+            };
             report.warnings.push(format!(
-                "the input has {active_before} active segments, over the cap of {}, and meeting the cap would make the data section {} bytes larger: segments kept as they are",
+                "the input has {active} active segments, over the cap of {}, and meeting the cap would make the data section {larger} bytes larger: {outcome}",
                 options.max_segments,
-                section_len - kept_len
             ));
         }
-        keep_all = true;
-        packed = plan::Segments::default();
-        entry_count = module.segments.len();
-        payload_len = kept_payload;
-        section_len = kept_len;
+        kept
     }
-    report.changed = true;
-    report.segments_after = entry_count as u64;
-    for (memory_index, r) in packed.iter() {
-        let bytes = segment_len(
-            memory_index,
-            index_type(memory_index),
-            r.start,
-            r.end - r.start,
-        );
-        match report.packed_memories.last_mut() {
-            Some((m, n, b)) if *m == memory_index => {
-                *n += 1;
-                *b += bytes;
+
+    /// The figures of the chosen layout.
+    fn report(&self, report: &mut ModuleReport) {
+        report.changed = true;
+        report.segments_after = self.size.entries;
+        report.data_bytes_after = self.size.section_len();
+        for (memory_index, r) in self.packed.iter() {
+            let bytes = segment_len(
+                memory_index,
+                self.index_type(memory_index),
+                r.start,
+                r.len(),
+            );
+            match report.packed_memories.last_mut() {
+                Some((m, n, b)) if *m == memory_index => {
+                    *n += 1;
+                    *b += bytes;
+                }
+                _ => report.packed_memories.push((memory_index, 1, bytes)),
             }
-            _ => report.packed_memories.push((memory_index, 1, bytes)),
         }
     }
-    report.data_bytes_after = section_len;
 
-    // Which slots keep their name: kept segments, and packed ones that came
-    // out byte-identical to the segment that held the slot before. Parts
-    // are made one segment at a time, in order (`cursor`), and only for
-    // segments whose header and length match.
-    let mut cursor = plan::PartsCursor::new(&images);
-    let mut parts = Vec::new();
-    let mut same_bytes = |slot: usize, (memory_index, r): (u32, plan::Range)| {
-        let original = &module.segments[slot];
-        let header = || encoded_header(memory_index, index_type(memory_index), r);
-        matches!(original.placement, Placement::Constant { memory_index: m, offset } if m == memory_index && offset == r.start)
-            && r.end - r.start == original.data.len() as u64
-            && header().len() + original.data.len() == original.range.len()
-            && input[original.range.clone()].starts_with(&header())
-            && {
-                cursor.parts(memory_index, r, &mut parts);
-                parts_equal(&parts, original.data)
-            }
-    };
-    // Only a name section reads it.
-    let keeps_name: Vec<bool> = if module.name_sections.is_empty() {
-        Vec::new()
-    } else {
-        slot_rule(module, &repacked, last_kept, keep_all, packed.iter())
+    /// Which slots keep their name: kept segments, and packed ones that came
+    /// out byte-identical to the segment that held the slot before. Only a
+    /// name section reads it.
+    fn names_kept(&self, input: &[u8]) -> Vec<bool> {
+        if self.module.name_sections.is_empty() {
+            return Vec::new();
+        }
+        // Parts are made one segment at a time, in order, and only for
+        // segments whose header and length match.
+        let mut cursor = plan::PartsCursor::new(&self.images);
+        let mut parts = Vec::new();
+        let mut same_bytes = |slot: usize, (memory_index, r): (u32, plan::Range)| {
+            let original = &self.module.segments[slot];
+            let header = || encoded_header(memory_index, self.index_type(memory_index), r);
+            matches!(original.placement, Placement::Constant { memory_index: m, offset } if m == memory_index && offset == r.start)
+                && r.len() == original.data.len() as u64
+                && header().len() + original.data.len() == original.range.len()
+                && input[original.range.clone()].starts_with(&header())
+                && {
+                    cursor.parts(memory_index, r, &mut parts);
+                    parts_equal(&parts, original.data)
+                }
+        };
+        self.entries()
             .map(|e| match e {
                 Entry::Keep(_) => true,
                 Entry::Packed(slot, s) => slot.is_some_and(|slot| same_bytes(slot, s)),
                 Entry::EmptyPassive => false,
             })
             .collect()
-    };
+    }
 
-    // The data section, written once to count its spans and owned bytes
-    // (nothing kept), then for real into room made for exactly that: a list
-    // that doubles as it grows would leave its old copy behind (for good in
-    // a Wasm memory) and up to twice the room it needs.
-    let data_section = |out: &mut Output<'a>, parts: &mut Vec<Part<'a>>| {
-        let mut cursor = plan::PartsCursor::new(&images);
+    /// The data section's bytes into `out`.
+    fn write_data_section(&self, out: &mut Output<'a>, parts: &mut Vec<Part<'a>>) {
+        let mut cursor = plan::PartsCursor::new(&self.images);
         out.owned(&[parse::DATA_SECTION]);
-        out.uleb(payload_len);
-        out.uleb(entry_count as u64);
-        for entry in slot_rule(module, &repacked, last_kept, keep_all, packed.iter()) {
+        out.uleb(self.size.payload);
+        out.uleb(self.size.entries);
+        for entry in self.entries() {
             match entry {
-                Entry::Keep(i) => out.input(module.segments[i].range.clone()),
+                Entry::Keep(i) => out.input(self.module.segments[i].range.clone()),
                 Entry::Packed(_, (memory_index, r)) => {
-                    out.owned(&encoded_header(memory_index, index_type(memory_index), r));
+                    let index_type = self.index_type(memory_index);
+                    out.owned(&encoded_header(memory_index, index_type, r));
                     cursor.parts(memory_index, r, parts);
                     out.parts(parts);
                 }
                 Entry::EmptyPassive => out.owned(&EMPTY_PASSIVE),
             }
         }
-    };
-    let mut tally = Output::tally(input);
-    data_section(&mut tally, &mut parts);
-    let (spans, owned) = tally.tallied();
-    let mut out = Output::with_capacity(input, spans + 2 * module.sections.len() + 16, owned + 64);
-    out.input(range.start..range.start + 8);
-    for (i, section) in module.sections.iter().enumerate() {
-        if Some(i) == module.data_section {
-            data_section(&mut out, &mut parts);
-        } else if let Some((_, count)) = module.data_count.as_ref().filter(|(s, _)| *s == i) {
-            data_count_section(
-                &mut out,
-                input,
-                section.range.clone(),
-                count.clone(),
-                entry_count as u64,
-            );
-        } else if module.name_sections.contains(&i) {
-            match rewrite_names(input, section.range.clone(), &keeps_name) {
-                Some(bytes) => out.owned(&bytes),
-                None => out.input(section.range.clone()),
-            }
-        } else {
-            out.input(section.range.clone());
-        }
     }
-    Ok((report, out))
-}
 
-/// SPEC §3, the slot rule: the entries of the output's data section, the
-/// packed segments taken in order from `packed`. With `keep_all`, every
-/// input segment is kept (and `packed` is empty).
-fn slot_rule<'m, 'a>(
-    module: &'m Module<'a>,
-    repacked: &'m impl Fn(&DataSegment<'a>) -> bool,
-    last_kept: Option<usize>,
-    keep_all: bool,
-    mut packed: impl Iterator<Item = (u32, plan::Range)> + 'm,
-) -> impl Iterator<Item = Entry> + 'm {
-    let mut slots = module.segments.iter().enumerate();
-    std::iter::from_fn(move || {
-        for (i, seg) in slots.by_ref() {
-            if keep_all || !repacked(seg) {
-                return Some(Entry::Keep(i));
-            } else if let Some(s) = packed.next() {
-                return Some(Entry::Packed(Some(i), s));
-            } else if last_kept.is_some_and(|k| i < k) || i < module.data_slots_used as usize {
-                // A later kept segment, or code, names this index or a later one.
-                return Some(Entry::EmptyPassive);
+    /// The module's output: every section as it is, but the data section,
+    /// the data count and the name sections.
+    fn write(&self, input: &'a [u8], range: Range<usize>, keeps_name: &[bool]) -> Output<'a> {
+        // The data section, written once to count its spans and owned bytes
+        // (nothing kept), then for real into room made for exactly that: a
+        // list that doubles as it grows would leave its old copy behind (for
+        // good in a Wasm memory) and up to twice the room it needs.
+        let mut parts = Vec::new();
+        let mut tally = Output::tally(input);
+        self.write_data_section(&mut tally, &mut parts);
+        let (spans, owned) = tally.tallied();
+        let sections = &self.module.sections;
+        let mut out = Output::with_capacity(input, spans + 2 * sections.len() + 16, owned + 64);
+        out.input(range.start..range.start + 8);
+        for (i, section) in sections.iter().enumerate() {
+            let data_count = self.module.data_count.as_ref().filter(|(s, _)| *s == i);
+            if Some(i) == self.module.data_section {
+                self.write_data_section(&mut out, &mut parts);
+            } else if let Some((_, count)) = data_count {
+                let entries = self.size.entries;
+                data_count_section(&mut out, section.range.clone(), count.clone(), entries);
+            } else if self.module.name_sections.contains(&i) {
+                match rewrite_names(input, section.range.clone(), keeps_name) {
+                    Some(bytes) => out.owned(&bytes),
+                    None => out.input(section.range.clone()),
+                }
+            } else {
+                out.input(section.range.clone());
             }
         }
-        packed.next().map(|s| Entry::Packed(None, s))
-    })
+        out
+    }
 }
 
 fn encoded_header(memory_index: u32, index_type: IndexType, r: plan::Range) -> Vec<u8> {
@@ -394,7 +487,6 @@ fn parts_equal(parts: &[Part<'_>], mut data: &[u8]) -> bool {
 /// width when the count fits, so the code section after it does not move.
 fn data_count_section(
     out: &mut Output<'_>,
-    input: &[u8],
     section: Range<usize>,
     count_range: Range<usize>,
     count: u64,
@@ -410,7 +502,6 @@ fn data_count_section(
         out.owned(&bytes);
         out.input(count_range.end..section.end);
     } else {
-        let _ = input;
         out.owned(&[parse::DATA_COUNT_SECTION]);
         out.uleb(uleb_len(count));
         out.uleb(count);

@@ -417,17 +417,18 @@ fn packer_reports_a_cap_not_met() {
     assert_eq!(found, [(100, 3), (4 * GIB + 0x200, 5)]);
 }
 
-/// Over the cap, the packer closes gaps whose merged segment stays within
-/// 1 GiB, but two such closings in a row can make a segment past it: with
-/// the bytes gone, that segment is cut at 1 GiB from its start (SPEC §3:
-/// no segment over 1 GiB).
+/// Over the cap, the packer closes every gap off its shortlist, and several
+/// such closings in a row can make a segment past 1 GiB: with the bytes
+/// gone, that segment is cut at 1 GiB from its start (SPEC §3: no segment
+/// over 1 GiB). A shortlisted gap never closes past 1 GiB.
 #[cfg(target_pointer_width = "64")]
 #[test]
 fn the_packer_cuts_a_segment_merged_past_1_gib_at_1_gib() {
     const MIB: u64 = 1 << 20;
-    // Untouched zero pages cost no RAM: only three pages are written.
-    let mut memory = vec![0u8; (GIB + 300 * MIB) as usize];
-    for at in [0, 600 * MIB, GIB + 200 * MIB] {
+    // Untouched zero pages cost no RAM: only four pages are written. Three
+    // equal gaps: the shortlist (one place at a cap of one) keeps the last.
+    let mut memory = vec![0u8; (1800 * MIB + 1) as usize];
+    for at in [0, 600 * MIB, 1200 * MIB, 1800 * MIB] {
         memory[at as usize] = 1;
     }
     let options = PackOptions::default().with_max_segments(1);
@@ -435,6 +436,6 @@ fn the_packer_cuts_a_segment_merged_past_1_gib_at_1_gib() {
     packer.add_memory(0, IndexType::I32, &memory);
     let packed = packer.finish();
     let spans: Vec<(u64, u64)> = packed.extents.iter().map(|e| (e.offset, e.len)).collect();
-    assert_eq!(spans, [(0, GIB), (GIB, 200 * MIB + 1)]);
-    assert!(!packed.cap_met, "two segments are over a cap of one");
+    assert_eq!(spans, [(0, GIB), (GIB, 1200 * MIB + 1 - GIB), (1800 * MIB, 1)]);
+    assert!(!packed.cap_met, "three segments are over a cap of one");
 }

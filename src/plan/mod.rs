@@ -72,7 +72,7 @@ pub(crate) struct Range {
 }
 
 impl Range {
-    fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.end - self.start
     }
 }
