@@ -1,5 +1,7 @@
 //! The planner against an exact oracle and against Wizer's rule, on small
-//! generated images at every small cap (SPEC §4).
+//! generated images at every small cap (SPEC §4), through both producer
+//! APIs (`pack_segments`, and `Packer` where the memory is small enough to
+//! hold whole).
 //!
 //! The oracle is a dynamic program over a memory's non-zero runs: the best
 //! data section with `k` segments covering the first `i` runs, for every `k`,
@@ -116,6 +118,38 @@ fn planner(memories: &[Memory], cap: u32) -> (u64, bool) {
     (bytes, packed.cap_met())
 }
 
+/// What segpack's streaming producer API (`Packer`, whole memories one at a
+/// time) gives: the bytes of its segments. `None` when a memory would take
+/// more than 4 MiB to hold whole.
+fn packer(memories: &[Memory], cap: u32) -> Option<u64> {
+    let options = PackOptions::default().with_max_segments(cap);
+    let mut packer = segpack::Packer::new(&options).unwrap();
+    let mut images = Vec::new();
+    for memory in memories {
+        let (offset, data) = memory.runs.last()?;
+        let len = offset + data.len() as u64;
+        if len > 4 << 20 {
+            return None;
+        }
+        let mut image = vec![0u8; len as usize];
+        for (offset, data) in &memory.runs {
+            image[*offset as usize..][..data.len()].copy_from_slice(data);
+        }
+        images.push(image);
+    }
+    for (m, (memory, image)) in memories.iter().zip(&images).enumerate() {
+        packer.add_memory(m as u32, memory.index_type, image);
+    }
+    let packed = packer.finish();
+    Some(
+        packed
+            .extents
+            .iter()
+            .map(|e| segment_len(e.memory_index, e.index_type, e.offset, e.len))
+            .sum(),
+    )
+}
+
 /// Runs of 1 to 200 bytes, gaps of 1 to 300 zeros: lengths and merged
 /// lengths around the 128-byte LEB boundary, gaps around header sizes, and
 /// offsets around the signed LEB boundaries (64, 8,192, 2^20, 2^31).
@@ -219,7 +253,7 @@ impl Distance {
 fn never_larger_than_wizer_and_close_to_the_optimum() {
     let mut rng = Rng::new(23);
     let (mut capped, mut uncapped) = (Distance::default(), Distance::default());
-    let mut against_wizer = 0;
+    let (mut against_wizer, mut streamed_cases) = (0, 0);
     for case in 0..4000 {
         let memories = generate(&mut rng);
         let runs: usize = memories.iter().map(|m| m.runs.len()).sum();
@@ -228,6 +262,13 @@ fn never_larger_than_wizer_and_close_to_the_optimum() {
             _ => rng.range(1..=runs as u64 + 2) as u32,
         };
         let (ours, cap_met) = planner(&memories, cap);
+        if let Some(streamed) = packer(&memories, cap) {
+            assert_eq!(
+                streamed, ours,
+                "case {case}: Packer and pack_segments differ"
+            );
+            streamed_cases += 1;
+        }
         let Some(best) = optimum(&memories, cap as usize) else {
             assert!(!cap_met, "case {case}: a cap no layout meets was met");
             continue;
@@ -263,4 +304,8 @@ fn never_larger_than_wizer_and_close_to_the_optimum() {
         uncapped.mean()
     );
     assert!(capped.cases > 1000 && uncapped.cases > 500 && against_wizer > 2000);
+    assert!(
+        streamed_cases > 1000,
+        "only {streamed_cases} cases through the Packer"
+    );
 }

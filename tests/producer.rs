@@ -436,6 +436,9 @@ fn the_packer_cuts_a_segment_merged_past_1_gib_at_1_gib() {
     packer.add_memory(0, IndexType::I32, &memory);
     let packed = packer.finish();
     let spans: Vec<(u64, u64)> = packed.extents.iter().map(|e| (e.offset, e.len)).collect();
-    assert_eq!(spans, [(0, GIB), (GIB, 1200 * MIB + 1 - GIB), (1800 * MIB, 1)]);
+    assert_eq!(
+        spans,
+        [(0, GIB), (GIB, 1200 * MIB + 1 - GIB), (1800 * MIB, 1)]
+    );
     assert!(!packed.cap_met, "three segments are over a cap of one");
 }

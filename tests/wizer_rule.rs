@@ -122,3 +122,28 @@ fn never_larger_than_wizer_on_generated_snapshots() {
         assert_eq!(compared, CAPS.len());
     }
 }
+
+/// The shared benchmarks' 64 MiB naive snapshot (`../shared/bench`, seed 1),
+/// where issue 23 found the planner up to 1,156 bytes larger than Wizer's
+/// rule at a cap.
+#[test]
+fn never_larger_than_wizer_on_the_bench_snapshot() {
+    let script = support::repo_root().join("../shared/bench/gen_snapshot.py");
+    assert!(
+        script.is_file(),
+        "{} is missing: this test needs the shared benchmarks beside the repository",
+        script.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snapshot-64m.wasm");
+    let status = std::process::Command::new("python3")
+        .arg(&script)
+        .args(["--no-base", "--image-mib", "64", "--seed", "1", "-o"])
+        .arg(&path)
+        .status()
+        .expect("python3 runs the snapshot generator");
+    assert!(status.success(), "gen_snapshot.py failed: {status}");
+    let module = std::fs::read(&path).unwrap();
+    let compared = assert_not_larger_than_wizer("snapshot-64m.wasm", &module, false);
+    assert_eq!(compared, CAPS.len());
+}
