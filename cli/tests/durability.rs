@@ -329,3 +329,46 @@ fn stdout_that_is_the_input_is_refused() {
         }
     }
 }
+
+/// A module of one memory and one active segment of `len` non-zero bytes:
+/// nothing to pack, so the output is the input, written all the same.
+fn large_module(len: usize) -> Vec<u8> {
+    use support::wasm::write_uleb;
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    let mut memory = vec![1, 0];
+    write_uleb(&mut memory, len.div_ceil(1 << 16) as u64);
+    module.push(5);
+    write_uleb(&mut module, memory.len() as u64);
+    module.extend(memory);
+    let mut data = vec![1, 0, 0x41, 0, 0x0b];
+    write_uleb(&mut data, len as u64);
+    data.extend((0..len).map(|i| (i % 255) as u8 + 1));
+    module.push(11);
+    write_uleb(&mut module, data.len() as u64);
+    module.extend(data);
+    module
+}
+
+/// Past the 8 MiB writeback step, a synced output is handed to the disk as
+/// it is written (`sync_file_range`, which this test sees), and an output
+/// that is not synced gets no writeback either.
+#[test]
+fn writeback_is_only_for_synced_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = large_module(12 << 20);
+    let source = write(&dir, "large.wasm", &input);
+    let target = dir.path().join("out.wasm");
+    let calls = traced(dir.path(), &pack_args(&source, &target), None, None);
+    assert_not_synced(&calls);
+    assert!(std::fs::read(&target).unwrap() == input);
+
+    let mut args = pack_args(&source, &target).to_vec();
+    args.push("--sync".as_ref());
+    let calls = traced(dir.path(), &args, None, None);
+    assert!(
+        calls.iter().any(|c| c.name.starts_with("sync_file_range")),
+        "no writeback for a synced 12 MiB output: {calls:#?}"
+    );
+    assert_synced_in_order("--sync, 12 MiB", &calls, &target);
+    assert!(std::fs::read(&target).unwrap() == input);
+}
