@@ -33,11 +33,13 @@
 #
 # Tools, per input (each given the same input file):
 #   cp              cp IN OUT                      (the floor: an in-kernel copy)
-#   cp-sync         cp IN OUT && sync OUT          (the floor of a durable copy: segpack
+#   cp-sync         cp IN OUT && sync OUT          (the floor of a durable copy: an in-place segpack
 #                   syncs its output before renaming it into place, SPEC §8)
 #   segpack-t1      segpack pack --threads 1 IN -o OUT
 #   segpack         segpack pack IN -o OUT         (all cores)
 #   segpack-100k    segpack pack --max-segments 100000 IN -o OUT   (wasm-opt's cap)
+#   segpack-inplace segpack pack OUT -o OUT, after an untimed cp IN OUT and sync
+#                   (in place: synced before and after the rename, SPEC §8)
 #   segpack-stdin   cat IN | segpack pack > OUT    (snapshots only)
 #   segpack-redirect  segpack pack < IN > OUT      (stdin is the file; snapshots only)
 #   cat-pipe        cat IN | cat | cat > OUT       (the floor of a pipe; snapshots only)
@@ -226,7 +228,8 @@ wanted() { [ -z "$tools" ] || [[ ",$tools," == *",$1,"* ]]; }
 
 # measure INPUT TOOL MODE OUT CMD...
 #   MODE file: run CMD; stdin: cat INPUT | CMD > OUT; redirect: CMD < INPUT > OUT;
-#   pipe: cat INPUT | CMD | cat > OUT; disk: cp CMD OUT untimed, then sync OUT
+#   pipe: cat INPUT | CMD | cat > OUT; disk: cp CMD OUT untimed, then sync OUT;
+#   inplace: cp INPUT OUT and sync untimed, then CMD (which rewrites OUT)
 measure() {
   local input=$1 tool=$2 mode=$3 output=$4
   shift 4
@@ -245,6 +248,12 @@ measure() {
     elif [ "$mode" = redirect ]; then
       t0=$(usec)
       timeout "$timeout_s" /usr/bin/time -o "$tf" -f '%e %M' "$@" <"$input" >"$output" 2>"$log" || rc=$?
+      t1=$(usec)
+    elif [ "$mode" = inplace ]; then
+      cp "$input" "$output"
+      sync
+      t0=$(usec)
+      timeout "$timeout_s" /usr/bin/time -o "$tf" -f '%e %M' "$@" >"$log" 2>&1 || rc=$?
       t1=$(usec)
     elif [ "$mode" = disk ]; then
       cp "$1" "$output"
@@ -312,6 +321,7 @@ for input in "${inputs[@]}"; do
   measure "$input" segpack-t1 file "$o" "$segpack" pack --threads 1 "$input" -o "$o"
   measure "$input" segpack file "$o" "$segpack" pack "$input" -o "$o"
   measure "$input" segpack-100k file "$o" "$segpack" pack --max-segments 100000 "$input" -o "$o"
+  measure "$input" segpack-inplace inplace "$o" "$segpack" pack "$o" -o "$o"
   case $name in
     snapshot-*)
       measure "$input" segpack-stdin stdin "$o" "$segpack" pack

@@ -1,7 +1,8 @@
 //! Files: mapping the input (stdin spooled to a temporary file first) and
-//! writing the output through a temporary file beside the target, synced
-//! and renamed into place only when complete. On WASI, where nothing can be
-//! mapped, the input is read into memory.
+//! writing the output through a temporary file beside the target, renamed
+//! into place only when complete, and synced when it replaces the input
+//! (SPEC §8). On WASI, where nothing can be mapped, the input is read into
+//! memory.
 
 use std::fs::File;
 use std::io;
@@ -28,6 +29,10 @@ pub struct Input {
     #[cfg(not(target_os = "wasi"))]
     file: File,
     name: String,
+    /// The path the input was opened from (`None` for stdin): where files
+    /// have no identity to compare ([`Input::is_file_at`]), paths are.
+    #[cfg(not(unix))]
+    path: Option<std::path::PathBuf>,
     /// Released bytes not yet handed to the kernel, as a range of the map.
     unreleased: Mutex<std::ops::Range<usize>>,
 }
@@ -142,7 +147,13 @@ impl Input {
                 let name = p.display().to_string();
                 let file =
                     File::open(p).map_err(|e| Error::io(format!("cannot open {name}"), e))?;
-                Self::from_file(file, name)
+                #[allow(unused_mut)]
+                let mut input = Self::from_file(file, name)?;
+                #[cfg(not(unix))]
+                {
+                    input.path = Some(p.to_path_buf());
+                }
+                Ok(input)
             }
             _ => {
                 let name = "<stdin>".to_string();
@@ -166,6 +177,7 @@ impl Input {
                     Ok(Input {
                         map: Some(bytes),
                         name,
+                        path: None,
                         unreleased: Mutex::new(0..0),
                     })
                 }
@@ -184,6 +196,8 @@ impl Input {
                 #[cfg(not(target_os = "wasi"))]
                 file,
                 name,
+                #[cfg(not(unix))]
+                path: None,
                 unreleased: Mutex::new(0..0),
             });
         }
@@ -195,6 +209,8 @@ impl Input {
             #[cfg(not(target_os = "wasi"))]
             file,
             name,
+            #[cfg(not(unix))]
+            path: None,
             unreleased: Mutex::new(0..0),
         })
     }
@@ -262,16 +278,87 @@ impl Input {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Whether `target` names the input's own file, whatever the path:
+    /// the same device and inode (`-o` naming the input, a hard link or a
+    /// symbolic link to it, or the file stdin was redirected from). Writing
+    /// there replaces the input, which may be the only copy of the user's
+    /// data, so that output is synced (SPEC §8). A target that does not
+    /// exist is not the input.
+    #[cfg(unix)]
+    pub fn is_file_at(&self, target: &Path) -> bool {
+        // Follows symbolic links, as `write_atomically` does.
+        match (self.file.metadata(), std::fs::metadata(target)) {
+            (Ok(input), Ok(target)) => same_file(&input, &target),
+            _ => false,
+        }
+    }
+
+    /// Without a stable file identity (Windows, WASI), the same path once
+    /// links are resolved (lexically where nothing resolves them): a hard
+    /// link to the input is not recognised there.
+    #[cfg(not(unix))]
+    pub fn is_file_at(&self, target: &Path) -> bool {
+        let resolve = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        self.path
+            .as_deref()
+            .is_some_and(|input| resolve(input) == resolve(target))
+    }
+
+    /// Whether standard output is a regular file that is the input's own
+    /// file (`segpack pack < x.wasm >> x.wasm`, `segpack pack x.wasm >
+    /// x.wasm`): the packed module would be appended to its own input, or
+    /// (with `>`, which empties the file before segpack starts) the input
+    /// is already gone. `cat` refuses the same ("input file is output file").
+    #[cfg(unix)]
+    pub fn is_stdout(&self) -> bool {
+        use std::os::fd::AsFd;
+        let Ok(fd) = io::stdout().as_fd().try_clone_to_owned() else {
+            return false;
+        };
+        match (self.file.metadata(), File::from(fd).metadata()) {
+            (Ok(input), Ok(out)) => out.is_file() && same_file(&input, &out),
+            _ => false,
+        }
+    }
+
+    /// Elsewhere standard output has no identity to compare.
+    #[cfg(not(unix))]
+    pub fn is_stdout(&self) -> bool {
+        false
+    }
 }
 
-/// Whether an output file is synced to disk once written: a file segpack
-/// replaces is; standard output and devices are written as they are.
+/// The same file: the same device and inode.
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+/// Whether an output file is synced to disk once written (SPEC §8): an
+/// output that replaces the input is, and any output with `--sync`; every
+/// other output is left to the kernel, as `cp`, compilers and wasm-opt
+/// leave theirs (a crash may leave it short; the input is never touched).
+/// Devices and pipes are written as they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// Synced before it is renamed into place.
+    /// Synced before it is renamed into place, and its directory after.
     Synced,
-    /// Left to the kernel.
+    /// Renamed into place unsynced: left to the kernel.
     Unsynced,
+}
+
+impl Durability {
+    /// The durability of an output: [`Synced`](Durability::Synced) when it
+    /// replaces the input (`in_place`) or the user asked (`--sync`).
+    pub fn of(in_place: bool, sync: bool) -> Durability {
+        if in_place || sync {
+            Durability::Synced
+        } else {
+            Durability::Unsynced
+        }
+    }
 }
 
 /// Written bytes are handed to the disk in steps of this size: large enough
@@ -326,13 +413,15 @@ impl<'a> Writeback<'a> {
 /// Writes a file atomically: `write` fills a temporary file in the target's
 /// directory, which is renamed over `target` only when `write` succeeded.
 /// On error the target is untouched and the temporary file removed. An
-/// existing target's permissions are kept. `write` is told whether the file
-/// will be synced (a device written through is not).
+/// existing target's permissions are kept. With [`Durability::Synced`] the
+/// file is synced before the rename and the directory after; `write` is
+/// told whether the file will be synced (a device written through is not).
 ///
 /// # Errors
 /// [`ErrorKind::Io`](segpack::ErrorKind::Io) when the file cannot be created, written or renamed.
 pub fn write_atomically(
     target: &Path,
+    durability: Durability,
     write: impl FnOnce(&File, Durability) -> io::Result<()>,
 ) -> Result<()> {
     let name = target.display();
@@ -404,7 +493,7 @@ pub fn write_atomically(
     let file = &temp.as_file().0;
     #[cfg(target_os = "wasi")]
     let file = temp.file();
-    write(file, Durability::Synced).map_err(|e| Error::io(format!("cannot write {name}"), e))?;
+    write(file, durability).map_err(|e| Error::io(format!("cannot write {name}"), e))?;
     // Temporary files are private (0600); the result should look like any
     // file the user writes: the target's old permissions, or 0644. (WASI has
     // no permissions: its files are created as the host makes them.)
@@ -424,15 +513,31 @@ pub fn write_atomically(
     // Durable: the data reaches the disk before the rename makes it the
     // target, and the rename reaches it after (the directory is synced), so
     // a crash leaves the old file or the new one, never a partial one.
-    file.sync_all()
-        .map_err(|e| Error::io(format!("cannot write {name}"), e))?;
+    // Unsynced, a crash may leave the new file short, as after `cp`; the
+    // input, a different file, is never touched.
+    if durability == Durability::Synced {
+        file.sync_all()
+            .map_err(|e| Error::io(format!("cannot write {name}"), e))?;
+    }
     #[cfg(not(target_os = "wasi"))]
     temp.persist(target)
         .map_err(|e| Error::io(format!("cannot replace {name}"), e.error))?;
     #[cfg(target_os = "wasi")]
     temp.persist(target)
         .map_err(|e| Error::io(format!("cannot replace {name}"), e))?;
-    sync_directory(&dir).map_err(|e| Error::io(format!("cannot sync {}", dir.display()), e))?;
+    if durability == Durability::Synced {
+        sync_directory(&dir).map_err(|e| Error::io(format!("cannot sync {}", dir.display()), e))?;
+    }
+    Ok(())
+}
+
+/// Syncs standard output once written, with [`Durability::Synced`]
+/// (`--sync`), when it is a regular file; a pipe or a device has nothing
+/// to sync.
+pub fn sync_stdout(out: &File, durability: Durability) -> io::Result<()> {
+    if durability == Durability::Synced && out.metadata()?.is_file() {
+        out.sync_all()?;
+    }
     Ok(())
 }
 

@@ -102,6 +102,9 @@ struct PackArgs {
     /// Do not print warnings or the progress bar
     #[arg(long, short)]
     quiet: bool,
+    /// Sync the output to disk before it replaces the target, and its directory after (always done in place)
+    #[arg(long)]
+    sync: bool,
 }
 
 #[derive(Args)]
@@ -188,6 +191,9 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
     }
     let started = Instant::now();
     let input = Input::open(args.input.as_deref())?;
+    if to_stdout && input.is_stdout() {
+        return Err(same_file_failure(&input));
+    }
     // A fault on this map (someone truncated the file) removes our output.
     #[cfg(unix)]
     signals::input_fault::watch(input.bytes());
@@ -242,11 +248,18 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
         write::write_plan(&plan, &input, file, durability, threads, progress)
     };
     let written = if to_stdout {
-        write::to_stdout(|file| write(file, files::Durability::Unsynced))
-            .map_err(|e| segpack::Error::io("cannot write stdout", e))
+        let durability = files::Durability::of(false, args.sync);
+        write::to_stdout(|file| {
+            write(file, files::Durability::Unsynced)?;
+            files::sync_stdout(file, durability)
+        })
+        .map_err(|e| segpack::Error::io("cannot write stdout", e))
     } else {
         let target = args.output.as_deref().expect("checked above");
-        files::write_atomically(target, write)
+        // Only an output that replaces the input puts the user's data at
+        // risk in a crash: that one is synced, others only with --sync.
+        let durability = files::Durability::of(input.is_file_at(target), args.sync);
+        files::write_atomically(target, durability, write)
     };
     if let Some(bar) = &bar {
         bar.finish_and_clear();
@@ -279,6 +292,28 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Standard output is the input's own file: refused, as `cat` refuses it,
+/// before anything is written. With `>` the shell emptied the file before
+/// segpack started, which is why the input looks empty: say so.
+fn same_file_failure(input: &Input) -> Failure {
+    let what = if input.bytes().is_empty() {
+        "; the shell's '>' emptied it before segpack started"
+    } else {
+        ""
+    };
+    Failure {
+        message: format!(
+            "input file is output file: standard output is {} itself{what}; write to another \
+             file, or pack in place with -o (segpack pack in.wasm -o in.wasm)",
+            match input.name() {
+                "<stdin>" => "the file on standard input",
+                name => name,
+            }
+        ),
+        status: 1,
+    }
 }
 
 /// What packing gives at the engine limit, when the user's cap (below it) is
