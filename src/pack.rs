@@ -166,7 +166,7 @@ fn plan_module<'a>(
         .iter()
         .filter(|s| !matches!(s.placement, Placement::Passive) && !repacked(s))
         .count() as u64;
-    let budget = (options.max_segments as u64).saturating_sub(kept_active);
+    let budget = (u64::from(options.max_segments.get())).saturating_sub(kept_active);
     let packed = plan::pack_ranges(&images, budget, options.threads, cx.release);
     if !packed.cap_met {
         report.warnings.push(format!(
@@ -218,7 +218,7 @@ fn plan_module<'a>(
             // Meeting the cap would make the module larger; SPEC §1.3 keeps
             // the input then, but a user who asked for the cap must hear it
             // was not met.
-            if active_before as u64 > options.max_segments as u64 {
+            if active_before as u64 > u64::from(options.max_segments.get()) {
                 report.warnings.push(format!(
                     "the input has {active_before} active segments, over the cap of {}, and meeting the cap would make the data section {} bytes larger: data section left as is",
                     options.max_segments,
@@ -227,7 +227,7 @@ fn plan_module<'a>(
             }
             return Ok(unchanged(report));
         }
-        if active_before as u64 > options.max_segments as u64 {
+        if active_before as u64 > u64::from(options.max_segments.get()) {
             report.warnings.push(format!(
                 "the input has {active_before} active segments, over the cap of {}, and meeting the cap would make the data section {} bytes larger: segments kept as they are",
                 options.max_segments,
