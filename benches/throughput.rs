@@ -15,18 +15,29 @@
 //! * `pack`: [`segpack::pack_module`] into [`std::io::sink`], plan and write;
 //! * `segments`: [`segpack::pack_segments`] on the snapshot's segments (the
 //!   producer API: scanning and merging only, no parsing, no output);
+//! * `packer`: [`segpack::Packer`] on the snapshot's memory as one slice, as
+//!   Wizer hands it in (the whole memory, zero pages included);
 //!
 //! with `--threads 1` (`t1`) and all cores (`tN`), on the modules of the
 //! corpus (`../shared/corpus` or `$SEGPACK_CORPUS`) and on a naive snapshot
 //! made here: a memory of `SEGPACK_BENCH_MIB` MiB (default 256), one data
 //! segment per used 64 KiB page, about 30% of pages used, zero-heavy
 //! pseudo-random heap content (objects separated by zero gaps).
+//!
+//! On Linux, `t1` lines also give the calling thread's mean CPU time per
+//! run (`/proc/thread-self/stat`, 10 ms ticks summed over all runs): unlike
+//! the wall time, it does not grow when other processes share the cores.
+//!
+//! `tN` runs on the pool the library was built with: its own crossbeam
+//! workers (`parallel`, the default) or rayon's global pool
+//! (`cargo bench --bench throughput --features rayon`); the first line says
+//! which.
 
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use segpack::{IndexType, PackOptions, Plan, Segment};
+use segpack::{IndexType, MaxSegments, PackOptions, Packer, Plan, Segment};
 
 const PAGE: usize = 1 << 16;
 
@@ -137,15 +148,24 @@ impl Bench {
         let mut best = Duration::MAX;
         let mut runs = 0;
         let start = Instant::now();
+        let cpu_start = thread_cpu_ticks();
         while runs < 3 || (start.elapsed() < self.budget && runs < 1000) {
             let t = Instant::now();
             run();
             best = best.min(t.elapsed());
             runs += 1;
         }
+        let cpu = match (cpu_start, thread_cpu_ticks()) {
+            (Some(a), Some(b)) if name.ends_with("/t1") => {
+                // Ticks of 10 ms (USER_HZ is 100 on every Linux target).
+                let ms = (b - a) as f64 * 10.0 / runs as f64;
+                format!(", cpu {ms:.1} ms/run = {:.1} MB/s", bytes as f64 / ms / 1e3)
+            }
+            _ => String::new(),
+        };
         let secs = best.as_secs_f64();
         println!(
-            "{name:<48} {:>10.3} ms {:>9.1} MB/s  ({runs} runs, {:.1} MB)",
+            "{name:<48} {:>10.3} ms {:>9.1} MB/s  ({runs} runs, {:.1} MB{cpu})",
             secs * 1e3,
             bytes as f64 / secs / 1e6,
             bytes as f64 / 1e6,
@@ -166,6 +186,18 @@ impl Bench {
             });
         }
     }
+}
+
+/// User and system CPU time of the calling thread so far, in clock ticks,
+/// where `/proc` tells it.
+fn thread_cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the command name, which is in parentheses: utime and
+    // stime are the 12th and 13th.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
 }
 
 fn corpus_dir() -> PathBuf {
@@ -193,8 +225,15 @@ fn main() {
         budget: Duration::from_secs_f64(secs),
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pool = if cfg!(feature = "rayon") {
+        "rayon's global pool"
+    } else if cfg!(feature = "parallel") {
+        "crossbeam workers"
+    } else {
+        "the calling thread only"
+    };
     println!(
-        "segpack throughput: t1 = 1 thread, tN = all cores ({cores}); MB = 10^6 bytes of input"
+        "segpack throughput: t1 = 1 thread, tN = all cores ({cores}) on {pool}; MB = 10^6 bytes of input"
     );
 
     // A naive snapshot made here.
@@ -216,7 +255,7 @@ fn main() {
         for cap in [10_000, 100_000] {
             let options = PackOptions::default()
                 .with_threads(threads)
-                .with_max_segments(cap);
+                .with_max_segments(MaxSegments::new(cap).expect("a valid cap"));
             bench.case(&format!("segments/{label}/cap{cap}/{t}"), payload, || {
                 let packed =
                     segpack::pack_segments(black_box(&segments), &[IndexType::I32], &options)
@@ -226,6 +265,28 @@ fn main() {
         }
     }
     drop(segments);
+
+    let mut memory = vec![0u8; mib << 20];
+    for (page, bytes) in &pages {
+        memory[page * PAGE..][..PAGE].copy_from_slice(bytes);
+    }
+    for (t, threads) in [("t1", 1), ("tN", 0)] {
+        for cap in [10_000, 100_000] {
+            let options = PackOptions::default()
+                .with_threads(threads)
+                .with_max_segments(MaxSegments::new(cap).expect("a valid cap"));
+            bench.case(
+                &format!("packer/{label}/cap{cap}/{t}"),
+                memory.len(),
+                || {
+                    let mut packer = Packer::new(&options);
+                    packer.add_memory(0, IndexType::I32, black_box(&memory));
+                    black_box(packer.finish().len());
+                },
+            );
+        }
+    }
+    drop(memory);
     drop(module);
 
     // The real modules.

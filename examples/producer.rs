@@ -12,6 +12,8 @@
 //!
 //! Run it with `cargo run --example producer`.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use segpack::{IndexType, PackOptions, Part, Segment};
 use wasm_encoder::{
     ConstExpr, DataSection, ExportKind, ExportSection, MemorySection, MemoryType, Module,
@@ -60,12 +62,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1. Merge them: runs of zeros cheaper than a segment header stay inside
     //    a segment, longer ones split it.
     let packed = segpack::pack_segments(&segments, &[IndexType::I32], &PackOptions::default())?;
-    let after: u64 = packed.iter().map(|s| s.len()).sum();
+    let after: u64 = packed.segments().map(|s| s.len()).sum();
     println!(
         "{} packed segments, {after} bytes of payload:",
         packed.len()
     );
-    for s in &packed {
+    for s in packed.segments() {
         // A segment's payload is a list of parts borrowing the image, with
         // runs of zeros in between: stream them out, or `to_vec()` them.
         let zeros: u64 = s

@@ -4,17 +4,22 @@
 //!    memory64) and call its `init` export, which grows the memories and
 //!    writes a loop's worth of words and a few strings, leaving lots of zeros.
 //! 2. Read every memory and hand each to a [`segpack::Packer`], borrowed, one
-//!    at a time: the packer keeps extents (memory, offset, length), no bytes.
+//!    at a time: the packer keeps extents (offset, length), no bytes.
 //! 3. Encode the snapshot with wasm-encoder: every section of the original is
 //!    copied through as it is, except the memory section (minimums grown to
 //!    the size after init), the data count and the data section, whose
-//!    segments [`segpack::Extents::encode_into`] slices from the memories
+//!    segments [`segpack::PackedMemory::encode_into`] slices from each memory
 //!    (without the `encoder` feature: each extent's range and offset
 //!    expression, for any version of wasm-encoder).
+//!
+//! No `unwrap` or `expect` on the way (the lints below deny them): with
+//! constant options, packing cannot fail.
 //! 4. Validate the snapshot, instantiate it in wasmi without calling `init`,
 //!    and check that every memory equals the snapshot.
 //!
 //! Run it with `cargo run --example snapshotter`; `tests/producer.rs` runs it too.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 use std::error::Error;
 
@@ -115,11 +120,7 @@ fn memories(
 }
 
 fn index_type(memory: &Memory, store: &Store<()>) -> IndexType {
-    if memory.ty(store).is_64() {
-        IndexType::I64
-    } else {
-        IndexType::I32
-    }
+    IndexType::from_memory64(memory.ty(store).is_64())
 }
 
 /// Takes the snapshot, packs it, rebuilds the module and checks it.
@@ -134,29 +135,35 @@ pub fn run() -> Result<Summary, Box<dyn Error>> {
     let memories = memories(&wasm, &instance, &store)?;
 
     // Pack: each memory borrowed straight from the store, nothing copied.
-    let mut packer = Packer::new(&PackOptions::default())?;
+    let mut packer = Packer::new(&PackOptions::default());
     for (i, memory) in memories.iter().enumerate() {
         packer.add_memory(i as u32, index_type(memory, &store), memory.data(&store));
     }
-    let extents = packer.finish();
-    if !extents.cap_met {
+    let packed = packer.finish();
+    if !packed.within_cap() {
         eprintln!("warning: more segments than max_segments (gaps of 4 GiB or more)");
     }
-    // Second pass: the extents sliced out of the same memories, in one call
-    // (feature `encoder`), or extent by extent with the offset expression's
-    // immediate, as a producer on another wasm-encoder version writes them.
-    let memory = |i: u32| memories[i as usize].data(&store);
+    // Second pass, memory by memory: the extents sliced out of the same
+    // memory, in one call (feature `encoder`), or extent by extent with the
+    // offset expression's immediate, as a producer on another wasm-encoder
+    // version writes them.
     let mut data = DataSection::new();
-    #[cfg(feature = "encoder")]
-    extents.encode_into(&mut data, memory);
-    #[cfg(not(feature = "encoder"))]
-    for e in &extents.extents {
-        let bytes = &memory(e.memory_index)[e.range()];
-        data.active(
-            e.memory_index,
-            &const_expr(e.offset_expr()),
-            bytes.iter().copied(),
-        );
+    for (index, memory) in (0..).zip(&memories) {
+        // A memory that is all zeros has no segments.
+        let Some(packed_memory) = packed.memory(index) else {
+            continue;
+        };
+        let memory = memory.data(&store);
+        #[cfg(feature = "encoder")]
+        packed_memory.encode_into(memory, &mut data);
+        #[cfg(not(feature = "encoder"))]
+        for e in packed_memory.segments() {
+            data.active(
+                index,
+                &const_expr(packed_memory.offset_expr(e.offset())),
+                memory[e.range()].iter().copied(),
+            );
+        }
     }
 
     // The new module: every section copied, but the three that describe
@@ -233,8 +240,8 @@ pub fn run() -> Result<Summary, Box<dyn Error>> {
     }
     Ok(Summary {
         memory_sizes: memories.iter().map(|m| m.data(&store).len()).collect(),
-        segments: extents.extents.len(),
-        payload_bytes: extents.extents.iter().map(|e| e.len).sum(),
+        segments: packed.len(),
+        payload_bytes: packed.segments().map(|e| e.len()).sum(),
         data_section_bytes: encoded_len(&data),
         per_page_section_bytes: encoded_len(&naive),
         memories_match,

@@ -10,6 +10,8 @@ use wasm_encoder::Encode;
 use crate::segment::Part;
 
 /// One piece of a [`Plan`](crate::Plan)'s output ([`Plan::chunks`](crate::Plan::chunks)).
+///
+/// `Send` and `Sync`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Chunk<'p> {
     /// These bytes of the input, copied as they are.

@@ -8,6 +8,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What kind of problem an [`Error`] reports.
 ///
 /// New kinds may be added; match with a wildcard arm.
+///
+/// `Send` and `Sync`.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -20,8 +22,6 @@ pub enum ErrorKind {
     /// A segment handed to [`pack_segments`](crate::pack_segments) does not fit
     /// its memory's address space, or names a memory that was not described.
     InvalidSegment,
-    /// The options are out of range, e.g. `max_segments` of 0.
-    InvalidOptions,
     /// Reading the input or writing the output failed.
     Io,
 }
@@ -30,6 +30,8 @@ pub enum ErrorKind {
 /// at which the problem was found.
 ///
 /// Displayed as `message (at offset 0x…)`.
+///
+/// `Send` and `Sync`.
 #[derive(Debug)]
 pub struct Error {
     // Boxed so that `Result<T>` stays one word wide on the happy path.

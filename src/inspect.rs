@@ -26,6 +26,8 @@ use crate::{PackOptions, PackReport, Plan};
 /// assert_eq!(memory.packed_segment_bytes, memory.segment_bytes);
 /// # Ok::<(), segpack::Error>(())
 /// ```
+///
+/// `Send` and `Sync`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MemoryReport {
@@ -68,6 +70,8 @@ pub struct MemoryReport {
 /// assert!(used.packed_segment_bytes < used.segment_bytes);
 /// # Ok::<(), segpack::Error>(())
 /// ```
+///
+/// `Send` and `Sync`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Inspection {

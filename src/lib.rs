@@ -7,19 +7,24 @@
 //! into segments of non-zero bytes, merging neighbours whenever the gap of
 //! zeros costs fewer bytes than a new segment header.
 //!
-//! For producers, who hold the memories (no dependency but
-//! crossbeam-channel, with `parallel`):
+//! For producers, who hold the memories (no dependency but the thread pool's,
+//! crossbeam-channel with `parallel` or rayon with `rayon`); start with
+//! `docs/producers.md`, which shows Wizer's and weval's packing on segpack:
 //!
 //! * [`Packer`]: whole memories handed in one at a time as borrowed slices,
-//!   extents out (memory, offset, length: no bytes kept), one cap across all
+//!   extents out (offset, length: no bytes kept), one cap across all
 //!   memories; slice your own memories with them in a second pass.
 //! * [`pack_segments`]: a list of `(memory, offset, &[u8])` in, merged
 //!   segments out, borrowing your bytes.
 //!
-//! Either writes straight into a `wasm_encoder::DataSection`
-//! ([`PackedSegments::encode_into`], [`Extents::encode_into`], feature
-//! `encoder`), or gives the offset expression's immediate
-//! ([`OffsetExpr`]) for any other encoder.
+//! Both give a [`Packed`]: the segments grouped by memory
+//! ([`PackedMemory`]), and whether the cap was met. With constant
+//! [`PackOptions`] nothing can fail: every value they hold is valid (the cap
+//! is a [`MaxSegments`]). Either writes straight into a
+//! `wasm_encoder::DataSection` ([`Packed::encode_into`],
+//! [`PackedMemory::encode_into`], feature `encoder`), or gives the offset
+//! expression's immediate ([`OffsetExpr`]) for any other encoder. Every
+//! public type is `Send` and `Sync`.
 //!
 //! For whole binaries (feature `module`): [`pack_module`], `&[u8]` in, the
 //! packed binary written to any [`std::io::Write`], and a [`PackReport`]
@@ -28,25 +33,30 @@
 //! [`verify()`] checks that a packed binary gives the same memories as its
 //! original.
 //!
-//! The library does no file I/O and starts no threads but its worker pool
-//! ([`pool`]), and only as many as [`PackOptions::threads`] asks (default
-//! 1). The `segpack` command line is its own package, `segpack-cli`.
+//! The library does no file I/O, has no `unsafe` code, and starts no
+//! threads but its worker pool ([`pool`]): with `parallel`, one per core
+//! unless [`PackOptions::threads`] asks for fewer. The `segpack` command line
+//! is its own package, `segpack-cli`.
 //!
 //! # Cargo features
 //!
-//! * `parallel` (default): scan memory images on a pool of worker threads
-//!   ([`PackOptions::threads`]). Without it everything runs on the calling
-//!   thread and the crate has one dependency less (crossbeam-channel); the
-//!   output is byte-identical either way, for any number of threads. Where
-//!   threads cannot be started (wasm32), it runs on the calling thread.
+//! * `parallel` (default): scan memory images on a pool of worker threads,
+//!   one per core by default ([`PackOptions::threads`]). Without it
+//!   everything runs on the calling thread and the crate has one dependency
+//!   less (crossbeam-channel); the output is byte-identical either way, for
+//!   any number of threads. Where threads cannot be started (wasm32), it runs
+//!   on the calling thread.
+//! * `rayon`: scan on the rayon pool the call is made from (rayon's global
+//!   pool outside one) instead of starting threads, for producers that
+//!   already run rayon; takes precedence over `parallel`. The same bytes.
 //! * `module` (default): the whole-binary API, with wasmparser and
 //!   wasm-encoder.
 //! * `encoder` (default): `encode_into` methods that write packed segments
 //!   into a `wasm_encoder::DataSection`.
 //!
 //! `default-features = false` leaves the producer API with no dependency
-//! at all, so it pins no version of the wasm crates; add `parallel` back
-//! for threads.
+//! at all, so it pins no version of the wasm crates; add `parallel` or
+//! `rayon` back for threads.
 //!
 //! ```
 //! # fn main() -> segpack::Result<()> {
@@ -64,7 +74,7 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
-#![deny(clippy::undocumented_unsafe_blocks)]
+#![forbid(unsafe_code)]
 
 mod error;
 mod options;
@@ -95,9 +105,9 @@ mod rules;
 mod verify;
 
 pub use error::{Error, ErrorKind, Result};
-pub use options::{DEFAULT_MAX_SEGMENTS, ENGINE_MAX_SEGMENTS, PackOptions};
+pub use options::{MaxSegments, PackOptions};
 pub use plan::{MAX_GAP, MAX_SEGMENT_LEN};
-pub use producer::{Extent, Extents, OffsetExpr, PackedSegments, Packer, pack_segments};
+pub use producer::{Extent, OffsetExpr, Packed, PackedMemory, Packer, pack_segments};
 pub use segment::{IndexType, PackedSegment, Part, Segment};
 
 #[cfg(feature = "module")]
@@ -111,7 +121,10 @@ pub use rules::NotPackable;
 #[cfg(feature = "module")]
 pub use verify::{Difference, VerifyOptions, verify};
 
-// The README's examples are doc-tests too.
+// The README's examples are doc-tests too, and so is the producers' page.
 #[cfg(all(doctest, feature = "module", feature = "encoder"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/producers.md")]
+struct ProducersDoctests;

@@ -1,61 +1,105 @@
-//! The options every entry point takes, and the segment caps they check.
+//! The options every entry point takes, and the segment cap they carry.
 
-use crate::error::{Error, ErrorKind, Result};
+use std::fmt;
 
-/// Wizer's cap on the number of data segments, segpack's default.
+/// A cap on the number of active data segments: a whole number from 1 to
+/// [`MaxSegments::ENGINE_LIMIT`], checked where it is made, so every
+/// [`PackOptions`] is valid and the entry points that take one need no
+/// error for it. `Send` and `Sync`.
 ///
 /// ```
-/// assert_eq!(segpack::PackOptions::default().max_segments, segpack::DEFAULT_MAX_SEGMENTS);
+/// use segpack::MaxSegments;
+/// assert_eq!(MaxSegments::default(), MaxSegments::DEFAULT);
+/// assert_eq!(MaxSegments::new(100_000), Some(MaxSegments::ENGINE_LIMIT));
+/// assert_eq!(MaxSegments::new(0), None);
+/// assert_eq!(MaxSegments::new(100_001), None);
+/// // A constant cap other than the two above, checked at compile time:
+/// const CAP: MaxSegments = match MaxSegments::new(5_000) {
+///     Some(cap) => cap,
+///     None => panic!("5,000 is a valid cap"),
+/// };
+/// assert_eq!(CAP.get(), 5_000);
 /// ```
-pub const DEFAULT_MAX_SEGMENTS: u32 = 10_000;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MaxSegments(u32);
 
-/// Engines reject modules with more data segments than this, so it is the
-/// largest `max_segments` accepted.
-///
-/// ```
-/// let options = segpack::PackOptions::default().with_max_segments(segpack::ENGINE_MAX_SEGMENTS + 1);
-/// let error = segpack::Packer::new(&options).unwrap_err();
-/// assert_eq!(error.kind(), segpack::ErrorKind::InvalidOptions);
-/// ```
-pub const ENGINE_MAX_SEGMENTS: u32 = 100_000;
+impl MaxSegments {
+    /// Wizer's cap, 10,000 (weval copied it), and segpack's default.
+    pub const DEFAULT: MaxSegments = MaxSegments(10_000);
+
+    /// 100,000: engines reject modules with more data segments than this, so
+    /// it is the largest cap (and wasm-opt's).
+    pub const ENGINE_LIMIT: MaxSegments = MaxSegments(100_000);
+
+    /// `max_segments` as a cap, or `None` when it is 0 or over
+    /// [`ENGINE_LIMIT`](Self::ENGINE_LIMIT).
+    pub const fn new(max_segments: u32) -> Option<MaxSegments> {
+        if max_segments == 0 || max_segments > Self::ENGINE_LIMIT.0 {
+            None
+        } else {
+            Some(MaxSegments(max_segments))
+        }
+    }
+
+    /// The cap as a number.
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for MaxSegments {
+    fn default() -> Self {
+        MaxSegments::DEFAULT
+    }
+}
+
+impl fmt::Display for MaxSegments {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// How to pack. Built from [`Default`] with the `with_` methods, so that a
-/// new option is not a breaking change.
+/// new option is not a breaking change; every value it can hold is valid.
+/// `Send` and `Sync`.
 ///
 /// ```
-/// let options = segpack::PackOptions::default().with_max_segments(100_000).with_threads(2);
-/// assert_eq!(options.max_segments, 100_000);
+/// use segpack::{MaxSegments, PackOptions};
+/// let options = PackOptions::default().with_max_segments(MaxSegments::ENGINE_LIMIT).with_threads(2);
+/// assert_eq!(options.max_segments.get(), 100_000);
 /// assert!(!options.zero_filled_imports);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PackOptions {
-    /// The most active segments a module may have after packing (1 to
-    /// [`ENGINE_MAX_SEGMENTS`]). Over it, the cheapest gaps are closed first.
-    pub max_segments: u32,
+    /// The most active segments a module may have after packing. Over it,
+    /// the cheapest gaps are closed first.
+    pub max_segments: MaxSegments,
     /// Treat imported memories as zero-filled at instantiation, so they can be
     /// packed. Only sound when the host really hands in fresh zeroed memory.
     pub zero_filled_imports: bool,
-    /// Worker threads for scanning; 0 means one per core. The default is 1:
-    /// a producer usually runs inside its own thread pool (or on wasm32
-    /// without threads), and segpack must not start threads it was not
-    /// asked for. The output does not depend on it.
+    /// Worker threads for scanning; 0 (the default) means one per core, 1
+    /// scans on the calling thread. With the `rayon` feature the scan runs
+    /// on the rayon pool the call is made from, and this caps how many of
+    /// its threads it keeps busy (0: all of them). Without `parallel` and
+    /// `rayon` everything runs on the calling thread. The output does not
+    /// depend on it.
     pub threads: usize,
 }
 
 impl Default for PackOptions {
     fn default() -> Self {
         PackOptions {
-            max_segments: DEFAULT_MAX_SEGMENTS,
+            max_segments: MaxSegments::DEFAULT,
             zero_filled_imports: false,
-            threads: 1,
+            threads: 0,
         }
     }
 }
 
 impl PackOptions {
     /// Sets [`max_segments`](Self::max_segments).
-    pub fn with_max_segments(mut self, max_segments: u32) -> Self {
+    pub fn with_max_segments(mut self, max_segments: MaxSegments) -> Self {
         self.max_segments = max_segments;
         self
     }
@@ -70,19 +114,5 @@ impl PackOptions {
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = threads;
         self
-    }
-
-    pub(crate) fn check(&self) -> Result<()> {
-        if self.max_segments == 0 || self.max_segments > ENGINE_MAX_SEGMENTS {
-            return Err(Error::new(
-                ErrorKind::InvalidOptions,
-                format!(
-                    "max_segments must be between 1 and {ENGINE_MAX_SEGMENTS} (engines reject more), not {}",
-                    self.max_segments
-                ),
-                None,
-            ));
-        }
-        Ok(())
     }
 }

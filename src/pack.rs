@@ -247,7 +247,7 @@ impl<'m, 'a> Layout<'m, 'a> {
     /// Packs the images within what the cap leaves after the active
     /// segments that are kept.
     fn pack(&mut self, cx: &Context<'_>, report: &mut ModuleReport) {
-        let max_segments = cx.options.max_segments as u64;
+        let max_segments = u64::from(cx.options.max_segments.get());
         let kept_active = self
             .module
             .segments
@@ -334,7 +334,7 @@ impl<'m, 'a> Layout<'m, 'a> {
             .iter()
             .filter(|s| !matches!(s.placement, Placement::Passive))
             .count() as u64;
-        let over_cap = active > options.max_segments as u64;
+        let over_cap = active > u64::from(options.max_segments.get());
         let kept = kept_len < before;
         if over_cap {
             let (larger, outcome) = if kept {

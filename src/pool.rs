@@ -1,6 +1,13 @@
 //! The ordered worker pool: jobs run on worker threads, results come back in
 //! job order. Scanning uses it inside the library; the `segpack` CLI uses it
-//! to assemble output blocks. Results never depend on the number of threads.
+//! to assemble output blocks. Results never depend on the number of threads,
+//! nor on which pool runs them:
+//!
+//! * feature `rayon`: the rayon pool the call is made from (rayon's global
+//!   pool outside one), so a producer that runs rayon runs one pool;
+//! * else feature `parallel`: worker threads of its own, over crossbeam
+//!   channels, started for the call;
+//! * else, or with one thread: the calling thread.
 
 /// Runs `work` on every job and hands the results to `consume` in job order,
 /// on the calling thread.
@@ -12,6 +19,10 @@
 /// `consume` sees exactly the sequence of the serial loop. Where threads
 /// cannot be started (wasm32 without threads), everything runs on the
 /// calling thread.
+///
+/// With the `rayon` feature (which takes precedence) and `threads > 1`, jobs
+/// run in batches of `4 × threads` on the current rayon pool; the calling
+/// thread consumes one batch while the pool runs the next.
 ///
 /// ```
 /// let jobs = [1u64, 2, 3, 4, 5];
@@ -25,7 +36,11 @@ pub fn map_ordered<J: Sync, R: Send>(
     work: impl Fn(&J) -> R + Sync,
     mut consume: impl FnMut(usize, R),
 ) {
-    #[cfg(feature = "parallel")]
+    #[cfg(feature = "rayon")]
+    if threads > 1 && jobs.len() > 1 {
+        return map_rayon(jobs, threads, &work, &mut consume);
+    }
+    #[cfg(all(feature = "parallel", not(feature = "rayon")))]
     if threads > 1 && jobs.len() > 1 {
         return map_parallel(jobs, threads, &work, &mut consume);
     }
@@ -35,7 +50,51 @@ pub fn map_ordered<J: Sync, R: Send>(
     }
 }
 
-#[cfg(feature = "parallel")]
+/// Batches of jobs on the current rayon pool, consumed in order on the
+/// calling thread while the pool runs the next batch. `in_place_scope` runs
+/// its body here, so `consume` need not be `Send`; when the calling thread
+/// is a worker of the pool it runs pending jobs while it waits, so a pool of
+/// any size, one included, makes progress.
+#[cfg(feature = "rayon")]
+fn map_rayon<J: Sync, R: Send>(
+    jobs: &[J],
+    threads: usize,
+    work: &(impl Fn(&J) -> R + Sync),
+    consume: &mut impl FnMut(usize, R),
+) {
+    use rayon::prelude::*;
+
+    let batch = 4 * threads.min(MAX_THREADS);
+    let run = |batch: &[J], results: &mut Vec<R>| {
+        batch.par_iter().map(work).collect_into_vec(results);
+    };
+    let mut batches = jobs.chunks(batch);
+    let mut done = Vec::with_capacity(batch);
+    let mut next = Vec::with_capacity(batch);
+    if let Some(first) = batches.next() {
+        run(first, &mut done);
+    }
+    let mut consumed = 0;
+    loop {
+        let following = batches.next();
+        rayon::in_place_scope(|scope| {
+            if let Some(following) = following {
+                let next = &mut next;
+                scope.spawn(move |_| run(following, next));
+            }
+            for result in done.drain(..) {
+                consume(consumed, result);
+                consumed += 1;
+            }
+        });
+        if following.is_none() {
+            break;
+        }
+        std::mem::swap(&mut done, &mut next);
+    }
+}
+
+#[cfg(all(feature = "parallel", not(feature = "rayon")))]
 fn map_parallel<J: Sync, R: Send>(
     jobs: &[J],
     threads: usize,
@@ -97,22 +156,33 @@ fn map_parallel<J: Sync, R: Send>(
     });
 }
 
-/// Worker threads for `threads` (0: one per core, as
-/// `std::thread::available_parallelism` says; 1 where it cannot tell).
+/// Worker threads for `threads`: 0 means one per core (as
+/// `std::thread::available_parallelism` says, 1 where it cannot tell), or
+/// with the `rayon` feature as many as the current rayon pool has. Without
+/// `parallel` or `rayon` it is always 1: no thread is ever started.
 ///
 /// More workers than [`MAX_THREADS`] are never started: past the core count
 /// they only cost memory, and a huge request must not fail to spawn.
 ///
 /// ```
+/// # #[cfg(any(feature = "parallel", feature = "rayon"))] {
 /// assert_eq!(segpack::pool::thread_count(3), 3);
-/// assert!(segpack::pool::thread_count(0) >= 1);
 /// assert_eq!(segpack::pool::thread_count(100_000), segpack::pool::MAX_THREADS);
+/// # }
+/// assert!(segpack::pool::thread_count(0) >= 1);
 /// ```
 pub fn thread_count(threads: usize) -> usize {
+    if cfg!(not(any(feature = "parallel", feature = "rayon"))) {
+        return 1;
+    }
     if threads > 0 {
         return threads.min(MAX_THREADS);
     }
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
+    #[cfg(feature = "rayon")]
+    let cores = rayon::current_num_threads();
+    #[cfg(not(feature = "rayon"))]
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.min(MAX_THREADS)
 }
 
 /// The most worker threads ever started.
@@ -130,6 +200,41 @@ mod tests {
             map_ordered(&jobs, threads, |&n| n * 3, |i, r| seen.push((i, r)));
             let expected: Vec<(usize, u64)> = (0..200).map(|i| (i, i as u64 * 3)).collect();
             assert_eq!(seen, expected, "threads {threads}");
+        }
+    }
+
+    /// On rayon: in order from outside a pool and from inside pools of one
+    /// and two threads (a worker that waits runs jobs, so one thread is
+    /// enough), and the jobs run on the pool's threads.
+    #[cfg(feature = "rayon")]
+    #[test]
+    fn rayon_results_come_back_in_order_on_the_callers_pool() {
+        let jobs: Vec<u64> = (0..200).collect();
+        let expected: Vec<(usize, u64)> = (0..200).map(|i| (i, i as u64 * 3)).collect();
+        let run = |threads| {
+            let mut seen = Vec::new();
+            map_ordered(&jobs, threads, |&n| n * 3, |i, r| seen.push((i, r)));
+            seen
+        };
+        assert_eq!(run(4), expected);
+        for pool_threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(pool_threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                assert_eq!(thread_count(0), pool_threads);
+                assert_eq!(run(0), expected, "pool of {pool_threads}");
+                assert_eq!(run(3), expected, "pool of {pool_threads}");
+                let mut on_pool = Vec::new();
+                map_ordered(
+                    &jobs,
+                    2,
+                    |_| rayon::current_thread_index().is_some(),
+                    |_, r| on_pool.push(r),
+                );
+                assert!(on_pool.iter().all(|&r| r), "a job ran off the pool");
+            });
         }
     }
 }

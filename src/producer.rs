@@ -8,8 +8,6 @@
 //!   (no bytes), one cap across all of them; the caller slices its own
 //!   memories afterwards. Peak memory does not grow with the heap.
 
-use std::ops::Deref;
-
 use crate::PackOptions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{self, MemoryImage, StreamingPlan};
@@ -20,7 +18,7 @@ use crate::segment::{IndexType, PackedSegment, Segment, offset_immediate};
 /// The constant expression of an active segment's offset, as the memory's
 /// index type requires: `i32.const` with a signed immediate (offsets of 2^31
 /// and above are negative) or `i64.const` for memory64. Hand the immediate to
-/// whatever encoder you use.
+/// whatever encoder you use. `Send` and `Sync`.
 ///
 /// ```
 /// use segpack::{IndexType, OffsetExpr};
@@ -63,40 +61,126 @@ impl OffsetExpr {
     }
 }
 
-/// What [`pack_segments`] returns: the merged segments in (memory, offset)
-/// order (use it as a slice), and whether they are within
-/// [`PackOptions::max_segments`].
+/// What packing returns: the packed segments grouped by memory, in
+/// (memory, offset) order, and whether they are within
+/// [`PackOptions::max_segments`]. [`pack_segments`] gives
+/// `Packed<PackedSegment>` (payloads borrowing the caller's bytes),
+/// [`Packer::finish`] gives `Packed<Extent>` (ranges of the memories, no
+/// bytes). `Send` and `Sync`.
 ///
 /// ```
 /// use segpack::{IndexType, Segment};
 /// let data = [1u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
 /// let segments = [Segment { memory_index: 0, offset: 0, data: &data }];
 /// let packed = segpack::pack_segments(&segments, &[IndexType::I32], &Default::default())?;
-/// assert!(packed.cap_met());
+/// assert!(packed.within_cap());
 /// assert_eq!(packed.len(), 2);
-/// assert_eq!(packed[1].offset, 12);
+/// let memory = &packed.memories()[0];
+/// assert_eq!((memory.memory_index(), memory.index_type()), (0, IndexType::I32));
+/// assert_eq!(memory.segments()[1].offset, 12);
 /// # Ok::<(), segpack::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PackedSegments<'a> {
-    segments: Vec<PackedSegment<'a>>,
-    index_types: Vec<IndexType>,
-    cap_met: bool,
+pub struct Packed<S> {
+    memories: Vec<PackedMemory<S>>,
+    within_cap: bool,
 }
 
-impl<'a> PackedSegments<'a> {
+/// The packed segments of one memory, in offset order: an item of
+/// [`Packed::memories`]. `Send` and `Sync`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackedMemory<S> {
+    memory_index: u32,
+    index_type: IndexType,
+    segments: Vec<S>,
+}
+
+impl<S> Packed<S> {
+    /// Groups segments given in (memory, offset) order.
+    fn group(
+        segments: impl IntoIterator<Item = (u32, S)>,
+        index_type: impl Fn(u32) -> IndexType,
+        within_cap: bool,
+    ) -> Self {
+        let mut memories: Vec<PackedMemory<S>> = Vec::new();
+        for (memory_index, segment) in segments {
+            match memories.last_mut() {
+                Some(memory) if memory.memory_index == memory_index => {
+                    memory.segments.push(segment)
+                }
+                _ => memories.push(PackedMemory {
+                    memory_index,
+                    index_type: index_type(memory_index),
+                    segments: vec![segment],
+                }),
+            }
+        }
+        Packed {
+            memories,
+            within_cap,
+        }
+    }
+
     /// Whether there are at most `max_segments` segments. When the cap cannot
     /// be met (gaps of 4 GiB or more are never closed, no segment grows past
     /// 1 GiB), the segments are still correct, just more of them.
-    pub fn cap_met(&self) -> bool {
-        self.cap_met
+    pub fn within_cap(&self) -> bool {
+        self.within_cap
     }
 
-    /// The segments as an owned list.
-    pub fn into_vec(self) -> Vec<PackedSegment<'a>> {
-        self.segments
+    /// The memories that have packed segments, by memory index. A memory
+    /// whose image is all zeros has none, and is not listed.
+    pub fn memories(&self) -> &[PackedMemory<S>] {
+        &self.memories
     }
 
+    /// The packed segments of memory `memory_index`, if it has any.
+    pub fn memory(&self, memory_index: u32) -> Option<&PackedMemory<S>> {
+        self.memories
+            .binary_search_by_key(&memory_index, |m| m.memory_index)
+            .ok()
+            .map(|i| &self.memories[i])
+    }
+
+    /// Every packed segment, in (memory, offset) order.
+    pub fn segments(&self) -> impl Iterator<Item = &S> {
+        self.memories.iter().flat_map(|m| &m.segments)
+    }
+
+    /// How many packed segments there are, over all memories.
+    pub fn len(&self) -> usize {
+        self.memories.iter().map(|m| m.segments.len()).sum()
+    }
+
+    /// Whether there are none (every image is all zeros).
+    pub fn is_empty(&self) -> bool {
+        self.memories.is_empty()
+    }
+}
+
+impl<S> PackedMemory<S> {
+    /// The memory's index.
+    pub fn memory_index(&self) -> u32 {
+        self.memory_index
+    }
+
+    /// The memory's index type, as it was described.
+    pub fn index_type(&self) -> IndexType {
+        self.index_type
+    }
+
+    /// Its packed segments, in offset order (never empty).
+    pub fn segments(&self) -> &[S] {
+        &self.segments
+    }
+
+    /// The offset expression of a segment at `offset` in this memory.
+    pub fn offset_expr(&self, offset: u64) -> OffsetExpr {
+        OffsetExpr::new(self.index_type, offset)
+    }
+}
+
+impl<'a> Packed<PackedSegment<'a>> {
     /// Appends every segment to `section` as an active segment with the
     /// offset expression its memory's index type needs (flag 2 and the
     /// memory index for memories other than 0, as wasm-encoder writes them).
@@ -113,37 +197,42 @@ impl<'a> PackedSegments<'a> {
     /// ```
     #[cfg(feature = "encoder")]
     pub fn encode_into(&self, section: &mut wasm_encoder::DataSection) {
-        for segment in &self.segments {
-            let index_type = self.index_types[segment.memory_index as usize];
-            section.active(
-                segment.memory_index,
-                &OffsetExpr::new(index_type, segment.offset).to_const_expr(),
-                Payload::new(&segment.parts),
-            );
+        for memory in &self.memories {
+            for segment in &memory.segments {
+                section.active(
+                    memory.memory_index,
+                    &memory.offset_expr(segment.offset).to_const_expr(),
+                    Payload::new(&segment.parts),
+                );
+            }
         }
     }
 }
 
-impl<'a> Deref for PackedSegments<'a> {
-    type Target = [PackedSegment<'a>];
-    fn deref(&self) -> &Self::Target {
-        &self.segments
-    }
-}
-
-impl<'a> IntoIterator for PackedSegments<'a> {
-    type Item = PackedSegment<'a>;
-    type IntoIter = std::vec::IntoIter<PackedSegment<'a>>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.segments.into_iter()
-    }
-}
-
-impl<'s, 'a> IntoIterator for &'s PackedSegments<'a> {
-    type Item = &'s PackedSegment<'a>;
-    type IntoIter = std::slice::Iter<'s, PackedSegment<'a>>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.segments.iter()
+impl PackedMemory<Extent> {
+    /// Appends this memory's segments to `section`, each payload sliced
+    /// from `memory` (the whole memory, as it was added to the packer).
+    ///
+    /// ```
+    /// use segpack::{IndexType, Packer};
+    /// let heap = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5];
+    /// let mut packer = Packer::new(&Default::default());
+    /// packer.add_memory(0, IndexType::I32, &heap);
+    /// let mut section = wasm_encoder::DataSection::new();
+    /// for memory in packer.finish().memories() {
+    ///     memory.encode_into(&heap, &mut section);
+    /// }
+    /// assert_eq!(section.len(), 1);
+    /// ```
+    #[cfg(feature = "encoder")]
+    pub fn encode_into(&self, memory: &[u8], section: &mut wasm_encoder::DataSection) {
+        for extent in &self.segments {
+            section.active(
+                self.memory_index,
+                &self.offset_expr(extent.offset()).to_const_expr(),
+                memory[extent.range()].iter().copied(),
+            );
+        }
     }
 }
 
@@ -201,116 +290,85 @@ impl ExactSizeIterator for Payload<'_, '_> {}
 ///
 /// `segments` are in the order instantiation would apply them (later ones
 /// overwrite earlier ones where they overlap). `memories[i]` is the index type
-/// of memory `i`. The result is sorted by (memory, offset), holds every
-/// non-zero byte of each memory's image, and at most
-/// `options.max_segments` segments when that is possible
-/// ([`PackedSegments::cap_met`] says whether it was).
+/// of memory `i`. The result holds every non-zero byte of each memory's
+/// image, and at most `options.max_segments` segments when that is possible
+/// ([`Packed::within_cap`] says whether it was).
 ///
 /// # Errors
 /// [`ErrorKind::InvalidSegment`] when a segment names an undescribed memory
-/// or does not fit its address space; [`ErrorKind::InvalidOptions`] for a
-/// `max_segments` of 0 or over [`ENGINE_MAX_SEGMENTS`](crate::ENGINE_MAX_SEGMENTS).
+/// or does not fit its address space.
 ///
 /// ```
 /// use segpack::{IndexType, Segment};
 /// let page = [0u8, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3];
 /// let segments = [Segment { memory_index: 0, offset: 4096, data: &page }];
 /// let packed = segpack::pack_segments(&segments, &[IndexType::I32], &Default::default())?;
-/// assert_eq!(packed.len(), 2);
-/// assert_eq!((packed[0].offset, packed[0].as_slice()), (4098, Some(&[1u8, 2][..])));
-/// assert_eq!((packed[1].offset, packed[1].to_vec()), (4112, vec![3]));
+/// let found: Vec<_> = packed.segments().map(|s| (s.offset, s.to_vec())).collect();
+/// assert_eq!(found, [(4098, vec![1, 2]), (4112, vec![3])]);
 /// # Ok::<(), segpack::Error>(())
 /// ```
 pub fn pack_segments<'a>(
     segments: &[Segment<'a>],
     memories: &[IndexType],
     options: &PackOptions,
-) -> Result<PackedSegments<'a>> {
-    options.check()?;
+) -> Result<Packed<PackedSegment<'a>>> {
     let images = images_of_segments(segments, memories)?;
     let packed = plan::pack_images(
         &images,
-        options.max_segments as u64,
+        u64::from(options.max_segments.get()),
         options.threads,
         &|_| {},
     );
-    Ok(PackedSegments {
-        segments: packed.segments,
-        index_types: memories.to_vec(),
-        cap_met: packed.cap_met,
-    })
+    Ok(Packed::group(
+        packed.segments.into_iter().map(|s| (s.memory_index, s)),
+        |m| memories[m as usize],
+        packed.cap_met,
+    ))
 }
 
-/// A packed segment as a range of one memory: where it goes and how long it
-/// is, no bytes. Slice your memory with [`range`](Self::range) to get its
-/// payload.
+/// A packed segment as a range of the memory it was planned from: where it
+/// goes and how long it is, no bytes. Slice the memory with
+/// [`range`](Self::range) to get its payload; the memory index and index
+/// type are its [`PackedMemory`]'s. `Send` and `Sync`.
 ///
 /// ```
-/// use segpack::{Extent, IndexType, OffsetExpr};
-/// let extent = Extent { memory_index: 1, index_type: IndexType::I32, offset: 8, len: 4 };
-/// let memory = *b"........data....";
+/// use segpack::{IndexType, Packer};
+/// let mut memory = [0u8; 64];
+/// memory[8..12].copy_from_slice(b"data");
+/// let mut packer = Packer::new(&Default::default());
+/// packer.add_memory(0, IndexType::I32, &memory);
+/// let packed = packer.finish();
+/// let extent = packed.memories()[0].segments()[0];
+/// assert_eq!((extent.offset(), extent.len()), (8, 4));
 /// assert_eq!(&memory[extent.range()], b"data");
-/// assert_eq!(extent.offset_expr(), OffsetExpr::I32Const(8));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Extent {
-    /// The memory the segment initializes.
-    pub memory_index: u32,
-    /// That memory's index type.
-    pub index_type: IndexType,
-    /// The address of the segment's first byte.
-    pub offset: u64,
-    /// The payload's length in bytes.
-    pub len: u64,
+    // Within a slice that was handed in, so both fit a `usize`.
+    start: usize,
+    end: usize,
 }
 
 impl Extent {
+    /// The address of the segment's first byte.
+    pub fn offset(&self) -> u64 {
+        self.start as u64
+    }
+
+    /// The payload's length in bytes (never 0).
+    pub fn len(&self) -> u64 {
+        (self.end - self.start) as u64
+    }
+
+    /// Always false: packing makes no empty segment.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
     /// The payload's bytes as a range of the memory (for slicing it).
-    ///
-    /// # Panics
-    /// On a 32-bit host, when the extent lies beyond what `usize` holds
-    /// (a memory that large could not have been handed in).
     pub fn range(&self) -> std::ops::Range<usize> {
-        let start = usize::try_from(self.offset).expect("extent within the address space");
-        start..start + usize::try_from(self.len).expect("extent within the address space")
+        self.start..self.end
     }
-
-    /// The offset expression for the segment's header.
-    pub fn offset_expr(&self) -> OffsetExpr {
-        OffsetExpr::new(self.index_type, self.offset)
-    }
-
-    /// Appends the segment to `section`, its payload sliced from `memory`
-    /// (the whole memory this extent was planned from).
-    ///
-    /// ```
-    /// use segpack::{Extent, IndexType};
-    /// let memory = [0u8, 0, 7, 7];
-    /// let extent = Extent { memory_index: 0, index_type: IndexType::I32, offset: 2, len: 2 };
-    /// let mut section = wasm_encoder::DataSection::new();
-    /// extent.encode_into(&memory, &mut section);
-    /// assert_eq!(section.len(), 1);
-    /// ```
-    #[cfg(feature = "encoder")]
-    pub fn encode_into(&self, memory: &[u8], section: &mut wasm_encoder::DataSection) {
-        section.active(
-            self.memory_index,
-            &self.offset_expr().to_const_expr(),
-            memory[self.range()].iter().copied(),
-        );
-    }
-}
-
-/// What [`Packer::finish`] returns: the extents in (memory, offset) order,
-/// and whether they are within [`PackOptions::max_segments`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Extents {
-    /// The packed segments, without their bytes.
-    pub extents: Vec<Extent>,
-    /// Whether there are at most `max_segments` of them (see
-    /// [`PackedSegments::cap_met`] for when they cannot be).
-    pub cap_met: bool,
 }
 
 /// Packs whole memories handed in one at a time, keeping only extents.
@@ -319,25 +377,27 @@ pub struct Extents {
 /// a callback, as Wizer does: call [`add_memory`](Self::add_memory) for each
 /// memory (in any order, each index once; leave out memories you do not
 /// want packed, such as imported ones), then [`finish`](Self::finish), and
-/// slice your memories with the extents in a second pass. The packer holds
-/// no bytes of any memory, and the state it keeps is bounded by the cap
-/// (`max_segments` gaps), not by the heap. One cap applies across all
-/// memories. The extents are those [`pack_segments`] gives for the same
-/// memories, except that a segment merged past 1 GiB is cut at 1 GiB
-/// boundaries rather than at a gap.
+/// slice your memories with the extents in a second pass, memory by
+/// memory. The packer holds no bytes of any memory, and the state it keeps
+/// is bounded by the cap (`max_segments` gaps), not by the heap. One cap
+/// applies across all memories. The extents are those [`pack_segments`]
+/// gives for the same memories, except that a segment merged past 1 GiB is
+/// cut at 1 GiB boundaries rather than at a gap.
+///
+/// `Send` and `Sync`: it may be held across an `.await` in a `Send` future,
+/// or moved to another thread between memories.
 ///
 /// ```
-/// use segpack::{IndexType, Packer};
+/// use segpack::{IndexType, PackOptions, Packer};
 /// let mut heap = vec![0u8; 1 << 16];
 /// heap[100..104].copy_from_slice(b"heap");
 /// heap[60_000] = 1;
-/// let mut packer = Packer::new(&Default::default())?;
+/// let mut packer = Packer::new(&PackOptions::default());
 /// packer.add_memory(0, IndexType::I32, &heap);
 /// let packed = packer.finish();
-/// assert!(packed.cap_met);
-/// let payloads: Vec<&[u8]> = packed.extents.iter().map(|e| &heap[e.range()]).collect();
+/// assert!(packed.within_cap());
+/// let payloads: Vec<&[u8]> = packed.segments().map(|e| &heap[e.range()]).collect();
 /// assert_eq!(payloads, [&b"heap"[..], &[1u8][..]]);
-/// # Ok::<(), segpack::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct Packer {
@@ -348,16 +408,11 @@ pub struct Packer {
 impl Packer {
     /// A packer with `options` (its `max_segments` and `threads`;
     /// `zero_filled_imports` does not apply: you choose the memories).
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidOptions`] for a `max_segments` of 0 or over
-    /// [`ENGINE_MAX_SEGMENTS`](crate::ENGINE_MAX_SEGMENTS).
-    pub fn new(options: &PackOptions) -> Result<Packer> {
-        options.check()?;
-        Ok(Packer {
-            plan: StreamingPlan::new(options.max_segments as u64, options.threads),
+    pub fn new(options: &PackOptions) -> Packer {
+        Packer {
+            plan: StreamingPlan::new(u64::from(options.max_segments.get()), options.threads),
             index_types: Vec::new(),
-        })
+        }
     }
 
     /// Scans memory `memory_index`, whose whole contents are `memory` from
@@ -377,45 +432,23 @@ impl Packer {
         self.plan.add(memory_index, index_type, memory);
     }
 
-    /// The extents of every memory added, in (memory, offset) order.
-    pub fn finish(self) -> Extents {
+    /// The extents of every memory added, grouped by memory.
+    pub fn finish(self) -> Packed<Extent> {
         let (ranges, cap_met) = self.plan.finish();
-        let extents = ranges
-            .into_iter()
-            .map(|(memory_index, r)| Extent {
-                memory_index,
-                index_type: self.index_types[memory_index as usize].expect("an added memory"),
-                offset: r.start,
-                len: r.end - r.start,
-            })
-            .collect();
-        Extents { extents, cap_met }
-    }
-}
-
-impl Extents {
-    /// Appends every extent to `section`, each payload sliced from the memory
-    /// `memory(memory_index)` returns (the whole memory, as it was added).
-    ///
-    /// ```
-    /// use segpack::{IndexType, Packer};
-    /// let heap = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5];
-    /// let mut packer = Packer::new(&Default::default())?;
-    /// packer.add_memory(0, IndexType::I32, &heap);
-    /// let mut section = wasm_encoder::DataSection::new();
-    /// packer.finish().encode_into(&mut section, |_| &heap[..]);
-    /// assert_eq!(section.len(), 1);
-    /// # Ok::<(), segpack::Error>(())
-    /// ```
-    #[cfg(feature = "encoder")]
-    pub fn encode_into<'m>(
-        &self,
-        section: &mut wasm_encoder::DataSection,
-        memory: impl Fn(u32) -> &'m [u8],
-    ) {
-        for extent in &self.extents {
-            extent.encode_into(memory(extent.memory_index), section);
-        }
+        let index_types = self.index_types;
+        Packed::group(
+            ranges.into_iter().map(|(memory_index, r)| {
+                // Ranges of a slice that was handed in: they fit a `usize`.
+                let extent = Extent {
+                    start: r.start as usize,
+                    end: r.end as usize,
+                };
+                (memory_index, extent)
+            }),
+            // Extents come only from added memories, which have an entry.
+            |m| index_types[m as usize].unwrap_or_default(),
+            cap_met,
+        )
     }
 }
 

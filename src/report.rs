@@ -12,6 +12,8 @@
 /// assert!(module.changed && module.data_bytes_after < module.data_bytes_before);
 /// # Ok::<(), segpack::Error>(())
 /// ```
+///
+/// `Send` and `Sync`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ModuleReport {
@@ -53,6 +55,8 @@ pub struct ModuleReport {
 /// assert!(report.warnings().next().unwrap().contains("out of bounds"));
 /// # Ok::<(), segpack::Error>(())
 /// ```
+///
+/// `Send` and `Sync`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct PackReport {

@@ -11,6 +11,8 @@ use crate::{PackOptions, PackReport, emit, pack, parse};
 ///
 /// Planning first means errors surface before any output exists, and the
 /// caller can look at the [`PackReport`] before deciding to write.
+///
+/// `Send` and `Sync`.
 #[derive(Debug)]
 pub struct Plan<'a> {
     input: &'a [u8],
@@ -60,7 +62,6 @@ impl<'a> Plan<'a> {
         options: &PackOptions,
         release: &(dyn Fn(&[u8]) + Sync),
     ) -> Result<Self> {
-        options.check()?;
         let known = std::cell::RefCell::new(parse::validate(input, release)?);
         release(input);
         let mut output = emit::Output::new(input);

@@ -22,6 +22,8 @@ use crate::plan::{self, MemoryImage};
 /// assert_eq!(segpack::NotPackable::ImportedMemory.to_string(), "imported memory");
 /// # Ok::<(), segpack::Error>(())
 /// ```
+///
+/// `Send` and `Sync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum NotPackable {

@@ -8,38 +8,22 @@
 const BLOCK: usize = 64;
 
 /// Bit `i` is set when `block[i]` is zero.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn zero_mask(block: &[u8; BLOCK]) -> u64 {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_setzero_si128,
-    };
-    // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics are
-    // always available; each 16-byte load at `16 * k` (k < 4) lies inside
-    // `block`, which is 64 bytes long, and `loadu` needs no alignment.
-    unsafe {
-        let zero = _mm_setzero_si128();
-        let mut mask = 0u64;
-        for k in 0..4 {
-            let bytes = _mm_loadu_si128(block.as_ptr().add(16 * k).cast());
-            let bits = _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, zero)) as u32 as u64;
-            mask |= bits << (16 * k);
-        }
-        mask
-    }
-}
-
-/// Bit `i` is set when `block[i]` is zero.
-#[cfg(not(target_arch = "x86_64"))]
+///
+/// Safe code, a word at a time (the library has no `unsafe`): eight 64-bit
+/// words, each turned into the high bits of its zero bytes and gathered into
+/// one byte of the mask. It replaced SSE2 `movemask` intrinsics (issue 24):
+/// the full scan costs 4% more CPU, the coarse route none
+/// (docs/benchmarks.md).
 #[inline(always)]
 fn zero_mask(block: &[u8; BLOCK]) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     // Multiplying the 0/1 flags at bits 0, 8, .., 56 by this gathers flag j
     // at bit 56 + j with no carries (each product is a distinct power of 2).
     const GATHER: u64 = 0x0102_0408_1020_4080;
+    let (words, _) = block.as_chunks::<8>();
     let mut mask = 0;
-    for (k, word) in block.chunks_exact(8).enumerate() {
-        let w = u64::from_le_bytes(word.try_into().unwrap());
+    for (k, word) in words.iter().enumerate() {
+        let w = u64::from_le_bytes(*word);
         // High bit of each byte set exactly when that byte is zero: adding
         // 0x7f to the low seven bits carries into bit 7 unless they are all
         // zero, and `| w` covers a set bit 7.
@@ -47,22 +31,6 @@ fn zero_mask(block: &[u8; BLOCK]) -> u64 {
         mask |= ((zero_high >> 7).wrapping_mul(GATHER) >> 56) << (8 * k);
     }
     mask
-}
-
-/// How far ahead of the scan its input is asked for, in blocks.
-const PREFETCH_BLOCKS: usize = 32;
-
-/// Asks for the cache line at `at`; a hint that never faults.
-#[inline(always)]
-fn prefetch(at: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: SSE is part of the x86_64 baseline; a prefetch never faults,
-    // whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = at;
 }
 
 /// Zero gaps this short never pay for a segment header (at least 5 bytes,
@@ -120,7 +88,6 @@ pub(crate) fn for_each_run(data: &[u8], mut f: impl FnMut(usize, usize)) {
     let mut in_run = false;
     let mut run_start = 0;
     for i in 0..count {
-        prefetch(data.as_ptr().wrapping_add((i + PREFETCH_BLOCKS) * BLOCK));
         let next = mask_of(i + 1, &mut blocks);
         let starts = stretch_starts(zeros, next);
         let separating =
@@ -170,14 +137,6 @@ pub(crate) fn for_each_coarse_run(data: &[u8], min_gap: usize, mut f: impl FnMut
     let full = data.len() / CHUNK;
     // Little-endian: byte `k` of the chunk is bits `8k..8k + 8`.
     let chunk = |i: usize| u128::from_le_bytes(data[i * CHUNK..][..CHUNK].try_into().unwrap());
-    let ahead = |i: usize| {
-        if i.is_multiple_of(4) {
-            prefetch(
-                data.as_ptr()
-                    .wrapping_add(i * CHUNK + PREFETCH_BLOCKS * BLOCK),
-            );
-        }
-    };
     let mut open: Option<(usize, usize)> = None;
     let mut push = |start: usize, end: usize| match &mut open {
         Some(o) if start - o.1 < min_gap => o.1 = end,
@@ -197,7 +156,6 @@ pub(crate) fn for_each_coarse_run(data: &[u8], min_gap: usize, mut f: impl FnMut
     };
     let mut i = 0;
     while i < full {
-        ahead(i);
         if i.is_multiple_of(4) && i + 4 <= full && group(i).0 {
             i += 4;
             continue;
@@ -212,7 +170,6 @@ pub(crate) fn for_each_coarse_run(data: &[u8], min_gap: usize, mut f: impl FnMut
         let mut last = first;
         let mut j = i + 1;
         while j < full {
-            ahead(j);
             if j.is_multiple_of(4) && j + 4 <= full {
                 let (_, dense, fourth) = group(j);
                 if dense {

@@ -3,6 +3,7 @@
 
 /// The index type of a linear memory: it decides how a segment's offset is
 /// encoded (`i32.const` or `i64.const`), and so what a segment header costs.
+/// `Send` and `Sync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum IndexType {
     /// A 32-bit memory: offsets are `i32.const` (signed LEB of the offset as `i32`).
@@ -13,6 +14,26 @@ pub enum IndexType {
 }
 
 impl IndexType {
+    /// The index type of a memory whose type has the 64-bit flag
+    /// `memory64` (wasmparser's and wasm-encoder's `MemoryType::memory64`,
+    /// wasmtime's `MemoryType::is_64`).
+    ///
+    /// ```
+    /// use segpack::IndexType;
+    /// let ty = wasmparser::MemoryType {
+    ///     memory64: true, shared: false, initial: 1, maximum: None, page_size_log2: None,
+    /// };
+    /// assert_eq!(IndexType::from_memory64(ty.memory64), IndexType::I64);
+    /// assert_eq!(IndexType::from_memory64(false), IndexType::I32);
+    /// ```
+    pub fn from_memory64(memory64: bool) -> IndexType {
+        if memory64 {
+            IndexType::I64
+        } else {
+            IndexType::I32
+        }
+    }
+
     /// The largest address space of a memory of this index type, in bytes.
     ///
     /// ```
@@ -29,6 +50,7 @@ impl IndexType {
 
 /// An active data segment as a producer holds it: `data` is written to memory
 /// `memory_index` at byte `offset` when the module is instantiated.
+/// `Send` and `Sync`.
 ///
 /// ```
 /// use segpack::Segment;
@@ -55,7 +77,7 @@ impl Segment<'_> {
 
 /// One piece of a [`PackedSegment`]'s payload: either bytes borrowed from an
 /// input segment, or a run of zeros (a gap that was cheaper to fill than to
-/// start a new segment for).
+/// start a new segment for). `Send` and `Sync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part<'a> {
     /// Bytes copied from an input segment.
@@ -80,7 +102,8 @@ impl Part<'_> {
 }
 
 /// A segment of the packed output: its payload is the concatenation of
-/// `parts`, which borrow the input's bytes (no copies are made).
+/// `parts`, which borrow the input's bytes (no copies are made). `Send` and
+/// `Sync`.
 ///
 /// ```
 /// use segpack::{Part, PackedSegment};

@@ -12,7 +12,7 @@
 
 mod support;
 
-use segpack::{IndexType, PackOptions, Segment};
+use segpack::{IndexType, MaxSegments, PackOptions, Segment};
 use support::rng::Rng;
 use support::wasm::{sleb_len, uleb_len};
 use support::wizer::{segments_len, wizer_segments};
@@ -106,24 +106,27 @@ fn planner(memories: &[Memory], cap: u32) -> (u64, bool) {
         })
         .collect();
     let index_types: Vec<IndexType> = memories.iter().map(|m| m.index_type).collect();
-    let options = PackOptions::default().with_max_segments(cap);
+    let options = PackOptions::default().with_max_segments(MaxSegments::new(cap).unwrap());
     let packed = segpack::pack_segments(&segments, &index_types, &options).unwrap();
     let bytes = packed
+        .memories()
         .iter()
-        .map(|s| {
-            let index_type = index_types[s.memory_index as usize];
-            segment_len(s.memory_index, index_type, s.offset, s.len())
+        .flat_map(|m| {
+            let (memory_index, index_type) = (m.memory_index(), m.index_type());
+            m.segments()
+                .iter()
+                .map(move |s| segment_len(memory_index, index_type, s.offset, s.len()))
         })
         .sum();
-    (bytes, packed.cap_met())
+    (bytes, packed.within_cap())
 }
 
 /// What segpack's streaming producer API (`Packer`, whole memories one at a
 /// time) gives: the bytes of its segments. `None` when a memory would take
 /// more than 4 MiB to hold whole.
 fn packer(memories: &[Memory], cap: u32) -> Option<u64> {
-    let options = PackOptions::default().with_max_segments(cap);
-    let mut packer = segpack::Packer::new(&options).unwrap();
+    let options = PackOptions::default().with_max_segments(MaxSegments::new(cap).unwrap());
+    let mut packer = segpack::Packer::new(&options);
     let mut images = Vec::new();
     for memory in memories {
         let (offset, data) = memory.runs.last()?;
@@ -141,13 +144,17 @@ fn packer(memories: &[Memory], cap: u32) -> Option<u64> {
         packer.add_memory(m as u32, memory.index_type, image);
     }
     let packed = packer.finish();
-    Some(
-        packed
-            .extents
-            .iter()
-            .map(|e| segment_len(e.memory_index, e.index_type, e.offset, e.len))
-            .sum(),
-    )
+    let bytes = packed
+        .memories()
+        .iter()
+        .flat_map(|m| {
+            let (memory_index, index_type) = (m.memory_index(), m.index_type());
+            m.segments()
+                .iter()
+                .map(move |e| segment_len(memory_index, index_type, e.offset(), e.len()))
+        })
+        .sum();
+    Some(bytes)
 }
 
 /// Runs of 1 to 200 bytes, gaps of 1 to 300 zeros: lengths and merged

@@ -41,7 +41,7 @@ fn e2e_dir() -> PathBuf {
 /// (Components from componentize-js are Wizer's output at 10,000 segments;
 /// at that cap segpack leaves them as they are, which would prove nothing.)
 fn pack_component(original: &[u8]) -> Vec<u8> {
-    let options = PackOptions::default().with_max_segments(100_000);
+    let options = PackOptions::default().with_max_segments(segpack::MaxSegments::ENGINE_LIMIT);
     let packed = support::pack(original, &options);
     assert!(
         packed.len() < original.len(),

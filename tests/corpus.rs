@@ -18,7 +18,7 @@ fn option_sets() -> [(&'static str, PackOptions); 3] {
         ("defaults", PackOptions::default()),
         (
             "--max-segments 100000",
-            PackOptions::default().with_max_segments(100_000),
+            PackOptions::default().with_max_segments(segpack::MaxSegments::ENGINE_LIMIT),
         ),
         (
             "--zero-filled-imports",
@@ -193,7 +193,7 @@ fn components_are_packed_inside() {
             at_default.len() <= input.len(),
             "{name} grew at the default cap"
         );
-        let options = PackOptions::default().with_max_segments(100_000);
+        let options = PackOptions::default().with_max_segments(segpack::MaxSegments::ENGINE_LIMIT);
         let packed = support::pack(&input, &options);
         assert!(packed.len() < input.len(), "{name} did not get smaller");
         assert_eq!(statics::core_modules(&packed).len(), modules);

@@ -36,7 +36,7 @@ fn assert_same_for_all_threads(what: &str, wasm: &[u8], max_segments: u32) -> Ve
     let options = |threads| {
         PackOptions::default()
             .with_threads(threads)
-            .with_max_segments(max_segments)
+            .with_max_segments(segpack::MaxSegments::new(max_segments).unwrap())
     };
     let reference = support::pack(wasm, &options(THREADS[0]));
     for &threads in &THREADS[1..] {
@@ -68,7 +68,7 @@ fn corpus_output_does_not_depend_on_threads() {
     for path in support::corpus_files() {
         let wasm = std::fs::read(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        for cap in [segpack::DEFAULT_MAX_SEGMENTS, 100] {
+        for cap in [segpack::MaxSegments::DEFAULT.get(), 100] {
             assert_same_for_all_threads(&name, &wasm, cap);
         }
     }
@@ -226,8 +226,8 @@ fn snapshot_output_does_not_depend_on_threads() {
         support::assert_validates(wasm, what);
         let mut sizes = Vec::new();
         let caps = [
-            segpack::ENGINE_MAX_SEGMENTS,
-            segpack::DEFAULT_MAX_SEGMENTS,
+            segpack::MaxSegments::ENGINE_LIMIT.get(),
+            segpack::MaxSegments::DEFAULT.get(),
             1_000,
             50,
         ];
@@ -265,7 +265,7 @@ fn pack_segments_does_not_depend_on_threads() {
         let options = PackOptions::default().with_threads(threads);
         segpack::pack_segments(&segments, &[segpack::IndexType::I32], &options)
             .unwrap()
-            .iter()
+            .segments()
             .map(|s| (s.memory_index, s.offset, s.to_vec()))
             .collect::<Vec<_>>()
     };

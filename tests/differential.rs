@@ -302,7 +302,7 @@ fn check_module(wasm: &[u8], rng: &mut Rng, tally: &mut Tally, gc: bool) -> Vec<
     let cap = rng.range(1..=4) as u32;
     let option_sets = [
         PackOptions::default(),
-        PackOptions::default().with_max_segments(cap),
+        PackOptions::default().with_max_segments(segpack::MaxSegments::new(cap).unwrap()),
         PackOptions::default().with_zero_filled_imports(true),
     ];
     let active_in = active_segments(wasm);
@@ -390,9 +390,9 @@ fn check_module(wasm: &[u8], rng: &mut Rng, tally: &mut Tally, gc: bool) -> Vec<
             again.0.len()
         );
         let active_out = active_segments(&out);
-        if active_in <= options.max_segments as usize {
+        if active_in <= options.max_segments.get() as usize {
             assert!(
-                active_out <= options.max_segments as usize,
+                active_out <= options.max_segments.get() as usize,
                 "{what}: {active_in} active segments in, {active_out} out, over the cap"
             );
         }

@@ -75,9 +75,9 @@ fn artifact(name: &str) -> Vec<u8> {
 
 /// Every non-zero byte the packed segments write, as (memory, address,
 /// byte), in order. Checks on the way that zero runs are zeros.
-fn non_zero_bytes(packed: &[segpack::PackedSegment<'_>]) -> Vec<(u32, u64, u8)> {
+fn non_zero_bytes(packed: &segpack::Packed<segpack::PackedSegment<'_>>) -> Vec<(u32, u64, u8)> {
     let mut out = Vec::new();
-    for s in packed {
+    for s in packed.segments() {
         let mut at = s.offset;
         for part in &s.parts {
             if let Part::Bytes(bytes) = part {

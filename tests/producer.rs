@@ -1,9 +1,14 @@
 //! The producer API as a producer uses it: the snapshotter example, `Packer`
 //! against `pack_segments`, the offset expressions `encode_into` writes, and
-//! the cap and option errors a producer must be told about.
+//! the cap a producer must be told about.
 
 use proptest::prelude::*;
-use segpack::{ErrorKind, Extent, IndexType, PackOptions, Packer, Segment};
+use segpack::{IndexType, MaxSegments, PackOptions, Packer, Segment};
+
+/// The cap `n`, valid in every test that calls it.
+fn cap(n: u32) -> MaxSegments {
+    MaxSegments::new(n).unwrap()
+}
 
 #[allow(dead_code)] // its `main` and the fields the tests do not read
 #[path = "../examples/snapshotter.rs"]
@@ -19,6 +24,90 @@ fn snapshotter_example_gives_the_same_memories_in_fewer_bytes() {
         summary.data_section_bytes < summary.per_page_section_bytes,
         "{summary:?}"
     );
+}
+
+#[allow(dead_code)]
+#[path = "../examples/wizer.rs"]
+mod wizer;
+
+#[allow(dead_code)]
+#[path = "../examples/weval.rs"]
+mod weval;
+
+/// Rebuilds a memory of `len` bytes from its segments.
+fn apply(len: usize, segments: impl IntoIterator<Item = (usize, Vec<u8>)>) -> Vec<u8> {
+    let mut memory = vec![0u8; len];
+    for (offset, data) in segments {
+        memory[offset..offset + data.len()].copy_from_slice(&data);
+    }
+    memory
+}
+
+/// Wizer's shape: the segments give back every memory, they are the ones
+/// `pack_segments` gives for the same memories, and the future holding the
+/// packer across `.await` is `Send` (`assert_send` would not compile
+/// otherwise).
+#[test]
+fn wizer_example_packs_as_pack_segments_does() {
+    let (module, mut memories) = wizer::example();
+    let (mins, segments) = wizer::block_on(wizer::assert_send(wizer::snapshot_memories(
+        &module,
+        &mut memories,
+    )));
+    assert_eq!(mins, [4, 2]);
+    for (index, (_, memory)) in memories.0.iter().enumerate() {
+        let ours = segments.iter().filter(|s| s.memory_index == index as u32);
+        assert!(ours.clone().all(|s| s.is64 == (index == 1)));
+        let rebuilt = apply(
+            memory.len(),
+            ours.map(|s| (s.offset as usize, s.data.clone())),
+        );
+        assert!(rebuilt == *memory, "memory {index} differs");
+    }
+    let inputs: Vec<Segment<'_>> = (0..)
+        .zip(&memories.0)
+        .map(|(memory_index, (_, data))| Segment {
+            memory_index,
+            offset: 0,
+            data,
+        })
+        .collect();
+    let packed = segpack::pack_segments(
+        &inputs,
+        &[IndexType::I32, IndexType::I64],
+        &PackOptions::default(),
+    )
+    .unwrap();
+    let expected: Vec<(u32, u64, Vec<u8>)> = packed
+        .segments()
+        .map(|s| (s.memory_index, s.offset, s.to_vec()))
+        .collect();
+    let got: Vec<(u32, u64, Vec<u8>)> = segments
+        .into_iter()
+        .map(|s| (s.memory_index, s.offset, s.data))
+        .collect();
+    assert!(got.len() > 2, "{} segments", got.len());
+    assert_eq!(got, expected);
+}
+
+/// weval's shape: the old segments are replaced, the all-zero memory gets
+/// none, the minimum grows to the image, and the segments give back the
+/// image.
+#[test]
+fn weval_example_replaces_the_segments() {
+    let (mut module, image) = weval::example();
+    weval::update(&mut module, &image);
+    let heap = &module.memories[&weval::Memory(0)];
+    assert_eq!(heap.initial_pages, 3);
+    assert!(heap.segments.len() > 1);
+    let rebuilt = apply(
+        image.memories[&weval::Memory(0)].image.len(),
+        heap.segments.iter().map(|s| (s.offset, s.data.clone())),
+    );
+    assert!(rebuilt == image.memories[&weval::Memory(0)].image);
+    let zeros = &module.memories[&weval::Memory(1)];
+    assert!(zeros.segments.is_empty());
+    assert_eq!(zeros.initial_pages, 1);
 }
 
 // ---------------------------------------------------------------------------
@@ -73,6 +162,9 @@ fn memory() -> impl Strategy<Value = TestMemory> {
     })
 }
 
+/// A memory's packed segments: (memory index, index type, (offset, length)s).
+type MemorySpans = (u32, IndexType, Vec<(u64, u64)>);
+
 /// A case: memories at their indices, the order they are added in, a cap,
 /// and a thread count.
 type Case = (Vec<(u32, TestMemory)>, Vec<usize>, Option<u32>, usize);
@@ -104,12 +196,12 @@ proptest! {
     #[test]
     fn packer_matches_pack_segments((memories, order, cap, threads) in case()) {
         let mut options = PackOptions::default().with_threads(threads);
-        if let Some(cap) = cap {
-            options = options.with_max_segments(cap);
+        if let Some(n) = cap {
+            options = options.with_max_segments(self::cap(n));
         }
-        let cap = options.max_segments as usize;
+        let cap = options.max_segments.get() as usize;
 
-        let mut packer = Packer::new(&options).unwrap();
+        let mut packer = Packer::new(&options);
         for &i in &order {
             let (index, memory) = &memories[i];
             packer.add_memory(*index, memory.index_type, &memory.bytes);
@@ -128,49 +220,63 @@ proptest! {
             .collect();
         let packed = segpack::pack_segments(&segments, &index_types, &options).unwrap();
 
-        let from_packer: Vec<(u32, u64, u64)> =
-            extents.extents.iter().map(|e| (e.memory_index, e.offset, e.len)).collect();
-        let from_segments: Vec<(u32, u64, u64)> =
-            packed.iter().map(|s| (s.memory_index, s.offset, s.len())).collect();
+        let from_packer: Vec<MemorySpans> = extents
+            .memories()
+            .iter()
+            .map(|m| (m.memory_index(), m.index_type(), m.segments().iter().map(|e| (e.offset(), e.len())).collect()))
+            .collect();
+        let from_segments: Vec<MemorySpans> = packed
+            .memories()
+            .iter()
+            .map(|m| (m.memory_index(), m.index_type(), m.segments().iter().map(|s| (s.offset, s.len())).collect()))
+            .collect();
         prop_assert_eq!(&from_packer, &from_segments);
-        prop_assert_eq!(extents.cap_met, packed.cap_met());
+        prop_assert_eq!(extents.within_cap(), packed.within_cap());
+        prop_assert_eq!(extents.len(), packed.segments().count());
 
         // The cap can be missed here only because a segment never spans two
         // memories.
         let nonempty = memories.iter().filter(|(_, m)| m.bytes.iter().any(|&b| b != 0)).count();
-        prop_assert_eq!(extents.cap_met, nonempty <= cap);
-        if extents.cap_met {
-            prop_assert!(extents.extents.len() <= cap);
+        prop_assert_eq!(extents.within_cap(), nonempty <= cap);
+        prop_assert_eq!(extents.memories().len(), nonempty);
+        if extents.within_cap() {
+            prop_assert!(extents.len() <= cap);
         }
 
         let memory_of = |index: u32| &memories.iter().find(|(i, _)| *i == index).unwrap().1;
-        let mut previous: Option<&Extent> = None;
-        for (extent, segment) in extents.extents.iter().zip(packed.iter()) {
-            let memory = memory_of(extent.memory_index);
-            prop_assert_eq!(extent.index_type, memory.index_type);
-            prop_assert!(extent.len > 0);
-            prop_assert!(extent.range().end <= memory.bytes.len());
-            let slice = &memory.bytes[extent.range()];
-            // Cut at non-zero bytes, and the same bytes from either API.
-            prop_assert!(slice[0] != 0 && slice[slice.len() - 1] != 0, "{:?}", extent);
-            prop_assert_eq!(&segment.to_vec()[..], slice);
-            if let Some(borrowed) = segment.as_slice() {
-                prop_assert_eq!(borrowed, slice);
+        let mut previous: Option<(u32, u64)> = None;
+        for (group, segments) in extents.memories().iter().zip(packed.memories()) {
+            let memory = memory_of(group.memory_index());
+            prop_assert_eq!(group.index_type(), memory.index_type);
+            // `memory(i)` finds the same group.
+            prop_assert_eq!(extents.memory(group.memory_index()), Some(group));
+            prop_assert!(!group.segments().is_empty());
+            for (extent, segment) in group.segments().iter().zip(segments.segments()) {
+                prop_assert!(!extent.is_empty() && extent.len() == extent.range().len() as u64);
+                prop_assert!(extent.range().end <= memory.bytes.len());
+                let slice = &memory.bytes[extent.range()];
+                // Cut at non-zero bytes, and the same bytes from either API.
+                prop_assert!(slice[0] != 0 && slice[slice.len() - 1] != 0, "{:?}", extent);
+                prop_assert_eq!(&segment.to_vec()[..], slice);
+                if let Some(borrowed) = segment.as_slice() {
+                    prop_assert_eq!(borrowed, slice);
+                }
+                // In (memory, offset) order, never overlapping.
+                let at = (group.memory_index(), extent.offset());
+                if let Some(p) = previous {
+                    prop_assert!(p <= at, "{:?} then {:?}", p, at);
+                }
+                previous = Some((group.memory_index(), extent.offset() + extent.len()));
             }
-            // In (memory, offset) order, never overlapping.
-            if let Some(p) = previous {
-                prop_assert!(
-                    (p.memory_index, p.offset + p.len) <= (extent.memory_index, extent.offset),
-                    "{:?} then {:?}", p, extent
-                );
-            }
-            previous = Some(extent);
         }
 
-        // Every non-zero byte of every memory is in some extent.
+        // Every non-zero byte of every memory is in some extent; a memory
+        // with none is all zeros.
         for (index, memory) in &memories {
             let mut covered = vec![false; memory.bytes.len()];
-            for extent in extents.extents.iter().filter(|e| e.memory_index == *index) {
+            let group = extents.memory(*index);
+            prop_assert_eq!(group.is_some(), memory.bytes.iter().any(|&b| b != 0));
+            for extent in group.map_or(&[][..], |g| g.segments()) {
                 covered[extent.range()].fill(true);
             }
             for (at, &byte) in memory.bytes.iter().enumerate() {
@@ -184,18 +290,39 @@ proptest! {
 // Options and misuse.
 
 #[test]
-fn max_segments_zero_is_invalid_options() {
-    let options = PackOptions::default().with_max_segments(0);
-    let error = Packer::new(&options).unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::InvalidOptions);
-    let error = segpack::pack_segments(&[], &[], &options).unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::InvalidOptions);
+fn a_cap_is_checked_where_it_is_made() {
+    assert_eq!(MaxSegments::new(0), None);
+    assert_eq!(MaxSegments::new(100_001), None);
+    assert_eq!(MaxSegments::new(u32::MAX), None);
+    assert_eq!(MaxSegments::new(1).map(MaxSegments::get), Some(1));
+    assert_eq!(MaxSegments::new(100_000), Some(MaxSegments::ENGINE_LIMIT));
+    assert_eq!(MaxSegments::new(10_000), Some(MaxSegments::DEFAULT));
+    assert_eq!(PackOptions::default().max_segments, MaxSegments::DEFAULT);
+}
+
+#[test]
+fn index_type_from_the_memory64_flag() {
+    for memory64 in [false, true] {
+        let ty = wasmparser::MemoryType {
+            memory64,
+            shared: false,
+            initial: 1,
+            maximum: None,
+            page_size_log2: None,
+        };
+        let expected = if memory64 {
+            IndexType::I64
+        } else {
+            IndexType::I32
+        };
+        assert_eq!(IndexType::from_memory64(ty.memory64), expected);
+    }
 }
 
 #[test]
 #[should_panic(expected = "twice")]
 fn adding_a_memory_twice_panics() {
-    let mut packer = Packer::new(&PackOptions::default()).unwrap();
+    let mut packer = Packer::new(&PackOptions::default());
     packer.add_memory(1, IndexType::I32, &[1, 2, 3]);
     packer.add_memory(1, IndexType::I32, &[4]);
 }
@@ -326,7 +453,7 @@ mod encode {
             .collect();
         let packed =
             segpack::pack_segments(&segments, &far_index_types(), &PackOptions::default()).unwrap();
-        assert!(packed.cap_met());
+        assert!(packed.within_cap());
         let mut section = DataSection::new();
         packed.encode_into(&mut section);
         assert_eq!(read_back(&module_with(&section)), expected());
@@ -358,26 +485,31 @@ mod encode {
             far_memory(1, 4 * GIB + (1 << 16)),
             far_memory(2, 1 << 16),
         ];
-        let mut packer = Packer::new(&PackOptions::default().with_threads(2)).unwrap();
+        let mut packer = Packer::new(&PackOptions::default().with_threads(2));
         // In reverse, to show the order does not matter.
         for m in (0..3).rev() {
             packer.add_memory(m, far_index_types()[m as usize], &memories[m as usize]);
         }
-        let extents = packer.finish();
-        assert!(extents.cap_met);
+        let packed = packer.finish();
+        assert!(packed.within_cap());
         let mut section = DataSection::new();
-        extents.encode_into(&mut section, |m| &memories[m as usize]);
+        for memory in packed.memories() {
+            memory.encode_into(&memories[memory.memory_index() as usize], &mut section);
+        }
         assert_eq!(read_back(&module_with(&section)), expected());
 
         // Extent by extent, as a producer without the feature writes them.
         let mut by_hand = DataSection::new();
-        for e in &extents.extents {
-            let offset = match e.offset_expr() {
-                OffsetExpr::I32Const(v) => wasm_encoder::ConstExpr::i32_const(v),
-                OffsetExpr::I64Const(v) => wasm_encoder::ConstExpr::i64_const(v),
-            };
-            let bytes = &memories[e.memory_index as usize][e.range()];
-            by_hand.active(e.memory_index, &offset, bytes.iter().copied());
+        for memory in packed.memories() {
+            let index = memory.memory_index();
+            for e in memory.segments() {
+                let offset = match memory.offset_expr(e.offset()) {
+                    OffsetExpr::I32Const(v) => wasm_encoder::ConstExpr::i32_const(v),
+                    OffsetExpr::I64Const(v) => wasm_encoder::ConstExpr::i64_const(v),
+                };
+                let bytes = &memories[index as usize][e.range()];
+                by_hand.active(index, &offset, bytes.iter().copied());
+            }
         }
         assert_eq!(read_back(&module_with(&by_hand)), expected());
     }
@@ -398,22 +530,27 @@ fn pack_segments_reports_a_cap_not_met() {
             data,
         })
         .collect();
-    let options = PackOptions::default().with_max_segments(1);
+    let options = PackOptions::default().with_max_segments(cap(1));
     let packed = segpack::pack_segments(&segments, &far_index_types(), &options).unwrap();
-    assert!(!packed.cap_met());
+    assert!(!packed.within_cap());
     assert_eq!(packed.len(), 2);
-    assert_eq!(packed[1].offset, 4 * GIB + 0x200);
+    assert_eq!(packed.memories().len(), 1);
+    assert_eq!(
+        packed.memory(1).unwrap().segments()[1].offset,
+        4 * GIB + 0x200
+    );
 }
 
 #[cfg(target_pointer_width = "64")]
 #[test]
 fn packer_reports_a_cap_not_met() {
     let memory = far_memory(1, 4 * GIB + (1 << 16));
-    let mut packer = Packer::new(&PackOptions::default().with_max_segments(1)).unwrap();
+    let mut packer = Packer::new(&PackOptions::default().with_max_segments(cap(1)));
     packer.add_memory(1, IndexType::I64, &memory);
-    let extents = packer.finish();
-    assert!(!extents.cap_met);
-    let found: Vec<(u64, u64)> = extents.extents.iter().map(|e| (e.offset, e.len)).collect();
+    let packed = packer.finish();
+    assert!(!packed.within_cap());
+    assert!(packed.memory(0).is_none());
+    let found: Vec<(u64, u64)> = packed.segments().map(|e| (e.offset(), e.len())).collect();
     assert_eq!(found, [(100, 3), (4 * GIB + 0x200, 5)]);
 }
 
@@ -431,14 +568,14 @@ fn the_packer_cuts_a_segment_merged_past_1_gib_at_1_gib() {
     for at in [0, 600 * MIB, 1200 * MIB, 1800 * MIB] {
         memory[at as usize] = 1;
     }
-    let options = PackOptions::default().with_max_segments(1);
-    let mut packer = Packer::new(&options).unwrap();
+    let options = PackOptions::default().with_max_segments(cap(1));
+    let mut packer = Packer::new(&options);
     packer.add_memory(0, IndexType::I32, &memory);
     let packed = packer.finish();
-    let spans: Vec<(u64, u64)> = packed.extents.iter().map(|e| (e.offset, e.len)).collect();
+    let spans: Vec<(u64, u64)> = packed.segments().map(|e| (e.offset(), e.len())).collect();
     assert_eq!(
         spans,
         [(0, GIB), (GIB, 1200 * MIB + 1 - GIB), (1800 * MIB, 1)]
     );
-    assert!(!packed.cap_met, "three segments are over a cap of one");
+    assert!(!packed.within_cap(), "three segments are over a cap of one");
 }

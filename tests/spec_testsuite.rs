@@ -147,7 +147,7 @@ fn option_sets() -> Vec<PackOptions> {
     let mut sets = vec![PackOptions::default()];
     for cap in [1, 2] {
         let mut options = PackOptions::default();
-        options.max_segments = cap;
+        options.max_segments = segpack::MaxSegments::new(cap).unwrap();
         sets.push(options);
     }
     let mut options = PackOptions::default();
@@ -493,7 +493,7 @@ fn spec_gc_modules_pack_to_modules_that_run_alike_in_wasmtime() {
                 );
                 packings += 1;
                 changed += usize::from(out != *wasm);
-                if i == 1 && options.max_segments == 1 {
+                if i == 1 && options.max_segments.get() == 1 {
                     // The variant's segments, two bytes apart, must be merged
                     // under a cap of 1, slots named by the code or not.
                     let segments = active_segments(wasm);

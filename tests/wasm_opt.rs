@@ -27,7 +27,8 @@ fn is_component(wasm: &[u8]) -> bool {
 fn segpack_at_wasm_opts_cap_is_never_larger_than_wasm_opt() {
     let wasm_opt = wasm_opt();
     let dir = tempfile::tempdir().unwrap();
-    let options = segpack::PackOptions::default().with_max_segments(100_000);
+    let options =
+        segpack::PackOptions::default().with_max_segments(segpack::MaxSegments::ENGINE_LIMIT);
     let mut compared = 0;
     for path in support::corpus_files() {
         let original = std::fs::read(&path).unwrap();

@@ -4,7 +4,7 @@
 
 mod support;
 
-use segpack::PackOptions;
+use segpack::{MaxSegments, PackOptions};
 use support::read::data_section_len;
 use support::statics::{ModuleInfo, core_modules};
 use support::wizer::wizer_data_section_len;
@@ -36,7 +36,7 @@ fn assert_not_larger_than_wizer(name: &str, binary: &[u8], zero_filled_imports: 
     for cap in CAPS {
         let options = PackOptions::default()
             .with_zero_filled_imports(zero_filled_imports)
-            .with_max_segments(cap);
+            .with_max_segments(MaxSegments::new(cap).unwrap());
         let packed = support::pack(binary, &options);
         for (runs, packed) in runs.iter().zip(core_modules(&packed)) {
             let Some(runs) = runs else { continue };

@@ -18,9 +18,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 use files::Input;
-use segpack::{ENGINE_MAX_SEGMENTS, PackOptions, PackReport, Plan};
+use segpack::{MaxSegments, PackOptions, PackReport, Plan};
 
 #[derive(Parser)]
 #[command(
@@ -64,9 +65,11 @@ the first difference otherwise.\n\nExamples:\n  segpack pack in.wasm -o out.wasm
 #[derive(Args)]
 struct Common {
     /// The most data segments the output may have (engines reject more than 100,000)
-    #[arg(long, value_name = "N", default_value_t = segpack::DEFAULT_MAX_SEGMENTS,
-          value_parser = clap::value_parser!(u32).range(1..=ENGINE_MAX_SEGMENTS as i64))]
-    max_segments: u32,
+    #[arg(long, value_name = "N", default_value_t = MaxSegments::DEFAULT,
+          value_parser = clap::value_parser!(u32)
+              .range(1..=i64::from(MaxSegments::ENGINE_LIMIT.get()))
+              .try_map(|n| MaxSegments::new(n).ok_or("out of range")))]
+    max_segments: MaxSegments,
     /// Pack imported memories too: promise that the host hands them in zeroed
     #[arg(long)]
     zero_filled_imports: bool,
@@ -137,13 +140,9 @@ struct Failure {
 
 impl From<segpack::Error> for Failure {
     fn from(e: segpack::Error) -> Self {
-        let status = match e.kind() {
-            segpack::ErrorKind::InvalidOptions => 2,
-            _ => 1,
-        };
         Failure {
             message: e.to_string(),
-            status,
+            status: 1,
         }
     }
 }
@@ -331,16 +330,16 @@ fn capped(
     let binds = report
         .modules
         .iter()
-        .any(|m| m.segments_after >= u64::from(cap));
-    if cap >= ENGINE_MAX_SEGMENTS || !binds {
+        .any(|m| m.segments_after >= u64::from(cap.get()));
+    if cap >= MaxSegments::ENGINE_LIMIT || !binds {
         return None;
     }
     // The summary is extra: a failure here (there should be none, the same
     // input was just planned) leaves the line out rather than failing.
-    let options = options.clone().with_max_segments(ENGINE_MAX_SEGMENTS);
+    let options = options.clone().with_max_segments(MaxSegments::ENGINE_LIMIT);
     let plan = Plan::with_release(input, &options, release).ok()?;
     Some(render::Capped {
-        cap,
+        cap: cap.get(),
         at_engine_limit: plan.report().clone(),
     })
 }

@@ -1,7 +1,10 @@
 //! What the command prints: the summary line, per-module lines, the JSON
 //! objects of `--json` and `inspect`, and the numbers in them.
 
-use segpack::{ENGINE_MAX_SEGMENTS, Inspection, PackReport};
+use segpack::{Inspection, MaxSegments, PackReport};
+
+/// The largest cap, as the messages name it.
+const ENGINE_MAX_SEGMENTS: u32 = MaxSegments::ENGINE_LIMIT.get();
 
 /// `inspect`'s text: one line per module (its memories after a `;`), its
 /// warnings, what a higher cap would give when the cap held packing back

@@ -189,9 +189,9 @@ fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
 }
 
 /// Makes SIGINT, SIGTERM and SIGHUP remove the temporary file that
-/// [`write_atomically`] is writing before the process ends, so an
-/// interrupted `segpack pack -o FILE` leaves neither a half-written file nor
-/// litter beside it. The process then dies of the signal as it would have.
+/// [`write_atomically`](crate::files::write_atomically) is writing before
+/// the process ends, so an interrupted `segpack pack -o FILE` leaves neither
+/// a half-written file nor litter beside it. The process then dies of the signal as it would have.
 /// SIGBUS (the mapped input file was truncated by someone else) removes it
 /// too, with a one-line error.
 ///

@@ -639,7 +639,7 @@ fn sample_snapshot_packs_smaller() {
     validate(&packed);
     assert_eq!(before, data_segments(&input).len() as u64);
     assert_eq!(after, data_segments(&packed).len() as u64);
-    assert!(after <= segpack::DEFAULT_MAX_SEGMENTS as u64);
+    assert!(after <= segpack::MaxSegments::DEFAULT.get() as u64);
     assert_eq!(untouched_sections(&input), untouched_sections(&packed));
     // The sample is still packed the same way through a pipe.
     let piped = segpack()

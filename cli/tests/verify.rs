@@ -390,7 +390,7 @@ fn every_corpus_file_verifies_against_its_packings() {
         let original = fs::read(&path).unwrap();
         for options in [
             PackOptions::default(),
-            PackOptions::default().with_max_segments(100_000),
+            PackOptions::default().with_max_segments(segpack::MaxSegments::ENGINE_LIMIT),
             PackOptions::default().with_zero_filled_imports(true),
         ] {
             let (packed, _) = pack_with(&original, &options);

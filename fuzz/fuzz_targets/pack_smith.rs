@@ -20,9 +20,9 @@
 
 use arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use segpack::{DEFAULT_MAX_SEGMENTS, ErrorKind};
+use segpack::ErrorKind;
 use segpack_fuzz::support::{self, statics, wasm};
-use segpack_fuzz::{OPTION_BYTES, options, options_valid};
+use segpack_fuzz::{OPTION_BYTES, options};
 use wasm_smith::{Component, Config, Module};
 
 const PAGE: u64 = 1 << 16;
@@ -80,10 +80,7 @@ fn pack(wasm: &[u8], options: &segpack::PackOptions) -> segpack::Result<Vec<u8>>
 }
 
 fn run(u: &mut Unstructured<'_>) -> Result<()> {
-    let mut options = options(u.arbitrary::<[u8; OPTION_BYTES]>()?);
-    if !options_valid(&options) {
-        options.max_segments = DEFAULT_MAX_SEGMENTS;
-    }
+    let options = options(u.arbitrary::<[u8; OPTION_BYTES]>()?);
     let component = u.ratio(1, 8)?;
     let config = config(u)?;
     let input = if component {
@@ -147,10 +144,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     if options.threads != 1 {
         let serial = pack(
             &input,
-            &segpack::PackOptions {
-                threads: 1,
-                ..options.clone()
-            },
+            &options.clone().with_threads(1),
         )
         .expect("packs with one thread");
         assert!(serial == out, "the output depends on the thread count");

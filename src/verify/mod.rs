@@ -42,6 +42,8 @@ use sections::{first_difference_note, names_compatible, section_name};
 /// let options = segpack::VerifyOptions::default().with_zero_filled_imports(true);
 /// assert_ne!(options, segpack::VerifyOptions::default());
 /// ```
+///
+/// `Send` and `Sync`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct VerifyOptions {
@@ -68,6 +70,8 @@ impl VerifyOptions {
 /// assert_eq!(difference.to_string(), "memory 0, byte 0x0: expected 0x61, found 0x62");
 /// # Ok::<(), segpack::Error>(())
 /// ```
+///
+/// `Send` and `Sync`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Difference {
