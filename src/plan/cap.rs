@@ -382,12 +382,13 @@ impl Cuts {
     }
 
     fn extent(&self, i: usize) -> Extent {
-        let memory_index = self.memory_index(i);
-        let at = self
-            .extents
+        self.extents[self.extent_at(self.memory_index(i))]
+    }
+
+    fn extent_at(&self, memory_index: u32) -> usize {
+        self.extents
             .binary_search_by_key(&memory_index, |e| e.memory_index)
-            .expect("an extent per memory with cuts");
-        self.extents[at]
+            .expect("an extent per memory with cuts")
     }
 }
 
@@ -397,12 +398,32 @@ const NONE: u32 = u32::MAX;
 /// The `next` of a cut that has closed.
 const CLOSED: u32 = u32::MAX - 1;
 
-/// Step 3: closes shortlisted gaps, cheapest first, while over `budget` or
-/// while a close makes the section smaller. Each close is priced exactly
-/// (the merged segment against the two apart, length LEBs included), and
-/// the gaps on either side are priced again after it. Ties close the lower
-/// (memory, offset) first.
+/// Step 3: of two ways to close shortlisted gaps until the cap is met, the
+/// one that gives fewer bytes (ties: the first):
+/// * [`settle_by_price`]: the cheapest exact close first, neighbours priced
+///   again after each;
+/// * [`settle_by_rank`]: the best-ranked gaps stay open, the rest close.
+///
+/// Neither is always the smaller (closing the cheapest first is myopic:
+/// chains of closes can cost more together than ranks foresee, or less);
+/// both are O(shortlist), and taking the smaller keeps the plan no larger
+/// than the rank-only rule before it, which was never larger than Wizer's.
 fn settle(cuts: &Cuts, budget: u64) -> Segments {
+    let by_price = settle_by_price(cuts, budget);
+    let by_rank = settle_by_rank(cuts, budget);
+    if by_rank.bytes() < by_price.bytes() {
+        by_rank.segments()
+    } else {
+        by_price.segments()
+    }
+}
+
+/// Closes shortlisted gaps, cheapest first, while over `budget` or while a
+/// close makes the section smaller. Each close is priced exactly (the
+/// merged segment against the two apart, length LEBs included), and the
+/// gaps on either side are priced again after it. Ties close the lower
+/// (memory, offset) first.
+fn settle_by_price(cuts: &Cuts, budget: u64) -> OpenCuts<'_> {
     let mut list = OpenCuts::new(cuts);
     // (bytes added, cut): a cut's entry is stale once it has closed or been
     // priced again (a fresher entry is queued then).
@@ -426,8 +447,30 @@ fn settle(cuts: &Cuts, budget: u64) -> Segments {
         }
         segments -= 1;
     }
-    drop(queue);
-    list.segments(segments)
+    list
+}
+
+/// Keeps the best-ranked shortlisted gaps open, as many as the budget
+/// leaves after the cuts that never close, and closes the rest.
+fn settle_by_rank(cuts: &Cuts, budget: u64) -> OpenCuts<'_> {
+    let mut list = OpenCuts::new(cuts);
+    let mut closable: Vec<u32> = (0..cuts.cuts.len() as u32)
+        .filter(|&i| !cuts.cuts[i as usize].is_fixed())
+        .collect();
+    let fixed = (cuts.cuts.len() - closable.len()) as u64;
+    let stay_open = usize::try_from(budget.saturating_sub(fixed)).unwrap_or(usize::MAX);
+    if closable.len() > stay_open {
+        let close = closable.len() - stay_open;
+        if stay_open > 0 {
+            closable.select_nth_unstable_by_key(close, |&i| cuts.cuts[i as usize].key());
+        }
+        for &i in &closable[..close] {
+            // The rank's premise: no segment past 1 GiB. Settling by price
+            // never makes one; this way may, and then it is not taken.
+            let _ = list.close(i as usize);
+        }
+    }
+    list
 }
 
 /// The cuts still open, as a list linked both ways: each open cut ends one
@@ -507,16 +550,37 @@ impl<'c> OpenCuts<'c> {
             .map(|j| j as usize)
     }
 
-    /// The `count` segments the open cuts end, in (memory, offset) order.
-    fn segments(&self, count: u64) -> Segments {
+    /// The segments the open cuts end, in (memory, offset) order.
+    fn open_segments(&self) -> impl Iterator<Item = (u32, Range)> + '_ {
+        (0..self.cuts.cuts.len())
+            .filter(|&i| !self.is_closed(i))
+            .map(|i| {
+                let r = Range {
+                    start: self.start(i),
+                    end: self.cuts.gap(i).start,
+                };
+                (self.cuts.memory_index(i), r)
+            })
+    }
+
+    /// Their bytes in the file, or `u64::MAX` when one is past 1 GiB.
+    fn bytes(&self) -> u64 {
+        self.open_segments()
+            .map(|(memory_index, r)| {
+                if r.len() > MAX_SEGMENT_LEN {
+                    return u64::MAX;
+                }
+                let index_type = self.cuts.extents[self.cuts.extent_at(memory_index)].index_type;
+                segment_len(memory_index, index_type, r.start, r.len())
+            })
+            .fold(0, u64::saturating_add)
+    }
+
+    fn segments(&self) -> Segments {
         let mut out = Segments::default();
-        out.ranges.reserve_exact(count as usize);
-        for i in (0..self.cuts.cuts.len()).filter(|&i| !self.is_closed(i)) {
-            let r = Range {
-                start: self.start(i),
-                end: self.cuts.gap(i).start,
-            };
-            out.push(self.cuts.memory_index(i), r);
+        out.ranges.reserve_exact(self.open_segments().count());
+        for (memory_index, r) in self.open_segments() {
+            out.push(memory_index, r);
         }
         out
     }

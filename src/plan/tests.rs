@@ -17,9 +17,11 @@ fn image(memory_index: u32, index_type: IndexType, segments: &[(u64, Vec<u8>)]) 
 }
 
 /// The plain definition: one serial greedy pass over the runs of the
-/// same slices; every closable gap outside the `budget` best-ranked closes
-/// (within 1 GiB); then, while over the budget or while a close saves
-/// bytes, the close that adds the fewest bytes, priced from scratch.
+/// same slices; every closable gap outside the 1.5 × `budget` best-ranked
+/// closes (within 1 GiB); then the smaller of two ways to settle the rest:
+/// by price (while over the budget or while a close saves bytes, the close
+/// that adds the fewest bytes, priced from scratch) or by rank (the best
+/// ranked stay open, as many as the budget leaves).
 fn reference(images: &[MemoryImage<'_>], budget: u64) -> Vec<(u32, u64, u64)> {
     let mut plans = Vec::new();
     for image in images {
@@ -91,7 +93,40 @@ fn reference(images: &[MemoryImage<'_>], budget: u64) -> Vec<(u32, u64, u64)> {
             may_still_close.push(false);
         }
     }
-    // Settle, from the definition: price every close, take the cheapest.
+    let bytes = |segments: &[(u32, Range, IndexType)]| -> u64 {
+        segments
+            .iter()
+            .map(|&(m, r, t)| match r.len() > MAX_SEGMENT_LEN {
+                true => u64::MAX,
+                false => segment_len(m, t, r.start, r.len()),
+            })
+            .fold(0, u64::saturating_add)
+    };
+    // Settle by rank: the best-ranked shortlisted gaps stay open.
+    let mut by_rank = segments.clone();
+    let mut ranked: Vec<(GapKey, usize)> = (0..segments.len())
+        .filter(|&i| may_still_close[i])
+        .map(|i| {
+            let (m, a, t) = segments[i];
+            let gap = Range {
+                start: a.end,
+                end: segments[i + 1].1.start,
+            };
+            (GapKey::new(m, t, gap), i)
+        })
+        .collect();
+    ranked.sort();
+    let fixed = (segments.len() - ranked.len()) as u64;
+    let close = ranked
+        .len()
+        .saturating_sub(budget.saturating_sub(fixed) as usize);
+    let mut closing: Vec<usize> = ranked[..close].iter().map(|&(_, i)| i).collect();
+    closing.sort_unstable_by(|a, b| b.cmp(a));
+    for i in closing {
+        by_rank[i].1.end = by_rank[i + 1].1.end;
+        by_rank.remove(i + 1);
+    }
+    // Settle by price, from the definition: price every close, take the cheapest.
     loop {
         let cost =
             |&(m, r, t): &(u32, Range, IndexType)| segment_len(m, t, r.start, r.len()) as i64;
@@ -126,7 +161,12 @@ fn reference(images: &[MemoryImage<'_>], budget: u64) -> Vec<(u32, u64, u64)> {
             _ => break,
         }
     }
-    segments
+    let chosen = if bytes(&by_rank) < bytes(&segments) {
+        by_rank
+    } else {
+        segments
+    };
+    chosen
         .into_iter()
         .map(|(m, r, _)| (m, r.start, r.end))
         .collect()
