@@ -33,6 +33,10 @@ pub(crate) struct Context<'c> {
     /// Data segment headers copied out by validation; each section's are
     /// taken out (and freed) when it is read.
     pub known: &'c std::cell::RefCell<parse::KnownHeaders>,
+    /// Lay out the capped plan even when its data section is larger than
+    /// the input's (`optimize`: raw bytes may buy compressed ones; the
+    /// compressed size is checked against the input's afterwards).
+    pub allow_growth: bool,
 }
 
 /// Plans the binary at `range` of `input` into `out`, adding one report per
@@ -197,7 +201,7 @@ fn plan_module<'a>(
             .map(entry_len)
             .sum::<u64>();
     let mut section_len = 1 + uleb_len(payload_len) + payload_len;
-    if section_len >= data_section_len {
+    if section_len >= data_section_len && !cx.allow_growth {
         let active_before = module
             .segments
             .iter()

@@ -369,3 +369,79 @@ mod tests {
         assert_eq!(plural(1204, "segment"), "1,204 segments");
     }
 }
+
+/// The whole file compressed, before and after `pack --optimize-for`.
+pub struct Compressed {
+    /// The codec and level.
+    pub compression: segpack::Compression,
+    /// The input, compressed.
+    pub before: u64,
+    /// The output, compressed.
+    pub after: u64,
+    /// The layouts weighed: (cap, output length, estimated compressed
+    /// length of the data sections).
+    pub candidates: Vec<(u32, u64, u64)>,
+}
+
+/// `gzip:9: 1.2 MiB -> 1.1 MiB (-5.0%) compressed`
+pub fn compressed_line(c: &Compressed) -> String {
+    format!(
+        "{} compressed: {} -> {} ({})",
+        c.compression,
+        bytes(c.before),
+        bytes(c.after),
+        percent(c.before, c.after)
+    )
+}
+
+/// The totals' `compressed` object of `pack --json`.
+pub fn compressed_json(c: &Compressed) -> serde_json::Value {
+    serde_json::json!({
+        "codec": c.compression.codec.name(),
+        "level": c.compression.level,
+        "bytes_before": c.before,
+        "bytes_after": c.after,
+        "candidates": c.candidates.iter().map(|&(cap, len, estimate)| serde_json::json!({
+            "max_segments": cap, "bytes": len, "data_compressed_estimate": estimate,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// What `inspect --compressed` found: (raw length, compressed length) of
+/// the default pack and of the optimized one.
+pub struct InspectCompressed {
+    /// The codec and level.
+    pub compression: segpack::Compression,
+    /// The input, compressed.
+    pub input: u64,
+    /// The default pack: raw and compressed lengths.
+    pub default: (u64, u64),
+    /// The pack `--optimize-for` gives: raw and compressed lengths.
+    pub optimized: (u64, u64),
+}
+
+/// `inspect --compressed`'s two lines, before the totals.
+pub fn inspect_compressed_text(c: &InspectCompressed) -> String {
+    format!(
+        "{codec} compressed: input {}; default pack {} ({}), raw {}; --optimize-for {codec}: {} ({}), raw {}\n",
+        bytes(c.input),
+        bytes(c.default.1),
+        percent(c.input, c.default.1),
+        bytes(c.default.0),
+        bytes(c.optimized.1),
+        percent(c.input, c.optimized.1),
+        bytes(c.optimized.0),
+        codec = c.compression,
+    )
+}
+
+/// `inspect --json`'s `compressed` object.
+pub fn inspect_compressed_json(c: &InspectCompressed) -> serde_json::Value {
+    serde_json::json!({
+        "codec": c.compression.codec.name(),
+        "level": c.compression.level,
+        "bytes_input": c.input,
+        "default": {"bytes": c.default.0, "compressed_bytes": c.default.1},
+        "optimized": {"bytes": c.optimized.0, "compressed_bytes": c.optimized.1},
+    })
+}
