@@ -15,7 +15,8 @@
 //!    `n` is where the candidates start.
 //! 2. Candidates: caps `n`, `n/4`, `n/16`, ... down to 1, each planned with
 //!    the raw-growth check off (a layout may be larger raw), skipping those
-//!    whose output would be more than [`MAX_GROWTH`] times the input; then
+//!    whose output would be more than [`MAX_GROWTH`] times the input (and
+//!    over 8 MiB); then
 //!    the caps at half and twice the best one, then at 1/1.41 and 1.41
 //!    times the best of those.
 //! 3. Each candidate is ranked by the real codec on its data sections only
@@ -39,6 +40,10 @@ use crate::{Chunk, PackOptions, Plan};
 /// is not weighed: its compression alone would blow the budget of about
 /// three compressions of the input.
 pub const MAX_GROWTH: u64 = 2;
+
+/// Outputs up to this length are weighed whatever the input's: compressing
+/// 8 MiB, mostly zeros, takes under a second at every codec's usual level.
+const GROWTH_FREE: u64 = 8 << 20;
 
 /// Candidates weighed after the grid: two around the best cap, twice.
 const REFINEMENTS: u64 = 4;
@@ -181,7 +186,7 @@ pub fn optimize_with<'a>(
             return Ok(true);
         }
         let plan = plan_at(cap)?;
-        if plan.len() > MAX_GROWTH.saturating_mul(budget) {
+        if plan.len() > MAX_GROWTH.saturating_mul(budget).max(GROWTH_FREE) {
             return Ok(false);
         }
         let sample = windows.sample(&plan);
