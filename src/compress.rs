@@ -146,13 +146,19 @@ impl Compression {
     pub fn compressed_len(&self, len: u64, bytes: &mut dyn Iterator<Item = &[u8]>) -> Result<u64> {
         let failed = |e: std::io::Error| Error::io("compressing", e);
         let _ = (&failed, &bytes, len);
+        // Codecs may compress differently when writes are cut differently
+        // (miniz_oxide's fastest level does): they always get writes of
+        // WRITE bytes, so the size depends on the bytes only, never on the
+        // slices they come in.
+        #[allow(unused_mut)]
+        let mut bytes = Rechunk::new(bytes);
         match self.codec {
             #[cfg(feature = "gzip")]
             Codec::Gzip => {
                 use std::io::Write;
                 let level = flate2::Compression::new(self.level);
                 let mut z = flate2::write::GzEncoder::new(Count(0), level);
-                for b in bytes {
+                while let Some(b) = bytes.next() {
                     z.write_all(b).map_err(failed)?;
                 }
                 Ok(z.finish().map_err(failed)?.0)
@@ -165,7 +171,7 @@ impl Compression {
                 // 2^10 to its default 2^24.
                 let lgwin = (64 - len.saturating_sub(1).leading_zeros()).clamp(10, 24);
                 let mut z = brotli::CompressorWriter::new(Count(0), 64 << 10, self.level, lgwin);
-                for b in bytes {
+                while let Some(b) = bytes.next() {
                     z.write_all(b).map_err(failed)?;
                 }
                 z.flush().map_err(failed)?;
@@ -179,7 +185,7 @@ impl Compression {
                 // As `zstd FILE`: the size is known, so tables fit it.
                 z.set_pledged_src_size(Some(len)).map_err(failed)?;
                 z.include_contentsize(true).map_err(failed)?;
-                for b in bytes {
+                while let Some(b) = bytes.next() {
                     z.write_all(b).map_err(failed)?;
                 }
                 Ok(z.finish().map_err(failed)?.0)
@@ -246,6 +252,44 @@ impl FromStr for Compression {
                 Compression::with_level(codec, level)
             }
         }
+    }
+}
+
+/// The size of every write a codec gets but the last.
+const WRITE: usize = 64 << 10;
+
+/// Bytes in slices of [`WRITE`] bytes, whatever slices they came in.
+struct Rechunk<'i, 'b> {
+    inner: &'i mut dyn Iterator<Item = &'b [u8]>,
+    pending: &'b [u8],
+    buffer: Vec<u8>,
+}
+
+impl<'i, 'b> Rechunk<'i, 'b> {
+    fn new(inner: &'i mut dyn Iterator<Item = &'b [u8]>) -> Self {
+        Rechunk {
+            inner,
+            pending: &[],
+            buffer: Vec::with_capacity(WRITE),
+        }
+    }
+
+    /// The next write, or `None` at the end.
+    #[allow(dead_code)]
+    fn next(&mut self) -> Option<&[u8]> {
+        self.buffer.clear();
+        while self.buffer.len() < WRITE {
+            if self.pending.is_empty() {
+                match self.inner.next() {
+                    Some(slice) => self.pending = slice,
+                    None => break,
+                }
+            }
+            let n = self.pending.len().min(WRITE - self.buffer.len());
+            self.buffer.extend_from_slice(&self.pending[..n]);
+            self.pending = &self.pending[n..];
+        }
+        (!self.buffer.is_empty()).then_some(&self.buffer[..])
     }
 }
 
