@@ -10,6 +10,25 @@ export interface Options {
    * Default false.
    */
   zeroFilledImports?: boolean;
+  /**
+   * What to make smallest (`pack` only): `'raw'` (the default: the data
+   * section), or the file once compressed with `'gzip'`, `'brotli'` or
+   * `'zstd'`, optionally with a level (`'gzip:6'`; defaults gzip 9,
+   * brotli 11, zstd 19). Never larger compressed than the input. This
+   * package has no zstd (zstd's C library is not built for WebAssembly):
+   * `'zstd'` throws a `SegpackError` saying so; use the native segpack.
+   */
+  optimizeFor?: string;
+}
+
+/** The whole file compressed, before and after `optimizeFor`. */
+export interface CompressedReport {
+  codec: 'gzip' | 'brotli' | 'zstd';
+  level: number;
+  bytes_before: number;
+  bytes_after: number;
+  /** The layouts weighed: cap, output bytes, compressed bytes of the sample. */
+  candidates: { max_segments: number; bytes: number; data_compressed_estimate: number }[];
 }
 
 /** What became of one memory that was not packed. */
@@ -51,6 +70,8 @@ export interface PackReport {
   /** Seconds spent inside segpack. */
   seconds: number;
   at_engine_limit: AtEngineLimit | null;
+  /** With `optimizeFor` a codec: the compressed sizes. */
+  compressed?: CompressedReport;
   modules: ModuleReport[];
 }
 

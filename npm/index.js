@@ -67,10 +67,10 @@ function optionArgs(options) {
   if (options === null || typeof options !== 'object') {
     throw new TypeError('segpack: options must be an object');
   }
-  const { maxSegments, zeroFilledImports, ...rest } = options;
+  const { maxSegments, zeroFilledImports, optimizeFor, ...rest } = options;
   const unknown = Object.keys(rest);
   if (unknown.length > 0) {
-    throw new TypeError(`segpack: unknown option ${unknown.map((k) => `'${k}'`).join(', ')} (options: maxSegments, zeroFilledImports)`);
+    throw new TypeError(`segpack: unknown option ${unknown.map((k) => `'${k}'`).join(', ')} (options: maxSegments, zeroFilledImports, optimizeFor)`);
   }
   const args = [];
   if (maxSegments !== undefined) {
@@ -83,6 +83,12 @@ function optionArgs(options) {
     throw new TypeError('segpack: zeroFilledImports must be a boolean');
   }
   if (zeroFilledImports) args.push('--zero-filled-imports');
+  if (optimizeFor !== undefined) {
+    if (typeof optimizeFor !== 'string') {
+      throw new TypeError(`segpack: optimizeFor must be a string ('raw', 'gzip', 'brotli', 'zstd', optionally with ':LEVEL'), not ${String(optimizeFor)}`);
+    }
+    args.push(`--optimize-for=${optimizeFor}`);
+  }
   return args;
 }
 

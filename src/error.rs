@@ -24,6 +24,9 @@ pub enum ErrorKind {
     InvalidSegment,
     /// Reading the input or writing the output failed.
     Io,
+    /// A compression codec for `optimize` is unknown, has no such level, or
+    /// is not in this build (its cargo feature is off).
+    InvalidCompression,
 }
 
 /// An error with a message and, when it comes from the input, the byte offset

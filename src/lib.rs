@@ -53,6 +53,10 @@
 //!   wasm-encoder.
 //! * `encoder` (default): `encode_into` methods that write packed segments
 //!   into a `wasm_encoder::DataSection`.
+//! * `gzip`, `brotli`, `zstd` (`compress`: all three), off by default: the
+//!   codecs [`optimize`] can weigh layouts with, for the smallest file once
+//!   compressed ([`optimize_with`] takes any compressed-size function
+//!   without them). `zstd` builds zstd's C sources.
 //!
 //! `default-features = false` leaves the producer API with no dependency
 //! at all, so it pins no version of the wasm crates; add `parallel` or
@@ -86,11 +90,15 @@ mod segment;
 mod sniff;
 
 #[cfg(feature = "module")]
+mod compress;
+#[cfg(feature = "module")]
 mod emit;
 #[cfg(feature = "module")]
 mod inspect;
 #[cfg(feature = "module")]
 mod names;
+#[cfg(feature = "module")]
+mod optimize;
 #[cfg(feature = "module")]
 mod pack;
 #[cfg(feature = "module")]
@@ -111,7 +119,11 @@ pub use producer::{Extent, OffsetExpr, Packed, PackedMemory, Packer, pack_segmen
 pub use segment::{IndexType, PackedSegment, Part, Segment};
 
 #[cfg(feature = "module")]
+pub use compress::{Codec, Compression};
+#[cfg(feature = "module")]
 pub use inspect::{Inspection, MemoryReport, inspect};
+#[cfg(feature = "module")]
+pub use optimize::{CompressedLen, MAX_GROWTH, Optimized, WINDOWS, optimize, optimize_with};
 #[cfg(feature = "module")]
 pub use report::{ModuleReport, PackReport};
 #[cfg(feature = "module")]

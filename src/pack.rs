@@ -33,6 +33,10 @@ pub(crate) struct Context<'c> {
     /// Data segment headers copied out by validation; each section's are
     /// taken out (and freed) when it is read.
     pub known: &'c std::cell::RefCell<parse::KnownHeaders>,
+    /// Lay out the capped plan even when its data section is larger than
+    /// the input's (`optimize`: raw bytes may buy compressed ones; the
+    /// compressed size is checked against the input's afterwards).
+    pub allow_growth: bool,
 }
 
 /// Plans the binary at `range` of `input` into `out`, adding one report per
@@ -116,7 +120,7 @@ fn plan_module<'a>(
         return unchanged(report);
     };
     layout.pack(cx, &mut report);
-    if !layout.keep_smallest(cx.options, &mut report) {
+    if !layout.keep_smallest(cx, &mut report) {
         return unchanged(report);
     }
     layout.report(&mut report);
@@ -316,12 +320,15 @@ impl<'m, 'a> Layout<'m, 'a> {
     /// input's; else the input's own segments, each byte for byte, under a
     /// header of minimal width (as wasm-opt writes them when it finds
     /// nothing to merge) when that is smaller; else returns false: the
-    /// input is kept. A cap that this leaves unmet is reported.
-    fn keep_smallest(&mut self, options: &PackOptions, report: &mut ModuleReport) -> bool {
+    /// input is kept. A cap that this leaves unmet is reported. With
+    /// `allow_growth`, the packed section is always kept.
+    fn keep_smallest(&mut self, cx: &Context<'_>, report: &mut ModuleReport) -> bool {
+        let options = cx.options;
         let before = report.data_bytes_before;
         self.size = self.measure();
         let packed_len = self.size.section_len();
-        if packed_len < before {
+        // (`optimize` weighs compressed sizes instead, and checks them.)
+        if packed_len < before || cx.allow_growth {
             return true;
         }
         self.keep_all = true;

@@ -62,6 +62,18 @@ impl<'a> Plan<'a> {
         options: &PackOptions,
         release: &(dyn Fn(&[u8]) + Sync),
     ) -> Result<Self> {
+        Self::build(input, options, release, false)
+    }
+
+    /// [`Plan::with_release`]; with `allow_growth`, a capped plan is laid
+    /// out even when its data section is larger than the input's (for
+    /// `optimize`, which weighs compressed sizes instead).
+    pub(crate) fn build(
+        input: &'a [u8],
+        options: &PackOptions,
+        release: &(dyn Fn(&[u8]) + Sync),
+        allow_growth: bool,
+    ) -> Result<Self> {
         let known = std::cell::RefCell::new(parse::validate(input, release)?);
         release(input);
         let mut output = emit::Output::new(input);
@@ -70,6 +82,7 @@ impl<'a> Plan<'a> {
             options,
             release,
             known: &known,
+            allow_growth,
         };
         pack::plan_binary(input, 0..input.len(), &cx, "", &mut output, &mut modules)?;
         let changed = modules.iter().any(|m| m.changed);
@@ -88,6 +101,25 @@ impl<'a> Plan<'a> {
             output,
             report,
         })
+    }
+
+    /// The input itself as the output, with `report` saying that nothing
+    /// changed (`optimize`, when no layout beats the input compressed).
+    pub(crate) fn keep_input(input: &'a [u8], mut report: PackReport) -> Self {
+        for m in &mut report.modules {
+            m.segments_after = m.segments_before;
+            m.data_bytes_after = m.data_bytes_before;
+            m.changed = false;
+            m.packed_memories.clear();
+        }
+        let mut output = emit::Output::new(input);
+        output.input(0..input.len());
+        report.output_len = output.len();
+        Plan {
+            input,
+            output,
+            report,
+        }
     }
 
     /// What packing does.

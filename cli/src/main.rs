@@ -96,6 +96,11 @@ struct PackArgs {
     output: Option<PathBuf>,
     #[command(flatten)]
     common: Common,
+    /// Make the file smallest once compressed with this codec (raw: the data section itself);
+    /// never larger compressed than the input
+    #[arg(long, value_name = "raw|gzip|brotli|zstd[:LEVEL]", default_value = "raw",
+          value_parser = parse_objective)]
+    optimize_for: Objective,
     /// Print a summary on stderr (the totals on its last line)
     #[arg(long)]
     stats: bool,
@@ -119,6 +124,37 @@ struct InspectArgs {
     /// Print JSON instead of text
     #[arg(long)]
     json: bool,
+    /// Also show the file compressed with this codec: the default pack and the pack --optimize-for it
+    #[arg(long, value_name = "gzip|brotli|zstd[:LEVEL]", value_parser = parse_compression)]
+    compressed: Option<segpack::Compression>,
+}
+
+/// What `pack` makes smallest.
+#[derive(Clone, Copy)]
+enum Objective {
+    /// The data section (the default).
+    Raw,
+    /// The file once compressed.
+    Compressed(segpack::Compression),
+}
+
+fn parse_objective(s: &str) -> Result<Objective, String> {
+    if s == "raw" {
+        return Ok(Objective::Raw);
+    }
+    parse_compression(s).map(Objective::Compressed)
+}
+
+fn parse_compression(s: &str) -> Result<segpack::Compression, String> {
+    let c: segpack::Compression = s
+        .parse()
+        .map_err(|e: segpack::Error| e.message().to_string())?;
+    if !c.codec.is_available() {
+        // Said before any work, in the words the library uses.
+        let e = c.compressed_len(0, &mut std::iter::empty()).err();
+        return Err(e.map_or_else(|| format!("no {}", c.codec), |e| e.message().to_string()));
+    }
+    Ok(c)
 }
 
 #[derive(Args)]
@@ -202,9 +238,22 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
         bar.enable_steady_tick(std::time::Duration::from_millis(100));
         bar
     });
-    let planned = Plan::with_release(input.bytes(), &args.common.options(), &|bytes| {
-        input.release(bytes)
-    });
+    let mut compressed = None;
+    let planned = match args.optimize_for {
+        Objective::Raw => Plan::with_release(input.bytes(), &args.common.options(), &|bytes| {
+            input.release(bytes)
+        }),
+        Objective::Compressed(c) => segpack::optimize(input.bytes(), &args.common.options(), c)
+            .map(|o| {
+                compressed = Some(render::Compressed {
+                    compression: c,
+                    before: o.compressed_before,
+                    after: o.compressed_after,
+                    candidates: o.candidates.clone(),
+                });
+                o.plan
+            }),
+    };
     let plan = match planned {
         Ok(plan) => plan,
         Err(e) => {
@@ -279,15 +328,19 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
             &release,
         );
         if args.json {
-            eprintln!(
-                "{}",
-                render::report_json(plan.report(), capped.as_ref(), elapsed)
-            );
+            let mut json = render::report_json(plan.report(), capped.as_ref(), elapsed);
+            if let Some(c) = &compressed {
+                json["compressed"] = render::compressed_json(c);
+            }
+            eprintln!("{json}");
         } else {
-            eprint!(
-                "{}",
-                render::stats_text(plan.report(), capped.as_ref(), elapsed)
-            );
+            let mut text = render::stats_text(plan.report(), capped.as_ref(), elapsed);
+            if let Some(c) = &compressed {
+                // Before the totals, which stay the last line.
+                let at = text.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
+                text.insert_str(at, &format!("{}\n", render::compressed_line(c)));
+            }
+            eprint!("{text}");
         }
     }
     Ok(())
@@ -382,17 +435,61 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
     let options = args.common.options();
     let inspection =
         segpack::inspect(input.bytes(), &options).map_err(|e| input_failure(e, input.name()))?;
+    let compressed = match args.compressed {
+        Some(c) => Some(
+            inspect_compressed(input.bytes(), &options, c)
+                .map_err(|e| input_failure(e, input.name()))?,
+        ),
+        None => None,
+    };
     let elapsed = started.elapsed().as_secs_f64();
     let capped = capped(input.bytes(), &options, &inspection.report, &|_| {});
     let text = if args.json {
-        format!(
-            "{}\n",
-            render::inspect_json(&inspection, capped.as_ref(), elapsed)
-        )
+        let mut json = render::inspect_json(&inspection, capped.as_ref(), elapsed);
+        if let Some(c) = &compressed {
+            json["compressed"] = render::inspect_compressed_json(c);
+        }
+        format!("{json}\n")
     } else {
-        render::inspect_text(&inspection, capped.as_ref(), elapsed)
+        let mut text = render::inspect_text(&inspection, capped.as_ref(), elapsed);
+        if let Some(c) = &compressed {
+            let at = text.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
+            text.insert_str(at, &render::inspect_compressed_text(c));
+        }
+        text
     };
     print(&text)
+}
+
+/// `inspect --compressed`: the input, the default pack and the optimized
+/// pack, each compressed whole.
+fn inspect_compressed(
+    input: &[u8],
+    options: &PackOptions,
+    compression: segpack::Compression,
+) -> Result<render::InspectCompressed, segpack::Error> {
+    let plan = Plan::new(input, options)?;
+    let mut output = Vec::with_capacity(plan.len() as usize);
+    plan.write_to(&mut output, None)
+        .map_err(|e| segpack::Error::io("packing", e))?;
+    let default = if plan.report().changed() {
+        compression.compressed_len(output.len() as u64, &mut std::iter::once(&output[..]))?
+    } else {
+        u64::MAX
+    };
+    drop(output);
+    let optimized = segpack::optimize(input, options, compression)?;
+    let default = if default == u64::MAX {
+        optimized.compressed_before
+    } else {
+        default
+    };
+    Ok(render::InspectCompressed {
+        compression,
+        input: optimized.compressed_before,
+        default: (plan.len(), default),
+        optimized: (optimized.plan.len(), optimized.compressed_after),
+    })
 }
 
 fn verify(args: VerifyArgs) -> Result<(), Failure> {

@@ -153,3 +153,22 @@ function spawnNode(args) {
   const r = spawnSync(process.execPath, args, { cwd });
   return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
 }
+
+test('optimizeFor: gzip gives the native CLI\'s bytes and report; zstd is refused by name', async (t) => {
+  const dir = tempDir(t);
+  const sample = path.join(path.dirname(new URL(import.meta.url).pathname), '../../samples/snapshot.wasm');
+  const { output, report } = await segpack.pack(readFileSync(sample), { optimizeFor: 'gzip' });
+  const out = path.join(dir, 'out.wasm');
+  const native = ok('native', ['pack', sample, '-o', out, '--json', '--optimize-for', 'gzip']);
+  assert.equal(sha256(output), sha256(readFileSync(out)));
+  const expected = JSON.parse(native.stderr.split('\n').filter(Boolean).pop());
+  assert.deepEqual(report.compressed, expected.compressed);
+  assert.ok(report.compressed.bytes_after < report.compressed.bytes_before);
+  await assert.rejects(segpack.pack(readFileSync(sample), { optimizeFor: 'zstd' }), (e) => {
+    assert.ok(e instanceof segpack.SegpackError);
+    assert.equal(e.status, 2);
+    assert.match(e.message, /no zstd/);
+    return true;
+  });
+  await assert.rejects(segpack.pack(readFileSync(sample), { optimizeFor: 9 }), TypeError);
+});
