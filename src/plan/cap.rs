@@ -381,6 +381,44 @@ impl Cuts {
         self.cuts[i].memory_index()
     }
 
+    /// The segments the cuts that stay `open` end, in (memory, offset) order.
+    fn open_segments<'s>(&'s self, open: &'s [bool]) -> impl Iterator<Item = (u32, Range)> + 's {
+        let mut previous: Option<usize> = None;
+        (0..self.cuts.len()).filter(|&i| open[i]).map(move |i| {
+            let memory_index = self.memory_index(i);
+            let start = match previous.replace(i) {
+                Some(p) if self.memory_index(p) == memory_index => self.gap(p).end,
+                _ => self.extent(i).first,
+            };
+            let end = self.gap(i).start;
+            (memory_index, Range { start, end })
+        })
+    }
+
+    /// Their bytes in the file, or `u64::MAX` when one is past 1 GiB (as
+    /// closing by rank may make).
+    fn bytes(&self, open: &[bool]) -> u64 {
+        self.open_segments(open)
+            .map(|(memory_index, r)| {
+                if r.len() > MAX_SEGMENT_LEN {
+                    return u64::MAX;
+                }
+                let index_type = self.extents[self.extent_at(memory_index)].index_type;
+                segment_len(memory_index, index_type, r.start, r.len())
+            })
+            .fold(0, u64::saturating_add)
+    }
+
+    fn segments(&self, open: &[bool]) -> Segments {
+        let mut out = Segments::default();
+        out.ranges
+            .reserve_exact(open.iter().filter(|&&o| o).count());
+        for (memory_index, r) in self.open_segments(open) {
+            out.push(memory_index, r);
+        }
+        out
+    }
+
     fn extent(&self, i: usize) -> Extent {
         self.extents[self.extent_at(self.memory_index(i))]
     }
@@ -409,25 +447,29 @@ const CLOSED: u32 = u32::MAX - 1;
 /// both are O(shortlist), and taking the smaller keeps the plan no larger
 /// than the rank-only rule before it, which was never larger than Wizer's.
 fn settle(cuts: &Cuts, budget: u64) -> Segments {
+    // One way at a time, each leaving only which cuts stay open (a byte a
+    // cut): their working lists are never held together.
     let by_price = settle_by_price(cuts, budget);
     let by_rank = settle_by_rank(cuts, budget);
-    if by_rank.bytes() < by_price.bytes() {
-        by_rank.segments()
+    let open = if cuts.bytes(&by_rank) < cuts.bytes(&by_price) {
+        by_rank
     } else {
-        by_price.segments()
-    }
+        by_price
+    };
+    cuts.segments(&open)
 }
 
 /// Closes shortlisted gaps, cheapest first, while over `budget` or while a
 /// close makes the section smaller. Each close is priced exactly (the
 /// merged segment against the two apart, length LEBs included), and the
 /// gaps on either side are priced again after it. Ties close the lower
-/// (memory, offset) first.
-fn settle_by_price(cuts: &Cuts, budget: u64) -> OpenCuts<'_> {
+/// (memory, offset) first. Returns which cuts stay open.
+fn settle_by_price(cuts: &Cuts, budget: u64) -> Vec<bool> {
     let mut list = OpenCuts::new(cuts);
     // (bytes added, cut): a cut's entry is stale once it has closed or been
-    // priced again (a fresher entry is queued then).
-    let mut queue: BinaryHeap<Reverse<(i64, u32)>> = (0..cuts.cuts.len())
+    // priced again (a fresher entry is queued then). A close adds less than
+    // the 1 GiB its merged segment may hold: 32 bits.
+    let mut queue: BinaryHeap<Reverse<(i32, u32)>> = (0..cuts.cuts.len())
         .filter_map(|i| Some(Reverse((list.price(i)?, i as u32))))
         .collect();
     let mut segments = cuts.cuts.len() as u64;
@@ -447,13 +489,14 @@ fn settle_by_price(cuts: &Cuts, budget: u64) -> OpenCuts<'_> {
         }
         segments -= 1;
     }
-    list
+    (0..cuts.cuts.len()).map(|i| !list.is_closed(i)).collect()
 }
 
 /// Keeps the best-ranked shortlisted gaps open, as many as the budget
-/// leaves after the cuts that never close, and closes the rest.
-fn settle_by_rank(cuts: &Cuts, budget: u64) -> OpenCuts<'_> {
-    let mut list = OpenCuts::new(cuts);
+/// leaves after the cuts that never close, and closes the rest. Returns
+/// which cuts stay open.
+fn settle_by_rank(cuts: &Cuts, budget: u64) -> Vec<bool> {
+    let mut open = vec![true; cuts.cuts.len()];
     let mut closable: Vec<u32> = (0..cuts.cuts.len() as u32)
         .filter(|&i| !cuts.cuts[i as usize].is_fixed())
         .collect();
@@ -465,12 +508,10 @@ fn settle_by_rank(cuts: &Cuts, budget: u64) -> OpenCuts<'_> {
             closable.select_nth_unstable_by_key(close, |&i| cuts.cuts[i as usize].key());
         }
         for &i in &closable[..close] {
-            // The rank's premise: no segment past 1 GiB. Settling by price
-            // never makes one; this way may, and then it is not taken.
-            let _ = list.close(i as usize);
+            open[i as usize] = false;
         }
     }
-    list
+    open
 }
 
 /// The cuts still open, as a list linked both ways: each open cut ends one
@@ -508,7 +549,7 @@ impl<'c> OpenCuts<'c> {
 
     /// What closing open cut `i` adds to the file (negative: saves), or
     /// `None` when it never closes or the merged segment would pass 1 GiB.
-    fn price(&self, i: usize) -> Option<i64> {
+    fn price(&self, i: usize) -> Option<i32> {
         if self.cuts.cuts[i].is_fixed() {
             return None;
         }
@@ -533,7 +574,8 @@ impl<'c> OpenCuts<'c> {
             start: left.start,
             end,
         };
-        (merged.len() <= MAX_SEGMENT_LEN).then(|| cost(merged) - cost(left) - cost(right))
+        // Under 1 GiB either way: the difference fits in 32 bits.
+        (merged.len() <= MAX_SEGMENT_LEN).then(|| (cost(merged) - cost(left) - cost(right)) as i32)
     }
 
     /// Closes open cut `i`; returns the open cuts whose segments changed.
@@ -548,40 +590,5 @@ impl<'c> OpenCuts<'c> {
             .into_iter()
             .filter(|&j| j != NONE)
             .map(|j| j as usize)
-    }
-
-    /// The segments the open cuts end, in (memory, offset) order.
-    fn open_segments(&self) -> impl Iterator<Item = (u32, Range)> + '_ {
-        (0..self.cuts.cuts.len())
-            .filter(|&i| !self.is_closed(i))
-            .map(|i| {
-                let r = Range {
-                    start: self.start(i),
-                    end: self.cuts.gap(i).start,
-                };
-                (self.cuts.memory_index(i), r)
-            })
-    }
-
-    /// Their bytes in the file, or `u64::MAX` when one is past 1 GiB.
-    fn bytes(&self) -> u64 {
-        self.open_segments()
-            .map(|(memory_index, r)| {
-                if r.len() > MAX_SEGMENT_LEN {
-                    return u64::MAX;
-                }
-                let index_type = self.cuts.extents[self.cuts.extent_at(memory_index)].index_type;
-                segment_len(memory_index, index_type, r.start, r.len())
-            })
-            .fold(0, u64::saturating_add)
-    }
-
-    fn segments(&self) -> Segments {
-        let mut out = Segments::default();
-        out.ranges.reserve_exact(self.open_segments().count());
-        for (memory_index, r) in self.open_segments() {
-            out.push(memory_index, r);
-        }
-        out
     }
 }
