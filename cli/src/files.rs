@@ -299,7 +299,11 @@ impl Input {
     /// link to the input is not recognised there.
     #[cfg(not(unix))]
     pub fn is_file_at(&self, target: &Path) -> bool {
+        #[cfg(not(target_os = "wasi"))]
         let resolve = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        // WASI has no realpath (the build would not link): paths as given.
+        #[cfg(target_os = "wasi")]
+        let resolve = |p: &Path| p.to_path_buf();
         self.path
             .as_deref()
             .is_some_and(|input| resolve(input) == resolve(target))
