@@ -290,14 +290,13 @@ impl Gaps {
             Gap::new(memory_index, IndexType::I32, gap, FIXED)
         }));
         cuts.sort_unstable_by_key(Gap::place);
-        settle(
-            &Cuts {
-                cuts,
-                fixed,
-                extents: self.extents,
-            },
-            self.budget,
-        )
+        let cuts = Cuts {
+            cuts,
+            fixed,
+            extents: self.extents,
+        };
+        let open = settle(&cuts, self.budget);
+        cuts.into_segments(&open)
     }
 }
 
@@ -409,14 +408,62 @@ impl Cuts {
             .fold(0, u64::saturating_add)
     }
 
-    fn segments(&self, open: &[bool]) -> Segments {
-        let mut out = Segments::default();
-        out.ranges
-            .reserve_exact(open.iter().filter(|&&o| o).count());
-        for (memory_index, r) in self.open_segments(open) {
-            out.push(memory_index, r);
-        }
-        out
+    /// The segments the cuts that stay `open` end, written over the cuts'
+    /// own buffer (a 16-byte range over each 16-byte cut, collected in place
+    /// by `std`, checked in debug builds): at the end of planning, a second
+    /// list of up to a cap's worth is never made.
+    fn into_segments(self, open: &[bool]) -> Segments {
+        let Cuts {
+            cuts,
+            fixed,
+            extents,
+        } = self;
+        let buffer = cuts.as_ptr() as usize;
+        let mut memories: Vec<(u32, usize)> = Vec::with_capacity(extents.len());
+        // The previous open cut: its memory and where its gap ends.
+        let mut previous: Option<(u32, u64)> = None;
+        let mut ranges: Vec<Range> = cuts
+            .into_iter()
+            .enumerate()
+            .filter(|&(i, _)| open[i])
+            .map(|(_, cut)| {
+                let memory_index = cut.memory_index();
+                let gap = if cut.is_fixed() {
+                    let at = fixed
+                        .binary_search_by_key(&cut.place(), |&(m, gap)| (m, gap.start))
+                        .expect("a cut that never closes is listed");
+                    fixed[at].1
+                } else {
+                    cut.range()
+                };
+                let start = match previous.replace((memory_index, gap.end)) {
+                    Some((m, end)) if m == memory_index => end,
+                    _ => {
+                        let at = extents
+                            .binary_search_by_key(&memory_index, |e| e.memory_index)
+                            .expect("an extent per memory with cuts");
+                        extents[at].first
+                    }
+                };
+                match memories.last_mut() {
+                    Some((m, n)) if *m == memory_index => *n += 1,
+                    _ => memories.push((memory_index, 1)),
+                }
+                Range {
+                    start,
+                    end: gap.start,
+                }
+            })
+            .collect();
+        // `std` does not promise the in-place collect: if it ever stopped,
+        // only memory would grow (never the output), and the tests say so.
+        debug_assert_eq!(
+            ranges.as_ptr() as usize,
+            buffer,
+            "the final segments are no longer written over the cuts' buffer"
+        );
+        ranges.shrink_to_fit();
+        Segments { ranges, memories }
     }
 
     fn extent(&self, i: usize) -> Extent {
@@ -444,19 +491,17 @@ const CLOSED: u32 = u32::MAX - 1;
 ///
 /// Neither is always the smaller (closing the cheapest first is myopic:
 /// chains of closes can cost more together than ranks foresee, or less);
-/// both are O(shortlist), and taking the smaller keeps the plan no larger
-/// than the rank-only rule before it, which was never larger than Wizer's.
-fn settle(cuts: &Cuts, budget: u64) -> Segments {
+/// both are O(shortlist). Returns which cuts stay open.
+fn settle(cuts: &Cuts, budget: u64) -> Vec<bool> {
     // One way at a time, each leaving only which cuts stay open (a byte a
     // cut): their working lists are never held together.
     let by_price = settle_by_price(cuts, budget);
     let by_rank = settle_by_rank(cuts, budget);
-    let open = if cuts.bytes(&by_rank) < cuts.bytes(&by_price) {
+    if cuts.bytes(&by_rank) < cuts.bytes(&by_price) {
         by_rank
     } else {
         by_price
-    };
-    cuts.segments(&open)
+    }
 }
 
 /// Closes shortlisted gaps, cheapest first, while over `budget` or while a
