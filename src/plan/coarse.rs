@@ -130,6 +130,43 @@ struct Route {
     unsettled: bool,
 }
 
+impl Route {
+    /// A quarter in, with long gaps at a rate that will not fill the
+    /// shortlist, or a shortlist that, at the rate seen so far, would reach
+    /// short gaps (looked at once, `projected`): this route will most likely
+    /// give up at the end, so the full pass had better start now. (A guess:
+    /// the plan is the same either way, only the time differs.)
+    fn looks_hopeless(&mut self, scanned: u64, total: u64, projected: &mut bool) -> bool {
+        let shortlist = &mut self.gaps.shortlist;
+        if scanned < total / 4 {
+            return false;
+        }
+        let places = shortlist.places();
+        let sparse = u128::from(shortlist.offered) * u128::from(total)
+            < u128::from(places) * u128::from(scanned);
+        let cheap_cut = !*projected && {
+            *projected = true;
+            shortlist.kth_best_worth(projected_rank(places, scanned, total)) <= SHORT_GAP_MAX_WORTH
+        };
+        sparse || cheap_cut
+    }
+}
+
+/// The coarse runs of a job's slices: non-zero stretches less than
+/// [`BIG_GAP`] zeros apart may come as one.
+fn coarse_runs<'a>(slices: impl Iterator<Item = (u64, &'a [u8])>) -> Vec<Range> {
+    let mut runs = Vec::new();
+    for (offset, data) in slices {
+        scan::for_each_coarse_run(data, BIG_GAP as usize, |s, e| {
+            runs.push(Range {
+                start: offset + s as u64,
+                end: offset + e as u64,
+            })
+        });
+    }
+    runs
+}
+
 /// The final segments of each memory, as [`GapTracker::finish`] would give
 /// them, or `None` when this route does not apply (then nothing is known and
 /// the full pass must run).
@@ -167,19 +204,10 @@ pub(super) fn final_ranges(
             &jobs,
             engine.threads,
             |job| {
-                let mut runs = Vec::new();
                 if give_up.load(Ordering::Relaxed) {
-                    return runs;
+                    return Vec::new();
                 }
-                for (offset, data) in job.slices(pieces) {
-                    scan::for_each_coarse_run(data, BIG_GAP as usize, |s, e| {
-                        runs.push(Range {
-                            start: offset + s as u64,
-                            end: offset + e as u64,
-                        })
-                    });
-                }
-                runs
+                coarse_runs(job.slices(pieces))
             },
             |i, runs| {
                 if give_up.load(Ordering::Relaxed) {
@@ -192,23 +220,7 @@ pub(super) fn final_ranges(
                     scanned += data.len() as u64;
                     release(data);
                 }
-                // A quarter in, with long gaps at a rate that will not fill
-                // the shortlist, or a shortlist that, at the rate seen so
-                // far, would reach short gaps: this route will most likely
-                // give up at the end, so the full pass starts now. (A guess:
-                // the plan is the same either way, only the time differs.)
-                let shortlist = &mut route.gaps.shortlist;
-                let quarter = scanned >= total / 4;
-                let sparse = quarter
-                    && u128::from(shortlist.offered) * u128::from(total)
-                        < u128::from(shortlist.places()) * u128::from(scanned);
-                let cheap_cut = quarter && !projected && {
-                    projected = true;
-                    let places = shortlist.places();
-                    shortlist.kth_best_worth(projected_rank(places, scanned, total))
-                        <= SHORT_GAP_MAX_WORTH
-                };
-                if route.unsettled || sparse || cheap_cut {
+                if route.unsettled || route.looks_hopeless(scanned, total, &mut projected) {
                     give_up.store(true, Ordering::Relaxed);
                 }
             },
