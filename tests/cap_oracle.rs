@@ -91,6 +91,23 @@ fn optimum(memories: &[Memory], cap: usize) -> Option<u64> {
         .filter(|&b| b != u64::MAX)
 }
 
+/// The bytes of all of `packed`'s segments in the file; `offset_len` reads
+/// a segment's offset and length.
+fn packed_bytes<S>(packed: &segpack::Packed<S>, offset_len: impl Fn(&S) -> (u64, u64)) -> u64 {
+    let offset_len = &offset_len;
+    packed
+        .memories()
+        .iter()
+        .flat_map(|m| {
+            let (memory_index, index_type) = (m.memory_index(), m.index_type());
+            m.segments().iter().map(move |s| {
+                let (offset, len) = offset_len(s);
+                segment_len(memory_index, index_type, offset, len)
+            })
+        })
+        .sum()
+}
+
 /// What segpack's producer API gives: the bytes of its segments, and
 /// whether it met the cap.
 fn planner(memories: &[Memory], cap: u32) -> (u64, bool) {
@@ -108,16 +125,7 @@ fn planner(memories: &[Memory], cap: u32) -> (u64, bool) {
     let index_types: Vec<IndexType> = memories.iter().map(|m| m.index_type).collect();
     let options = PackOptions::default().with_max_segments(MaxSegments::new(cap).unwrap());
     let packed = segpack::pack_segments(&segments, &index_types, &options).unwrap();
-    let bytes = packed
-        .memories()
-        .iter()
-        .flat_map(|m| {
-            let (memory_index, index_type) = (m.memory_index(), m.index_type());
-            m.segments()
-                .iter()
-                .map(move |s| segment_len(memory_index, index_type, s.offset, s.len()))
-        })
-        .sum();
+    let bytes = packed_bytes(&packed, |s| (s.offset, s.len()));
     (bytes, packed.within_cap())
 }
 
@@ -144,17 +152,7 @@ fn packer(memories: &[Memory], cap: u32) -> Option<u64> {
         packer.add_memory(m as u32, memory.index_type, image);
     }
     let packed = packer.finish();
-    let bytes = packed
-        .memories()
-        .iter()
-        .flat_map(|m| {
-            let (memory_index, index_type) = (m.memory_index(), m.index_type());
-            m.segments()
-                .iter()
-                .map(move |e| segment_len(memory_index, index_type, e.offset(), e.len()))
-        })
-        .sum();
-    Some(bytes)
+    Some(packed_bytes(&packed, |e| (e.offset(), e.len())))
 }
 
 /// Runs of 1 to 200 bytes, gaps of 1 to 300 zeros: lengths and merged

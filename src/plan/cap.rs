@@ -364,16 +364,7 @@ struct Cuts {
 
 impl Cuts {
     fn gap(&self, i: usize) -> Range {
-        let g = self.cuts[i];
-        if g.is_fixed() {
-            let at = self
-                .fixed
-                .binary_search_by_key(&g.place(), |&(m, gap)| (m, gap.start))
-                .expect("a cut that never closes is listed");
-            self.fixed[at].1
-        } else {
-            g.range()
-        }
+        cut_gap(&self.fixed, &self.cuts[i])
     }
 
     fn memory_index(&self, i: usize) -> u32 {
@@ -384,14 +375,20 @@ impl Cuts {
     fn open_segments<'s>(&'s self, open: &'s [bool]) -> impl Iterator<Item = (u32, Range)> + 's {
         let mut previous: Option<usize> = None;
         (0..self.cuts.len()).filter(|&i| open[i]).map(move |i| {
-            let memory_index = self.memory_index(i);
-            let start = match previous.replace(i) {
-                Some(p) if self.memory_index(p) == memory_index => self.gap(p).end,
-                _ => self.extent(i).first,
-            };
+            let start = self.start(i, previous.replace(i));
             let end = self.gap(i).start;
-            (memory_index, Range { start, end })
+            (self.memory_index(i), Range { start, end })
         })
+    }
+
+    /// Where the segment ending at cut `i` starts, `previous` being the open
+    /// cut before it: where that cut's gap ends, or the memory's first byte
+    /// when it is of another memory (or there is none).
+    fn start(&self, i: usize, previous: Option<usize>) -> u64 {
+        match previous {
+            Some(p) if self.memory_index(p) == self.memory_index(i) => self.gap(p).end,
+            _ => self.extent(i).first,
+        }
     }
 
     /// Their bytes in the file, or `u64::MAX` when one is past 1 GiB (as
@@ -402,7 +399,7 @@ impl Cuts {
                 if r.len() > MAX_SEGMENT_LEN {
                     return u64::MAX;
                 }
-                let index_type = self.extents[self.extent_at(memory_index)].index_type;
+                let index_type = self.extents[extent_at(&self.extents, memory_index)].index_type;
                 segment_len(memory_index, index_type, r.start, r.len())
             })
             .fold(0, u64::saturating_add)
@@ -428,22 +425,10 @@ impl Cuts {
             .filter(|&(i, _)| open[i])
             .map(|(_, cut)| {
                 let memory_index = cut.memory_index();
-                let gap = if cut.is_fixed() {
-                    let at = fixed
-                        .binary_search_by_key(&cut.place(), |&(m, gap)| (m, gap.start))
-                        .expect("a cut that never closes is listed");
-                    fixed[at].1
-                } else {
-                    cut.range()
-                };
+                let gap = cut_gap(&fixed, &cut);
                 let start = match previous.replace((memory_index, gap.end)) {
                     Some((m, end)) if m == memory_index => end,
-                    _ => {
-                        let at = extents
-                            .binary_search_by_key(&memory_index, |e| e.memory_index)
-                            .expect("an extent per memory with cuts");
-                        extents[at].first
-                    }
+                    _ => extents[extent_at(&extents, memory_index)].first,
                 };
                 match memories.last_mut() {
                     Some((m, n)) if *m == memory_index => *n += 1,
@@ -467,14 +452,28 @@ impl Cuts {
     }
 
     fn extent(&self, i: usize) -> Extent {
-        self.extents[self.extent_at(self.memory_index(i))]
+        self.extents[extent_at(&self.extents, self.memory_index(i))]
     }
+}
 
-    fn extent_at(&self, memory_index: u32) -> usize {
-        self.extents
-            .binary_search_by_key(&memory_index, |e| e.memory_index)
-            .expect("an extent per memory with cuts")
+/// The gap of `cut`: its own, or for a cut that never closes, the one
+/// `fixed` (sorted by memory and offset) lists for it.
+fn cut_gap(fixed: &[(u32, Range)], cut: &Gap) -> Range {
+    if cut.is_fixed() {
+        let at = fixed
+            .binary_search_by_key(&cut.place(), |&(m, gap)| (m, gap.start))
+            .expect("a cut that never closes is listed");
+        fixed[at].1
+    } else {
+        cut.range()
     }
+}
+
+/// Where memory `memory_index` is in `extents` (sorted by memory index).
+fn extent_at(extents: &[Extent], memory_index: u32) -> usize {
+    extents
+        .binary_search_by_key(&memory_index, |e| e.memory_index)
+        .expect("an extent per memory with cuts")
 }
 
 /// No cut: either end of the list.
@@ -583,13 +582,8 @@ impl<'c> OpenCuts<'c> {
 
     /// Where the segment ending at open cut `i` starts.
     fn start(&self, i: usize) -> u64 {
-        let memory_index = self.cuts.memory_index(i);
-        match self.prev[i] {
-            p if p != NONE && self.cuts.memory_index(p as usize) == memory_index => {
-                self.cuts.gap(p as usize).end
-            }
-            _ => self.cuts.extent(i).first,
-        }
+        let p = self.prev[i];
+        self.cuts.start(i, (p != NONE).then_some(p as usize))
     }
 
     /// What closing open cut `i` adds to the file (negative: saves), or
