@@ -103,28 +103,60 @@ pub struct Inspection {
 /// # Ok::<(), segpack::Error>(())
 /// ```
 pub fn inspect(input: &[u8], options: &PackOptions) -> Result<Inspection> {
-    let plan = Plan::new(input, options)?;
+    inspect_with_release(input, options, &|_| {})
+}
+
+/// [`inspect`], telling `release` which input bytes planning has read for
+/// good, as [`Plan::with_release`] does: a caller that maps a large file
+/// can drop those pages, so that inspecting it holds no more memory than
+/// packing it.
+///
+/// # Errors
+/// As [`Plan::new`].
+///
+/// ```
+/// let input = wat::parse_str(r#"(module (memory 1) (data (i32.const 0) "hi"))"#).unwrap();
+/// let released = std::sync::atomic::AtomicUsize::new(0);
+/// let inspection = segpack::inspect_with_release(&input, &Default::default(), &|bytes| {
+///     released.fetch_add(bytes.len(), std::sync::atomic::Ordering::Relaxed);
+/// })?;
+/// assert_eq!(inspection.memories[0][0].segments, 1);
+/// assert!(released.into_inner() > 0);
+/// # Ok::<(), segpack::Error>(())
+/// ```
+pub fn inspect_with_release(
+    input: &[u8],
+    options: &PackOptions,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> Result<Inspection> {
+    let plan = Plan::with_release(input, options, release)?;
     let report = plan.report().clone();
     let mut memories = Vec::with_capacity(report.modules.len());
-    walk(input, 0..input.len(), &mut |module| {
+    walk(input, 0..input.len(), release, &mut |module| {
         let packed = report
             .modules
             .get(memories.len())
             .map_or(&[][..], |m| &m.packed_memories[..]);
-        memories.push(module_memories(module, packed, options));
+        memories.push(module_memories(module, packed, options, release));
     })?;
     debug_assert_eq!(memories.len(), report.modules.len());
     Ok(Inspection { report, memories })
 }
 
 /// Calls `f` on each core module of the binary at `range`, in the order
-/// packing reports them.
-fn walk(input: &[u8], range: Range<usize>, f: &mut dyn FnMut(&Module<'_>)) -> Result<()> {
-    match parse::parse(input, range, &|_| {})? {
+/// packing reports them. `release` is told which bytes parsing read for
+/// good.
+fn walk(
+    input: &[u8],
+    range: Range<usize>,
+    release: &(dyn Fn(&[u8]) + Sync),
+    f: &mut dyn FnMut(&Module<'_>),
+) -> Result<()> {
+    match parse::parse(input, range, release)? {
         Binary::Module(module) => f(&module),
         Binary::Component(sections) => {
             for nested in sections.into_iter().filter_map(|s| s.nested) {
-                walk(input, nested, f)?;
+                walk(input, nested, release, f)?;
             }
         }
     }
@@ -132,11 +164,13 @@ fn walk(input: &[u8], range: Range<usize>, f: &mut dyn FnMut(&Module<'_>)) -> Re
 }
 
 /// The memory reports of one module; `packed` is what packing gave each
-/// re-packed memory (segments, bytes), from the plan.
+/// re-packed memory (segments, bytes), from the plan. `release` is told of
+/// each segment's bytes once counted.
 fn module_memories(
     module: &Module<'_>,
     packed: &[(u32, u64, u64)],
     options: &PackOptions,
+    release: &(dyn Fn(&[u8]) + Sync),
 ) -> Vec<MemoryReport> {
     let mut reports: Vec<MemoryReport> = module
         .memories
@@ -167,6 +201,7 @@ fn module_memories(
             continue;
         };
         let zeros = count_zeros(s.data);
+        release(s.data);
         r.segments += 1;
         r.data_bytes += s.data.len() as u64;
         r.zero_bytes += zeros;

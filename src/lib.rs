@@ -121,11 +121,11 @@ pub use segment::{IndexType, PackedSegment, Part, Segment};
 #[cfg(feature = "module")]
 pub use compress::{Codec, Compression};
 #[cfg(feature = "module")]
-pub use inspect::{Inspection, MemoryReport, inspect};
+pub use inspect::{Inspection, MemoryReport, inspect, inspect_with_release};
 #[cfg(feature = "module")]
 pub use optimize::{CompressedLen, MAX_GROWTH, Optimized, WINDOWS, optimize, optimize_with};
 #[cfg(feature = "module")]
-pub use report::{ModuleReport, PackReport};
+pub use report::{Figures, ModuleReport, PackReport};
 #[cfg(feature = "module")]
 pub use rewrite::{Chunk, Plan, pack_module};
 #[cfg(feature = "module")]

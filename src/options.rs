@@ -85,6 +85,13 @@ pub struct PackOptions {
     /// `rayon` everything runs on the calling thread. The output does not
     /// depend on it.
     pub threads: usize,
+    /// Also work out, in the same planning pass, what packing would give at
+    /// [`MaxSegments::ENGINE_LIMIT`] when `max_segments` is below it:
+    /// [`PackReport::at_engine_limit`](crate::PackReport::at_engine_limit).
+    /// The output does not change. Costs the planning of the higher cap
+    /// (its shortlist of gaps, and often a full scan where the lower cap
+    /// needed only the long gaps): for reports, not for producers.
+    pub report_engine_limit: bool,
 }
 
 impl Default for PackOptions {
@@ -93,6 +100,7 @@ impl Default for PackOptions {
             max_segments: MaxSegments::DEFAULT,
             zero_filled_imports: false,
             threads: 0,
+            report_engine_limit: false,
         }
     }
 }
@@ -113,6 +121,12 @@ impl PackOptions {
     /// Sets [`threads`](Self::threads).
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = threads;
+        self
+    }
+
+    /// Sets [`report_engine_limit`](Self::report_engine_limit).
+    pub fn with_report_engine_limit(mut self, report_engine_limit: bool) -> Self {
+        self.report_engine_limit = report_engine_limit;
         self
     }
 }

@@ -8,8 +8,9 @@ use crate::emit::Output;
 use crate::error::{Error, Result};
 use crate::parse::{self, Binary, DataSegment, Module, Placement};
 use crate::plan::{self, MemoryImage};
+use crate::report::Figures;
 use crate::segment::{IndexType, Part, encode_header, segment_len, uleb_len};
-use crate::{ModuleReport, PackOptions};
+use crate::{MaxSegments, ModuleReport, PackOptions};
 use crate::{names, rules};
 
 /// An entry of the output's data section.
@@ -66,9 +67,17 @@ pub(crate) fn plan_binary<'a>(
     }
     match parse::parse_with(input, range.clone(), cx.release, cx.known)? {
         Binary::Module(module) => {
-            let (report, module_out) = plan_module(input, range, &module, cx, !path.is_empty())
+            let (mut report, module_out) = plan_module(input, range, &module, cx, !path.is_empty())
                 .map_err(|e| e.in_context(path))?;
             out.append(module_out);
+            if engine_limit_asked(cx.options) {
+                // A module no higher cap packs (none of its memories is
+                // packable) has the same figures there.
+                report.at_engine_limit.get_or_insert(Figures {
+                    segments: report.segments_after,
+                    data_bytes: report.data_bytes_after,
+                });
+            }
             reports.push(ModuleReport {
                 path: path.to_string(),
                 ..report
@@ -128,6 +137,12 @@ fn plan_module<'a>(
     Ok((report, layout.write(input, range, &keeps_name)))
 }
 
+/// Whether the report is to say what packing would give at the engine
+/// limit: asked for, and the cap is below it.
+fn engine_limit_asked(options: &PackOptions) -> bool {
+    options.report_engine_limit && options.max_segments < MaxSegments::ENGINE_LIMIT
+}
+
 /// The report of a module left as it is.
 fn report_of_input(module: &Module<'_>) -> ModuleReport {
     let data_section_len = module
@@ -144,6 +159,7 @@ fn report_of_input(module: &Module<'_>) -> ModuleReport {
         warnings: Vec::new(),
         unpacked_memories: Vec::new(),
         packed_memories: Vec::new(),
+        at_engine_limit: None,
     }
 }
 
@@ -249,7 +265,8 @@ impl<'m, 'a> Layout<'m, 'a> {
     }
 
     /// Packs the images within what the cap leaves after the active
-    /// segments that are kept.
+    /// segments that are kept; and, in the same pass, works out the figures
+    /// at the engine limit when the report asks for them.
     fn pack(&mut self, cx: &Context<'_>, report: &mut ModuleReport) {
         let max_segments = u64::from(cx.options.max_segments.get());
         let kept_active = self
@@ -259,7 +276,12 @@ impl<'m, 'a> Layout<'m, 'a> {
             .filter(|s| !matches!(s.placement, Placement::Passive) && !self.repacked(s))
             .count() as u64;
         let budget = max_segments.saturating_sub(kept_active);
-        let packed = plan::pack_ranges(&self.images, budget, cx.options.threads, cx.release);
+        let also = engine_limit_asked(cx.options)
+            .then(|| u64::from(MaxSegments::ENGINE_LIMIT.get()).saturating_sub(kept_active));
+        let packed = plan::pack_ranges(&self.images, budget, also, cx.options.threads, cx.release);
+        if let Some(also) = packed.also {
+            report.at_engine_limit = Some(self.figures_of(also, report.data_bytes_before));
+        }
         if !packed.cap_met {
             report.warnings.push(format!(
                 "could not get under the cap of {max_segments}: {} segments (gaps of 4 GiB or more and segments of 1 GiB are never merged)",
@@ -316,6 +338,23 @@ impl<'m, 'a> Layout<'m, 'a> {
         }
     }
 
+    /// The figures the module would have with `packed` as its packed
+    /// segments, the section kept as [`keep_smallest`](Self::keep_smallest)
+    /// keeps it (input `before` bytes).
+    fn figures_of(&mut self, packed: plan::Segments, before: u64) -> Figures {
+        let chosen = std::mem::replace(&mut self.packed, packed);
+        let (segments, data_bytes) = match self.smallest(before, false).0 {
+            Some(size) => (size.entries, size.section_len()),
+            None => (self.module.segments.len() as u64, before),
+        };
+        self.packed = chosen;
+        self.keep_all = false;
+        Figures {
+            segments,
+            data_bytes,
+        }
+    }
+
     /// SPEC §1.3: keeps the packed section when it is smaller than the
     /// input's; else the input's own segments, each byte for byte, under a
     /// header of minimal width (as wasm-opt writes them when it finds
@@ -325,16 +364,10 @@ impl<'m, 'a> Layout<'m, 'a> {
     fn keep_smallest(&mut self, cx: &Context<'_>, report: &mut ModuleReport) -> bool {
         let options = cx.options;
         let before = report.data_bytes_before;
-        self.size = self.measure();
-        let packed_len = self.size.section_len();
-        // (`optimize` weighs compressed sizes instead, and checks them.)
-        if packed_len < before || cx.allow_growth {
-            return true;
+        let (chosen, packed_len) = self.smallest(before, cx.allow_growth);
+        if let Some(size) = chosen {
+            self.size = size;
         }
-        self.keep_all = true;
-        self.packed = plan::Segments::default();
-        self.size = self.measure();
-        let kept_len = self.size.section_len();
         let active = self
             .module
             .segments
@@ -342,19 +375,35 @@ impl<'m, 'a> Layout<'m, 'a> {
             .filter(|s| !matches!(s.placement, Placement::Passive))
             .count() as u64;
         let over_cap = active > u64::from(options.max_segments.get());
-        let kept = kept_len < before;
-        if over_cap {
-            let (larger, outcome) = if kept {
-                (packed_len - kept_len, "segments kept as they are")
-            } else {
-                (packed_len - before, "data section left as is")
+        // (`keep_all` is set whenever the packed section lost.)
+        if self.keep_all && over_cap {
+            let (larger, outcome) = match chosen {
+                Some(kept) => (packed_len - kept.section_len(), "segments kept as they are"),
+                None => (packed_len - before, "data section left as is"),
             };
             report.warnings.push(format!(
                 "the input has {active} active segments, over the cap of {}, and meeting the cap would make the data section {larger} bytes larger: {outcome}",
                 options.max_segments,
             ));
         }
-        kept
+        chosen.is_some()
+    }
+
+    /// The choice [`keep_smallest`](Self::keep_smallest) makes, for an input
+    /// section of `before` bytes: the size of the section kept (the input's
+    /// own segments when `keep_all` is set), or `None` when the input is
+    /// kept; and the packed section's length.
+    fn smallest(&mut self, before: u64, allow_growth: bool) -> (Option<Size>, u64) {
+        let packed = self.measure();
+        let packed_len = packed.section_len();
+        // (`optimize` weighs compressed sizes instead, and checks them.)
+        if packed_len < before || allow_growth {
+            return (Some(packed), packed_len);
+        }
+        self.keep_all = true;
+        self.packed = plan::Segments::default();
+        let kept = self.measure();
+        ((kept.section_len() < before).then_some(kept), packed_len)
     }
 
     /// The figures of the chosen layout.

@@ -38,6 +38,23 @@ pub struct ModuleReport {
     /// after packing, for `inspect` (so it plans once). Empty when the
     /// module's segments were kept.
     pub(crate) packed_memories: Vec<(u32, u64, u64)>,
+    /// What the module would have at [`MaxSegments::ENGINE_LIMIT`], when
+    /// [`PackOptions::report_engine_limit`] asked and the cap is below it.
+    ///
+    /// [`MaxSegments::ENGINE_LIMIT`]: crate::MaxSegments::ENGINE_LIMIT
+    /// [`PackOptions::report_engine_limit`]: crate::PackOptions::report_engine_limit
+    pub(crate) at_engine_limit: Option<Figures>,
+}
+
+/// A data section's segments and bytes (header included), as packing at
+/// another cap would leave them: [`PackReport::at_engine_limit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Figures {
+    /// Data segments.
+    pub segments: u64,
+    /// Data section bytes, header included.
+    pub data_bytes: u64,
 }
 
 /// What packing did to a binary: one [`ModuleReport`] per core module, in
@@ -85,6 +102,42 @@ impl PackReport {
     pub fn data_bytes_after(&self) -> u64 {
         self.modules.iter().map(|m| m.data_bytes_after).sum()
     }
+    /// What packing would give at [`MaxSegments::ENGINE_LIMIT`] over all
+    /// modules, worked out in the same planning pass: `None` unless
+    /// [`PackOptions::report_engine_limit`] asked and the cap is below the
+    /// limit.
+    ///
+    /// ```
+    /// use segpack::{MaxSegments, PackOptions};
+    /// let input = wat::parse_str(r#"(module (memory 1)
+    ///     (data (i32.const 0) "a") (data (i32.const 100) "b") (data (i32.const 200) "c"))"#).unwrap();
+    /// let options = PackOptions::default()
+    ///     .with_max_segments(MaxSegments::new(1).unwrap())
+    ///     .with_report_engine_limit(true);
+    /// let report = segpack::pack_module(&input, Vec::new(), &options)?;
+    /// let at_limit = report.at_engine_limit().unwrap();
+    /// // At the cap of 1 the input is kept: one segment would carry 198 zeros.
+    /// assert_eq!(report.segments_after(), 3);
+    /// assert_eq!((at_limit.segments, at_limit.data_bytes), (3, report.data_bytes_after()));
+    /// # Ok::<(), segpack::Error>(())
+    /// ```
+    ///
+    /// [`MaxSegments::ENGINE_LIMIT`]: crate::MaxSegments::ENGINE_LIMIT
+    /// [`PackOptions::report_engine_limit`]: crate::PackOptions::report_engine_limit
+    pub fn at_engine_limit(&self) -> Option<Figures> {
+        self.modules
+            .iter()
+            .map(|m| m.at_engine_limit)
+            .try_fold(Figures::default(), |total, m| {
+                let m = m?;
+                Some(Figures {
+                    segments: total.segments + m.segments,
+                    data_bytes: total.data_bytes + m.data_bytes,
+                })
+            })
+            .filter(|_| !self.modules.is_empty())
+    }
+
     /// Whether the output differs from the input.
     pub fn changed(&self) -> bool {
         self.modules.iter().any(|m| m.changed)

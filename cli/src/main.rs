@@ -240,9 +240,15 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
     });
     let mut compressed = None;
     let planned = match args.optimize_for {
-        Objective::Raw => Plan::with_release(input.bytes(), &args.common.options(), &|bytes| {
-            input.release(bytes)
-        }),
+        // The report's line on the engine limit comes from the same pass.
+        Objective::Raw => Plan::with_release(
+            input.bytes(),
+            &args
+                .common
+                .options()
+                .with_report_engine_limit(args.json || args.stats),
+            &|bytes| input.release(bytes),
+        ),
         Objective::Compressed(c) => segpack::optimize(input.bytes(), &args.common.options(), c)
             .map(|o| {
                 compressed = Some(render::Compressed {
@@ -320,13 +326,7 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     if args.json || args.stats {
-        let release = |bytes: &[u8]| input.release(bytes);
-        let capped = capped(
-            input.bytes(),
-            &args.common.options(),
-            plan.report(),
-            &release,
-        );
+        let capped = capped(&args.common.options(), plan.report());
         if args.json {
             let mut json = render::report_json(plan.report(), capped.as_ref(), elapsed);
             if let Some(c) = &compressed {
@@ -371,14 +371,10 @@ fn same_file_failure(input: &Input) -> Failure {
 /// What packing gives at the engine limit, when the user's cap (below it) is
 /// what held packing back: a module ended with as many segments as the cap
 /// allows (or more: the input was kept because meeting the cap would not
-/// pay, or could not be met). Plans a second time (telling `release` what it
-/// has read, as the first planning did), so only for the summary.
-fn capped(
-    input: &[u8],
-    options: &PackOptions,
-    report: &PackReport,
-    release: &(dyn Fn(&[u8]) + Sync),
-) -> Option<render::Capped> {
+/// pay, or could not be met). The plan worked it out in the same pass
+/// ([`PackOptions::report_engine_limit`]); `None` when it was not asked to
+/// (`--optimize-for`, whose report says what each cap gives compressed).
+fn capped(options: &PackOptions, report: &PackReport) -> Option<render::Capped> {
     let cap = options.max_segments;
     let binds = report
         .modules
@@ -387,13 +383,9 @@ fn capped(
     if cap >= MaxSegments::ENGINE_LIMIT || !binds {
         return None;
     }
-    // The summary is extra: a failure here (there should be none, the same
-    // input was just planned) leaves the line out rather than failing.
-    let options = options.clone().with_max_segments(MaxSegments::ENGINE_LIMIT);
-    let plan = Plan::with_release(input, &options, release).ok()?;
     Some(render::Capped {
         cap: cap.get(),
-        at_engine_limit: plan.report().clone(),
+        at_engine_limit: report.at_engine_limit()?,
     })
 }
 
@@ -432,9 +424,10 @@ fn is_broken_pipe(e: &segpack::Error) -> bool {
 fn inspect(args: InspectArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let input = Input::open(Some(&args.input))?;
-    let options = args.common.options();
+    let options = args.common.options().with_report_engine_limit(true);
     let inspection =
-        segpack::inspect(input.bytes(), &options).map_err(|e| input_failure(e, input.name()))?;
+        segpack::inspect_with_release(input.bytes(), &options, &|bytes| input.release(bytes))
+            .map_err(|e| input_failure(e, input.name()))?;
     let compressed = match args.compressed {
         Some(c) => Some(
             inspect_compressed(input.bytes(), &options, c)
@@ -443,7 +436,7 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
         None => None,
     };
     let elapsed = started.elapsed().as_secs_f64();
-    let capped = capped(input.bytes(), &options, &inspection.report, &|_| {});
+    let capped = capped(&options, &inspection.report);
     let text = if args.json {
         let mut json = render::inspect_json(&inspection, capped.as_ref(), elapsed);
         if let Some(c) = &compressed {

@@ -1,7 +1,7 @@
 //! What the command prints: the summary line, per-module lines, the JSON
 //! objects of `--json` and `inspect`, and the numbers in them.
 
-use segpack::{Inspection, MaxSegments, PackReport};
+use segpack::{Figures, Inspection, MaxSegments, PackReport};
 
 /// The largest cap, as the messages name it.
 const ENGINE_MAX_SEGMENTS: u32 = MaxSegments::ENGINE_LIMIT.get();
@@ -127,7 +127,7 @@ pub struct Capped {
     /// The cap the user gave.
     pub cap: u32,
     /// What packing gives at [`ENGINE_MAX_SEGMENTS`].
-    pub at_engine_limit: PackReport,
+    pub at_engine_limit: Figures,
 }
 
 /// One line on what the cap costs: `capped at 10,000 segments;
@@ -136,15 +136,15 @@ pub struct Capped {
 /// cap gains anything, or nothing more than the user's.
 pub fn cap_text(report: &PackReport, capped: &Capped) -> String {
     let best = &capped.at_engine_limit;
-    if best.data_bytes_after() < report.data_bytes_after() {
+    if best.data_bytes < report.data_bytes_after() {
         format!(
             "capped at {} segments; --max-segments {ENGINE_MAX_SEGMENTS} would give {}, data section {} ({})",
             group(capped.cap.into()),
-            plural(best.segments_after(), "segment"),
-            bytes(best.data_bytes_after()),
-            percent(report.data_bytes_before(), best.data_bytes_after()),
+            plural(best.segments, "segment"),
+            bytes(best.data_bytes),
+            percent(report.data_bytes_before(), best.data_bytes),
         )
-    } else if best.data_bytes_after() >= report.data_bytes_before() {
+    } else if best.data_bytes >= report.data_bytes_before() {
         format!(
             "no cap gains anything: at --max-segments {ENGINE_MAX_SEGMENTS} too, packing leaves the data section as it is"
         )
@@ -308,8 +308,8 @@ fn totals_json(
     let at_engine_limit = capped.map(|c| {
         serde_json::json!({
             "max_segments": ENGINE_MAX_SEGMENTS,
-            "segments": c.at_engine_limit.segments_after(),
-            "data_bytes": c.at_engine_limit.data_bytes_after(),
+            "segments": c.at_engine_limit.segments,
+            "data_bytes": c.at_engine_limit.data_bytes,
         })
     });
     serde_json::json!({

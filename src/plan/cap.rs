@@ -13,6 +13,11 @@
 //!    length LEBs included. The gap whose closing adds the fewest bytes
 //!    closes, its neighbours are priced again, and so on while the cap is
 //!    not met or a close makes the section smaller.
+//!
+//! A report may ask, in the same pass, what a second, higher cap would give
+//! (`also`): the shortlist is then the higher cap's, settled for it first,
+//! and cut down to the lower cap's before settling that one. The best gaps
+//! of the best are the best: the lower cap's plan is the same either way.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -144,11 +149,10 @@ pub(super) struct Shortlist {
 }
 
 impl Shortlist {
-    /// A shortlist for a cap of `budget` segments: `budget` and half as many
-    /// again, so that [`settle`] weighs the closes near the cut exactly.
+    /// A shortlist for a cap of `budget` segments: [`places_for`] it.
     pub(super) fn new(budget: u64) -> Self {
         Shortlist {
-            places: budget.saturating_add(budget / 2),
+            places: places_for(budget),
             gaps: Vec::new(),
             floor: 0,
             offered: 0,
@@ -233,6 +237,13 @@ impl Shortlist {
     }
 }
 
+/// The gaps a shortlist keeps for a cap of `budget` segments: `budget` and
+/// half as many again, so that [`settle`] weighs the closes near the cut
+/// exactly.
+fn places_for(budget: u64) -> u64 {
+    budget.saturating_add(budget / 2)
+}
+
 /// A memory with at least one greedy segment: from `first` to `last`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Extent {
@@ -249,6 +260,8 @@ pub(super) struct Extent {
 #[derive(Debug)]
 pub(super) struct Gaps {
     pub budget: u64,
+    /// A higher budget planned from the same shortlist, for a report.
+    pub also: Option<u64>,
     pub shortlist: Shortlist,
     /// Gaps that never close, as (memory index, gap).
     pub never_closed: Vec<(u32, Range)>,
@@ -256,10 +269,14 @@ pub(super) struct Gaps {
 }
 
 impl Gaps {
-    pub(super) fn new(budget: u64) -> Self {
+    /// Gaps for a plan within `budget` segments, and one within `also` too
+    /// when asked and higher.
+    pub(super) fn new(budget: u64, also: Option<u64>) -> Self {
+        let also = also.filter(|&also| also > budget);
         Gaps {
             budget,
-            shortlist: Shortlist::new(budget),
+            also,
+            shortlist: Shortlist::new(also.unwrap_or(budget)),
             never_closed: Vec::new(),
             extents: Vec::new(),
         }
@@ -267,8 +284,9 @@ impl Gaps {
 
     /// The final segments of each memory, in (memory, offset) order, before
     /// the 1 GiB re-split: every closable gap off the shortlist closes, then
-    /// [`settle`] decides the shortlist.
-    pub(super) fn finish(mut self) -> Segments {
+    /// [`settle`] decides the shortlist. Then, when asked, those within
+    /// `also`.
+    pub(super) fn finish(mut self) -> (Segments, Option<Segments>) {
         // Memories may have come in any order (the streaming planner); a
         // stable sort leaves those that came in order as they are.
         self.extents.sort_by_key(|e| e.memory_index);
@@ -290,13 +308,25 @@ impl Gaps {
             Gap::new(memory_index, IndexType::I32, gap, FIXED)
         }));
         cuts.sort_unstable_by_key(Gap::place);
-        let cuts = Cuts {
+        let mut cuts = Cuts {
             cuts,
             fixed,
             extents: self.extents,
         };
+        let also = self.also.map(|also| {
+            let open = settle(&cuts, also);
+            let mut segments = Segments::default();
+            segments
+                .ranges
+                .reserve_exact(open.iter().filter(|&&o| o).count());
+            for (memory_index, r) in cuts.open_segments(&open) {
+                segments.push(memory_index, r);
+            }
+            segments
+        });
+        cuts.keep_best(places_for(self.budget));
         let open = settle(&cuts, self.budget);
-        cuts.into_segments(&open)
+        (cuts.into_segments(&open), also)
     }
 }
 
@@ -309,9 +339,9 @@ pub(super) struct GapTracker {
 }
 
 impl GapTracker {
-    pub(super) fn new(budget: u64) -> Self {
+    pub(super) fn new(budget: u64, also: Option<u64>) -> Self {
         GapTracker {
-            gaps: Gaps::new(budget),
+            gaps: Gaps::new(budget, also),
             previous: None,
         }
     }
@@ -346,7 +376,7 @@ impl GapTracker {
         }
     }
 
-    pub(super) fn finish(self) -> Segments {
+    pub(super) fn finish(self) -> (Segments, Option<Segments>) {
         self.gaps.finish()
     }
 }
@@ -369,6 +399,22 @@ impl Cuts {
 
     fn memory_index(&self, i: usize) -> u32 {
         self.cuts[i].memory_index()
+    }
+
+    /// Keeps the `places` best-ranked closable cuts, as a shortlist of that
+    /// many would have, and every cut that never closes.
+    fn keep_best(&mut self, places: u64) {
+        let closable = self.cuts.iter().filter(|c| !c.is_fixed()).count();
+        let places = usize::try_from(places).unwrap_or(usize::MAX);
+        if closable <= places {
+            return;
+        }
+        let drop = closable - places;
+        // Cuts that never close rank above all others (and have no key).
+        self.cuts
+            .select_nth_unstable_by_key(drop, |c| (c.is_fixed(), (!c.is_fixed()).then(|| c.key())));
+        self.cuts.drain(..drop);
+        self.cuts.sort_unstable_by_key(Gap::place);
     }
 
     /// The segments the cuts that stay `open` end, in (memory, offset) order.

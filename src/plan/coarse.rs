@@ -175,14 +175,15 @@ fn coarse_runs<'a>(slices: impl Iterator<Item = (u64, &'a [u8])>) -> Vec<Range> 
 pub(super) fn final_ranges(
     images: &[MemoryImage<'_>],
     budget: u64,
+    also: Option<u64>,
     engine: Engine,
     release: &(dyn Fn(&[u8]) + Sync),
-) -> Option<Segments> {
+) -> Option<(Segments, Option<Segments>)> {
     if budget == 0 {
         return None;
     }
     let mut route = Route {
-        gaps: Gaps::new(budget),
+        gaps: Gaps::new(budget, also),
         unsettled: false,
     };
     let total = image_bytes(images);

@@ -273,6 +273,11 @@ pub(crate) struct PackedRanges {
     pub segments: Segments,
     /// Whether the segment budget was met.
     pub cap_met: bool,
+    /// The segments within the second budget asked for, if any (for a
+    /// report: what a higher cap would give), planned in the same pass.
+    /// (Only whole modules have reports.)
+    #[cfg_attr(not(feature = "module"), allow(dead_code))]
+    pub also: Option<Segments>,
 }
 
 /// Packs the images, in memory order, into at most `budget` segments where
@@ -283,18 +288,21 @@ pub(crate) fn pack_images<'a>(
     threads: usize,
     release: &(dyn Fn(&[u8]) + Sync),
 ) -> Packed<'a> {
-    with_parts(images, pack_ranges(images, budget, threads, release))
+    with_parts(images, pack_ranges(images, budget, None, threads, release))
 }
 
-/// As [`pack_images`], the segments as ranges only.
+/// As [`pack_images`], the segments as ranges only; and when `also` is
+/// given, the segments within that budget too, from the same pass.
 pub(crate) fn pack_ranges(
     images: &[MemoryImage<'_>],
     budget: u64,
+    also: Option<u64>,
     threads: usize,
     release: &(dyn Fn(&[u8]) + Sync),
 ) -> PackedRanges {
-    let coarse = image_bytes(images) >= budget.saturating_mul(COARSE_BYTES_PER_SEGMENT);
-    pack_ranges_with(images, budget, Engine::new(threads, coarse), release)
+    let widest = also.map_or(budget, |also| also.max(budget));
+    let coarse = image_bytes(images) >= widest.saturating_mul(COARSE_BYTES_PER_SEGMENT);
+    pack_ranges_with(images, budget, also, Engine::new(threads, coarse), release)
 }
 
 /// The packed segments with their parts.
@@ -366,7 +374,7 @@ pub(crate) struct StreamingPlan {
 impl StreamingPlan {
     pub(crate) fn new(budget: u64, threads: usize) -> Self {
         StreamingPlan {
-            tracker: GapTracker::new(budget),
+            tracker: GapTracker::new(budget, None),
             engine: Engine::new(threads, false),
         }
     }
@@ -392,7 +400,7 @@ impl StreamingPlan {
     pub(crate) fn finish(self) -> (Vec<(u32, Range)>, bool) {
         let budget = self.tracker.gaps.budget;
         let mut out = Vec::new();
-        for (memory_index, r) in self.tracker.finish().iter() {
+        for (memory_index, r) in self.tracker.finish().0.iter() {
             merge::Merger::flush(r, &mut |r| out.push((memory_index, r)));
         }
         let cap_met = out.len() as u64 <= budget;
@@ -416,21 +424,25 @@ fn pack_images_with<'a>(
     engine: Engine,
     release: &(dyn Fn(&[u8]) + Sync),
 ) -> Packed<'a> {
-    with_parts(images, pack_ranges_with(images, budget, engine, release))
+    with_parts(
+        images,
+        pack_ranges_with(images, budget, None, engine, release),
+    )
 }
 
 fn pack_ranges_with(
     images: &[MemoryImage<'_>],
     budget: u64,
+    also: Option<u64>,
     engine: Engine,
     release: &(dyn Fn(&[u8]) + Sync),
 ) -> PackedRanges {
     let coarse = engine
         .coarse
-        .then(|| coarse::final_ranges(images, budget, engine, release))
+        .then(|| coarse::final_ranges(images, budget, also, engine, release))
         .flatten();
-    let finals = coarse.unwrap_or_else(|| {
-        let mut tracker = GapTracker::new(budget);
+    let (finals, also) = coarse.unwrap_or_else(|| {
+        let mut tracker = GapTracker::new(budget, also);
         // A first guess at the greedy segments: twice the pieces (zeros
         // inside a piece split it, merging joins pieces: esbuild.wasm's
         // 98,450 pieces make 115,059). Room not written to is never touched.
@@ -444,8 +456,21 @@ fn pack_ranges_with(
         }
         tracker.finish()
     });
+    let segments = split_past_1_gib(images, finals, engine);
+    let cap_met = segments.len() as u64 <= budget;
+    let also = also.map(|also| split_past_1_gib(images, also, engine));
+    PackedRanges {
+        segments,
+        cap_met,
+        also,
+    }
+}
+
+/// The final segments, each longer than [`MAX_SEGMENT_LEN`] split by
+/// [`split_long`].
+fn split_past_1_gib(images: &[MemoryImage<'_>], finals: Segments, engine: Engine) -> Segments {
     // Segments longer than 1 GiB are rare: split them only if any.
-    let segments = if finals.ranges.iter().any(|r| r.len() > MAX_SEGMENT_LEN) {
+    if finals.ranges.iter().any(|r| r.len() > MAX_SEGMENT_LEN) {
         let mut segments = Segments::default();
         segments.ranges.reserve_exact(finals.len());
         let mut ranges = Vec::new();
@@ -465,9 +490,7 @@ fn pack_ranges_with(
         segments
     } else {
         finals
-    };
-    let cap_met = segments.len() as u64 <= budget;
-    PackedRanges { segments, cap_met }
+    }
 }
 
 /// The payload of segment `range` as parts of the image's pieces, with zeros

@@ -229,6 +229,32 @@ proptest! {
         prop_assert_eq!(packed(&images, budget, threads, job_bytes), expected);
     }
 
+    /// A second, higher budget planned in the same pass gives exactly what
+    /// planning at it alone gives, and leaves the plan at the lower budget
+    /// as it is, on either route.
+    #[test]
+    fn a_higher_budget_planned_alongside_is_planned_exactly(
+        mem0 in segments(),
+        mem1 in segments(),
+        budget in 1u64..8,
+        more in 1u64..60,
+        coarse in any::<bool>(),
+        job_bytes in prop_oneof![Just(7usize), Just(64), Just(1 << 20)],
+    ) {
+        let images = [image(0, IndexType::I32, &mem0), image(1, IndexType::I64, &mem1)];
+        let engine = Engine { threads: 2, job_bytes, coarse };
+        let ranges = |segments: &Segments| -> Vec<(u32, u64, u64)> {
+            segments.iter().map(|(m, r)| (m, r.start, r.end)).collect()
+        };
+        let both = pack_ranges_with(&images, budget, Some(budget + more), engine, &|_| {});
+        let alone = pack_ranges_with(&images, budget, None, engine, &|_| {});
+        let higher = pack_ranges_with(&images, budget + more, None, engine, &|_| {});
+        prop_assert_eq!(ranges(&both.segments), ranges(&alone.segments));
+        prop_assert_eq!(both.cap_met, alone.cap_met);
+        prop_assert_eq!(ranges(&both.also.expect("asked for")), ranges(&higher.segments));
+        prop_assert!(alone.also.is_none());
+    }
+
     /// Packed segments hold exactly the image's bytes, and nothing outside them is non-zero.
     #[test]
     fn segments_cover_every_non_zero_byte(segs in segments(), budget in 1u64..10) {
@@ -334,11 +360,11 @@ fn the_coarse_route_applies_when_the_cap_binds_on_long_gaps() {
         coarse: true,
     };
     let images = std::slice::from_ref(&im);
-    assert!(coarse::final_ranges(images, 10, engine, &|_| {}).is_some());
+    assert!(coarse::final_ranges(images, 10, None, engine, &|_| {}).is_some());
     assert_eq!(packed_with(images, 10, engine), reference(images, 10));
     // With room for every greedy segment, the cap does not bind: the
     // route declines and the full pass decides.
-    assert!(coarse::final_ranges(images, 5000, engine, &|_| {}).is_none());
+    assert!(coarse::final_ranges(images, 5000, None, engine, &|_| {}).is_none());
 }
 
 #[test]
@@ -384,7 +410,8 @@ fn coarse_and_full_pass_agree_on_a_heap_snapshot() {
             coarse: false,
             ..coarse
         };
-        taken += usize::from(coarse::final_ranges(&images, budget, coarse, &|_| {}).is_some());
+        taken +=
+            usize::from(coarse::final_ranges(&images, budget, None, coarse, &|_| {}).is_some());
         assert_eq!(
             packed_with(&images, budget, coarse),
             packed_with(&images, budget, full),
@@ -411,7 +438,7 @@ fn the_coarse_route_takes_gaps_that_all_tie() {
         coarse: true,
     };
     let images = std::slice::from_ref(&im);
-    assert!(coarse::final_ranges(images, 10, engine, &|_| {}).is_some());
+    assert!(coarse::final_ranges(images, 10, None, engine, &|_| {}).is_some());
     assert_eq!(packed_with(images, 10, engine), reference(images, 10));
 }
 
@@ -522,7 +549,7 @@ fn the_coarse_route_applies_past_1_gib() {
     };
     for budget in [5u64, 20, 60] {
         assert!(
-            coarse::final_ranges(images, budget, coarse, &|_| {}).is_some(),
+            coarse::final_ranges(images, budget, None, coarse, &|_| {}).is_some(),
             "budget {budget}"
         );
         assert_eq!(
@@ -562,7 +589,7 @@ fn the_coarse_route_leaves_a_region_past_1_gib_to_the_full_pass() {
         coarse: false,
         ..coarse
     };
-    assert!(coarse::final_ranges(images, 20, coarse, &|_| {}).is_none());
+    assert!(coarse::final_ranges(images, 20, None, coarse, &|_| {}).is_none());
     assert_eq!(
         packed_with(images, 20, coarse),
         packed_with(images, 20, full)
