@@ -104,6 +104,35 @@ fn pack_stats_says_what_the_engine_limit_would_give_when_the_cap_holds_packing_b
     assert_eq!(without_time(lines[3]), HELLO_TOTAL);
 }
 
+/// The engine-limit figure comes from the same planning pass, and asking
+/// for it leaves the packed bytes as they are.
+#[test]
+fn the_summary_never_changes_the_output() {
+    for cap in ["1000", "10000", "20000"] {
+        let dir = TempDir::new().unwrap();
+        let plain = dir.path().join("plain.wasm");
+        let stats = dir.path().join("stats.wasm");
+        let args = ["--quiet", "--max-segments", cap];
+        pack_to(corpus("hello.component.wasm"), &plain)
+            .args(args)
+            .assert()
+            .success();
+        let out = pack_to(corpus("hello.component.wasm"), &stats)
+            .args(["--max-segments", cap, "--stats"])
+            .output()
+            .unwrap();
+        assert!(
+            stderr_of(&out).contains("capped at"),
+            "cap {cap}: {}",
+            stderr_of(&out)
+        );
+        assert!(
+            std::fs::read(&plain).unwrap() == std::fs::read(&stats).unwrap(),
+            "cap {cap}: --stats changed the output"
+        );
+    }
+}
+
 #[test]
 fn a_cap_that_binds_but_gains_says_what_more_the_engine_limit_gives() {
     let text = inspect(&["--max-segments", "20000"], "hello.component.wasm");
