@@ -313,7 +313,8 @@ mod tests {
 
     #[test]
     fn columns_are_clamped() {
-        let input = wat::parse_str(r#"(module (memory 1000) (data (i32.const 65535999) "x"))"#).unwrap();
+        let input =
+            wat::parse_str(r#"(module (memory 1000) (data (i32.const 65535999) "x"))"#).unwrap();
         let options = PackOptions::default();
         let maps = memory_maps(&input, &options, 0).unwrap();
         assert_eq!(maps[0].memories[0].columns.len(), 1);

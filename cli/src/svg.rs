@@ -1,7 +1,7 @@
 //! The memory map of `inspect --svg`, also what the web page shows: for each
 //! memory with data, three rows along its address space (the non-zero
 //! bytes, the segments before packing, the segments after), one column of
-//! pixels per [`MemoryMap`](segpack::MemoryMap) column, so a 4 GiB image reads
+//! pixels per [`MemoryMap`] column, so a 4 GiB image reads
 //! as well as a 1 MiB one.
 
 use segpack::{MapColumn, MemoryMap, ModuleMap};
@@ -27,8 +27,11 @@ const HEADER: usize = 46;
 /// `LEVELS` opacities, so one byte in a column of 5 MiB still shows.
 const LEVELS: u64 = 8;
 
-/// The rows of a memory: label, colour, and what a column holds.
-const ROWS: [(&str, &str, fn(&MapColumn) -> u64); 3] = [
+/// A row of a memory: label, colour, and what a column holds.
+type Row = (&'static str, &'static str, fn(&MapColumn) -> u64);
+
+/// The rows of a memory.
+const ROWS: [Row; 3] = [
     ("non-zero bytes", "#c0392b", |c| c.non_zero),
     ("segments before", "#7f8c8d", |c| c.before),
     ("segments after", "#1f6fb2", |c| c.after),

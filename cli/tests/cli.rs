@@ -599,14 +599,26 @@ fn inspect_svg_maps_each_memory_with_data() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     let svg = String::from_utf8(out.stdout).unwrap();
-    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{svg}");
+    assert!(
+        svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""),
+        "{svg}"
+    );
     assert!(svg.ends_with("</svg>\n"));
     // The memories with data, not the one without.
     assert_eq!(svg.matches("<g class=\"memory\"").count(), 2, "{svg}");
     assert_eq!(svg.matches("<g ").count(), svg.matches("</g>").count());
-    assert!(svg.contains("core module 0, memory 0 (32-bit): 64.0 KiB"), "{svg}");
-    assert!(svg.contains("core module 2, memory 0 (32-bit, imported)"), "{svg}");
-    assert!(svg.contains("before: 1 segment<") && svg.contains("after: 2 segments<"), "{svg}");
+    assert!(
+        svg.contains("core module 0, memory 0 (32-bit): 64.0 KiB"),
+        "{svg}"
+    );
+    assert!(
+        svg.contains("core module 2, memory 0 (32-bit, imported)"),
+        "{svg}"
+    );
+    assert!(
+        svg.contains("before: 1 segment<") && svg.contains("after: 2 segments<"),
+        "{svg}"
+    );
     assert!(
         svg.contains("not packable: imported memory (pass --zero-filled-imports"),
         "{svg}"
