@@ -652,6 +652,34 @@ fn inspect_svg_maps_each_memory_with_data() {
     assert!(text.exists());
 }
 
+/// A byte at each end of a 4 GiB memory: two columns of 5.3 MiB, each
+/// drawn, at the left and the right edge of the picture.
+#[test]
+fn inspect_svg_shows_single_bytes_in_a_4_gib_memory() {
+    let dir = TempDir::new().unwrap();
+    let input = wat(r#"(module (memory 65536)
+        (data (i32.const 0) "a") (data (i32.const 4294967295) "b"))"#);
+    let src = write(&dir, "big.wasm", &input);
+    let out = segpack()
+        .args(["inspect", "--svg"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let svg = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        svg.contains("memory 0 (32-bit): 4.0 GiB, one column 5.3 MiB"),
+        "{svg}"
+    );
+    let red: Vec<&str> = svg
+        .lines()
+        .filter(|l| l.contains("fill=\"#c0392b\""))
+        .collect();
+    assert_eq!(red.len(), 2, "{svg}");
+    assert!(red[0].starts_with("<rect x=\"160.0\" "), "{}", red[0]);
+    assert!(red[1].starts_with("<rect x=\"939.0\" "), "{}", red[1]);
+}
+
 #[test]
 fn inspect_refuses_malformed_input() {
     for (what, bytes) in malformed_inputs() {
