@@ -146,7 +146,7 @@ pub fn inspect_with_release(
 /// Calls `f` on each core module of the binary at `range`, in the order
 /// packing reports them. `release` is told which bytes parsing read for
 /// good.
-fn walk(
+pub(crate) fn walk(
     input: &[u8],
     range: Range<usize>,
     release: &(dyn Fn(&[u8]) + Sync),
@@ -235,7 +235,7 @@ fn module_memories(
 }
 
 /// Zero bytes in `data`, counted a word at a time.
-fn count_zeros(data: &[u8]) -> u64 {
+pub(crate) fn count_zeros(data: &[u8]) -> u64 {
     let mut chunks = data.chunks_exact(8);
     let mut zeros = 0u64;
     for chunk in &mut chunks {

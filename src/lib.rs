@@ -96,6 +96,8 @@ mod emit;
 #[cfg(feature = "module")]
 mod inspect;
 #[cfg(feature = "module")]
+mod map;
+#[cfg(feature = "module")]
 mod names;
 #[cfg(feature = "module")]
 mod optimize;
@@ -122,6 +124,8 @@ pub use segment::{IndexType, PackedSegment, Part, Segment};
 pub use compress::{Codec, Compression};
 #[cfg(feature = "module")]
 pub use inspect::{Inspection, MemoryReport, inspect, inspect_with_release};
+#[cfg(feature = "module")]
+pub use map::{MAX_COLUMNS, MapColumn, MemoryMap, ModuleMap, memory_maps};
 #[cfg(feature = "module")]
 pub use optimize::{CompressedLen, MAX_GROWTH, Optimized, WINDOWS, optimize, optimize_with};
 #[cfg(feature = "module")]

@@ -11,6 +11,7 @@ mod indicatif;
 mod render;
 #[cfg(unix)]
 mod signals;
+mod svg;
 mod write;
 
 use std::io::IsTerminal;
@@ -50,7 +51,7 @@ A progress bar is drawn on stderr when it is a terminal and the input is at leas
     #[command(
         after_help = "For each core module and each memory: segments, data bytes, zero and non-zero bytes \
 inside segments, what packing would give, and why a memory is not packable when it is not.\n\n\
-Examples:\n  segpack inspect snapshot.wasm\n  segpack inspect snapshot.wasm --json\n  segpack inspect --zero-filled-imports --max-segments 100000 app.wasm"
+Examples:\n  segpack inspect snapshot.wasm\n  segpack inspect snapshot.wasm --json\n  segpack inspect --svg snapshot.wasm > map.svg\n  segpack inspect --zero-filled-imports --max-segments 100000 app.wasm"
     )]
     Inspect(InspectArgs),
     /// Check that a packed binary gives the same memories as its original
@@ -124,6 +125,10 @@ struct InspectArgs {
     /// Print JSON instead of text
     #[arg(long)]
     json: bool,
+    /// Print the memory map as SVG instead of text: per memory, where its non-zero bytes lie
+    /// and its segments before and after packing
+    #[arg(long, conflicts_with_all = ["json", "compressed"])]
+    svg: bool,
     /// Also show the file compressed with this codec: the default pack and the pack --optimize-for it
     #[arg(long, value_name = "gzip|brotli|zstd[:LEVEL]", value_parser = parse_compression)]
     compressed: Option<segpack::Compression>,
@@ -424,6 +429,11 @@ fn is_broken_pipe(e: &segpack::Error) -> bool {
 fn inspect(args: InspectArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let input = Input::open(Some(&args.input))?;
+    if args.svg {
+        let maps = segpack::memory_maps(input.bytes(), &args.common.options(), svg::COLUMNS)
+            .map_err(|e| input_failure(e, input.name()))?;
+        return print(&svg::memory_map(input.name(), &maps));
+    }
     let options = args.common.options().with_report_engine_limit(true);
     let inspection =
         segpack::inspect_with_release(input.bytes(), &options, &|bytes| input.release(bytes))

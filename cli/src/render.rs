@@ -326,7 +326,8 @@ fn totals_json(
     })
 }
 
-fn group(n: u64) -> String {
+/// `1,204`: thousands separated.
+pub fn group(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -338,7 +339,8 @@ fn group(n: u64) -> String {
     out
 }
 
-fn bytes(n: u64) -> String {
+/// `4.1 MiB`: binary units, one decimal.
+pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if n < 1024 {
         return format!("{n} B");

@@ -584,6 +584,103 @@ fn inspect_names_each_module_of_a_component() {
 }
 
 #[test]
+fn inspect_svg_maps_each_memory_with_data() {
+    let dir = TempDir::new().unwrap();
+    let input = wat(r#"(component
+        (core module (memory 1)
+            (data (i32.const 3) "hello\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00!"))
+        (core module (memory 2))
+        (core module (import "env" "m" (memory 1)) (data (i32.const 0) "a\00\00\00\00\00\00\00\00b")))"#);
+    let src = write(&dir, "c.wasm", &input);
+    let out = segpack()
+        .args(["inspect", "--svg"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let svg = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""),
+        "{svg}"
+    );
+    assert!(svg.ends_with("</svg>\n"));
+    // The memories with data, not the one without.
+    assert_eq!(svg.matches("<g class=\"memory\"").count(), 2, "{svg}");
+    assert_eq!(svg.matches("<g ").count(), svg.matches("</g>").count());
+    assert!(
+        svg.contains("core module 0, memory 0 (32-bit): 64.0 KiB"),
+        "{svg}"
+    );
+    assert!(
+        svg.contains("core module 2, memory 0 (32-bit, imported)"),
+        "{svg}"
+    );
+    assert!(
+        svg.contains("before: 1 segment<") && svg.contains("after: 2 segments<"),
+        "{svg}"
+    );
+    assert!(
+        svg.contains("not packable: imported memory (pass --zero-filled-imports"),
+        "{svg}"
+    );
+    // "hello" is in the first column of pixels, on the non-zero row.
+    assert!(
+        svg.contains("<rect x=\"160.0\" y=\"70\" width=\"1.0\" height=\"16\" fill=\"#c0392b\""),
+        "{svg}"
+    );
+    assert_eq!(listing(dir.path()), ["c.wasm"]);
+
+    // Not with --json, and a file that is not Wasm gets inspect's message.
+    let both = segpack()
+        .args(["inspect", "--svg", "--json"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(2));
+    let text = write(&dir, "notes.txt", b"hello, world");
+    let out = segpack()
+        .args(["inspect", "--svg", "notes.txt"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        stderr_of(&out),
+        "error: notes.txt is not a WebAssembly binary (it starts with \"hell\") (at offset 0x0)\n"
+    );
+    assert!(text.exists());
+}
+
+/// A byte at each end of a 4 GiB memory: two columns of 5.3 MiB, each
+/// drawn, at the left and the right edge of the picture.
+#[test]
+fn inspect_svg_shows_single_bytes_in_a_4_gib_memory() {
+    let dir = TempDir::new().unwrap();
+    let input = wat(r#"(module (memory 65536)
+        (data (i32.const 0) "a") (data (i32.const 4294967295) "b"))"#);
+    let src = write(&dir, "big.wasm", &input);
+    let out = segpack()
+        .args(["inspect", "--svg"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let svg = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        svg.contains("memory 0 (32-bit): 4.0 GiB, one column 5.3 MiB"),
+        "{svg}"
+    );
+    let red: Vec<&str> = svg
+        .lines()
+        .filter(|l| l.contains("fill=\"#c0392b\""))
+        .collect();
+    assert_eq!(red.len(), 2, "{svg}");
+    assert!(red[0].starts_with("<rect x=\"160.0\" "), "{}", red[0]);
+    assert!(red[1].starts_with("<rect x=\"939.0\" "), "{}", red[1]);
+}
+
+#[test]
 fn inspect_refuses_malformed_input() {
     for (what, bytes) in malformed_inputs() {
         let dir = TempDir::new().unwrap();
