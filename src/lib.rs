@@ -123,7 +123,9 @@ pub use compress::{Codec, Compression};
 #[cfg(feature = "module")]
 pub use inspect::{Inspection, MemoryReport, inspect};
 #[cfg(feature = "module")]
-pub use optimize::{CompressedLen, MAX_GROWTH, Optimized, WINDOWS, optimize, optimize_with};
+pub use optimize::{
+    BUDGET, BUDGET_SLACK, CompressedLen, Optimized, WINDOWS, optimize, optimize_with,
+};
 #[cfg(feature = "module")]
 pub use report::{ModuleReport, PackReport};
 #[cfg(feature = "module")]
