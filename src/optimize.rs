@@ -561,35 +561,35 @@ fn parse_header(h: &[u8]) -> Option<(u64, Option<(u32, u64)>)> {
     Some((len, memory.zip(offset)))
 }
 
-fn uleb(h: &[u8], at: &mut usize) -> Option<u64> {
-    let mut value = 0u64;
-    let mut shift = 0;
+/// A LEB128 number at `at` in `h`: its bits, and how many were read (7 a
+/// byte); `None` when `h` ends first. Bits past 64 are dropped, as they
+/// cannot be in a valid binary.
+fn leb(h: &[u8], at: &mut usize) -> Option<(u64, u32)> {
+    let (mut value, mut shift) = (0u64, 0u32);
     loop {
         let b = *h.get(*at)?;
         *at += 1;
         value |= u64::from(b & 0x7f).checked_shl(shift).unwrap_or(0);
         shift += 7;
         if b & 0x80 == 0 {
-            return Some(value);
+            return Some((value, shift));
         }
     }
 }
 
+fn uleb(h: &[u8], at: &mut usize) -> Option<u64> {
+    leb(h, at).map(|(value, _)| value)
+}
+
 fn sleb(h: &[u8], at: &mut usize) -> Option<i64> {
-    let mut value = 0i64;
-    let mut shift = 0;
-    loop {
-        let b = *h.get(*at)?;
-        *at += 1;
-        value |= i64::from(b & 0x7f).checked_shl(shift).unwrap_or(0);
-        shift += 7;
-        if b & 0x80 == 0 {
-            if shift < 64 && b & 0x40 != 0 {
-                value |= -1i64 << shift;
-            }
-            return Some(value);
-        }
-    }
+    let (value, shift) = leb(h, at)?;
+    // The last byte's bit 6, the highest bit read, is the sign.
+    let negative = shift < 64 && (value >> (shift - 1)) & 1 != 0;
+    Some(if negative {
+        value | (u64::MAX << shift)
+    } else {
+        value
+    } as i64)
 }
 
 /// A streaming walk over a binary's sections that hands out the bodies of
@@ -729,5 +729,40 @@ impl DataSections {
             self.open.pop();
             self.state = State::Id;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{sleb, uleb};
+
+    #[test]
+    fn lebs_read_as_the_encoder_writes_them() {
+        let mut bytes = Vec::new();
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            64,
+            -64,
+            -65,
+            127,
+            -128,
+            i32::MIN.into(),
+            i64::MIN,
+            i64::MAX,
+        ] {
+            bytes.clear();
+            wasm_encoder::Encode::encode(&v, &mut bytes);
+            assert_eq!(sleb(&bytes, &mut 0), Some(v), "{v} as {bytes:02x?}");
+        }
+        for v in [0u64, 1, 127, 128, 1 << 32, u64::MAX] {
+            bytes.clear();
+            wasm_encoder::Encode::encode(&v, &mut bytes);
+            assert_eq!(uleb(&bytes, &mut 0), Some(v), "{v} as {bytes:02x?}");
+        }
+        // Cut short: not a number yet.
+        assert_eq!(uleb(&[0x80], &mut 0), None);
     }
 }
