@@ -403,19 +403,18 @@ fn bench_snapshot(mib: u32) -> Vec<u8> {
 }
 
 /// Never larger compressed, on the bench snapshots: the 64 MiB one (19.5
-/// MB) with gzip 9 and zstd 3, a 4 MiB one (1.2 MB) with every codec at its
-/// usual level. Costs: `optimize` is about three compressions of the input
-/// and the checks two more, so zstd 19 on the 64 MiB snapshot took over a
-/// minute and the pure-Rust brotli at 11 several (docs/benchmarks.md has
-/// those runs); the rule is the same at every level and size, so the larger
-/// image runs the fast levels and the usual levels run on the smaller one.
+/// MB) with gzip 9, a 4 MiB one (1.2 MB) with every codec at its usual
+/// level. Costs: `optimize` is about three compressions of the input and
+/// ten plans of the image, and the checks two compressions more and a
+/// verify; on the 64 MiB snapshot zstd 19 took over a minute and the
+/// pure-Rust brotli at 11 several (docs/benchmarks.md has those runs), and
+/// even zstd 3 added 35 s here (test profile, a loaded machine). The rule is
+/// the same at every level and size, so the larger image runs one codec and
+/// the usual levels of all three run on the smaller one.
 #[test]
 fn never_larger_compressed_on_the_bench_snapshots() {
     let mut won = 0;
-    for (mib, codecs) in [
-        (64, &["gzip:9", "zstd:3"][..]),
-        (4, &["gzip", "zstd", "brotli"][..]),
-    ] {
+    for (mib, codecs) in [(64, &["gzip:9"][..]), (4, &["gzip", "zstd", "brotli"][..])] {
         let input = bench_snapshot(mib);
         let name = format!("snapshot-{mib}m");
         for c in codecs {
@@ -427,7 +426,8 @@ fn never_larger_compressed_on_the_bench_snapshots() {
             won += usize::from(o.max_segments.is_some());
         }
     }
-    // The 64 MiB snapshot gains with gzip and zstd (docs/benchmarks.md): a
-    // search that always kept the input would pass the loop above.
+    // Both snapshots gain with gzip, the smaller one with zstd too
+    // (docs/benchmarks.md): a search that always kept the input would pass
+    // the loop above.
     assert!(won >= 2, "only {won} wins");
 }
