@@ -23,16 +23,19 @@
 //!    (every other byte is the same in all of them): whole when they fit in
 //!    its share of the ranking budget, else up to [`WINDOWS`] windows at the
 //!    same places of every candidate's address space.
-//! 4. The best ranked layout and the input are each compressed whole; the
-//!    layout is kept only when strictly smaller, else the output is the
-//!    input (never larger compressed than the input).
+//! 4. The codec decides: the input is compressed whole, then the
+//!    best-ranked layouts whole, best first, as many as the budget still
+//!    allows; the smallest is kept only when strictly smaller than the
+//!    input, else the output is the input (never larger compressed than
+//!    the input).
 //!
 //! Cost, in bytes handed to the codec: at most [`BUDGET`] times the input's
 //! length plus [`BUDGET_SLACK`] ([`Optimized::bytes_compressed`] counts
-//! them), whatever the input's size: the input once (1x), the chosen output
-//! once (at most the longest candidate weighed, at most 1.5x), and the
-//! ranking, what is left (at least 0.5x), shared evenly by the candidates
-//! before any is weighed.
+//! them), whatever the input's size: the input once (1x); the ranking, half
+//! of what the input and the grid's longest candidate leave (at least 0.25x
+//! of the input), shared evenly by the candidates before any is weighed;
+//! and the whole-file compressions, the rest (at least the grid's longest
+//! candidate, so the best-ranked one on the grid always fits).
 
 use crate::MaxSegments;
 use crate::compress::Compression;
