@@ -27,8 +27,12 @@ export interface CompressedReport {
   level: number;
   bytes_before: number;
   bytes_after: number;
+  /** Every byte handed to the codec: the cost, at most 3x the input plus 64 KiB. */
+  bytes_compressed: number;
   /** The layouts weighed: cap, output bytes, compressed bytes of the sample. */
   candidates: { max_segments: number; bytes: number; data_compressed_estimate: number }[];
+  /** The layouts then compressed whole, best-ranked first: cap, compressed bytes. */
+  measured: { max_segments: number; compressed_bytes: number }[];
 }
 
 /** What became of one memory that was not packed. */

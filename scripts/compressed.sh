@@ -10,7 +10,8 @@
 #
 # Prints markdown rows on stdout: file, codec, input / default / optimized
 # (compressed bytes, change from the input), raw bytes of the optimized
-# output, the chosen cap, seconds for pack --optimize-for, and 1x.
+# output, the chosen cap, seconds for pack --optimize-for, 1x, and the cost
+# counted by segpack: the bytes it handed to the codec, in input lengths.
 set -euo pipefail
 bin=${1:?usage: compressed.sh SEGPACK [CODEC...] -- FILE.wasm ...}
 shift
@@ -22,8 +23,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pct() { python3 -c "import sys; b,a=int(sys.argv[1]),int(sys.argv[2]); print(f'{(a-b)/b*100:+.1f}%')" "$1" "$2"; }
 secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N); python3 -c "print(f'{$t1-$t0:.1f}')"; }
-echo "| file | codec | input | default pack | --optimize-for | raw out | cap | time | 1x |"
-echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| file | codec | input | default pack | --optimize-for | raw out | cap | time | 1x | cost |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for f in "$@"; do
   "$bin" pack --quiet "$f" -o "$tmp/default.wasm"
   for c in "${codecs[@]}"; do
@@ -33,18 +34,19 @@ for f in "$@"; do
     case $c in
       gzip*) one=$(secs gzip -9c "$f") ;;
       zstd*) one=$(secs zstd -19 -c "$f") ;;
-      brotli*) one=$(secs python3 -c "import brotli,sys; brotli.compress(open(sys.argv[1],'rb').read(), quality=11)" "$f") ;;
+      brotli*) one=$(secs "${PYTHON:-python3}" -c "import brotli,sys; brotli.compress(open(sys.argv[1],'rb').read(), quality=11)" "$f") ;;
     esac
     "$bin" inspect --json --compressed "$c" "$f" > "$tmp/inspect.json"
     python3 - "$f" "$c" "$tmp/opt.json" "$tmp/inspect.json" "$t0" "$t1" "$one" "$(stat -c %s "$tmp/opt.wasm")" <<'PY'
 import json, os, sys
 f, c, opt, ins, t0, t1, one, raw = sys.argv[1:]
 o = json.loads(open(opt).read().strip().splitlines()[-1])["compressed"]
+cost = o["bytes_compressed"] / os.path.getsize(f)
 i = json.load(open(ins))["compressed"]
 pct = lambda b, a: f"{(a - b) / b * 100:+.1f}%"
 chosen = "input" if o["bytes_after"] == o["bytes_before"] else str(json.loads(open(opt).read().strip().splitlines()[-1])["segments_after"]) + " segs"
 print(f"| {os.path.basename(f)} | {c} | {i['bytes_input']:,} | {i['default']['compressed_bytes']:,} ({pct(i['bytes_input'], i['default']['compressed_bytes'])}) | "
-      f"{o['bytes_after']:,} ({pct(o['bytes_before'], o['bytes_after'])}) | {int(raw):,} | {chosen} | {float(t1) - float(t0):.1f} s | {one} s |")
+      f"{o['bytes_after']:,} ({pct(o['bytes_before'], o['bytes_after'])}) | {int(raw):,} | {chosen} | {float(t1) - float(t0):.1f} s | {one} s | {cost:.2f}x |")
 PY
   done
 done

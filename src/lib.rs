@@ -127,7 +127,9 @@ pub use inspect::{Inspection, MemoryReport, inspect, inspect_with_release};
 #[cfg(feature = "module")]
 pub use map::{MAX_COLUMNS, MapColumn, MemoryMap, ModuleMap, memory_maps};
 #[cfg(feature = "module")]
-pub use optimize::{CompressedLen, MAX_GROWTH, Optimized, WINDOWS, optimize, optimize_with};
+pub use optimize::{
+    BUDGET, BUDGET_SLACK, CompressedLen, Optimized, WINDOWS, optimize, optimize_with,
+};
 #[cfg(feature = "module")]
 pub use report::{Figures, ModuleReport, PackReport};
 #[cfg(feature = "module")]

@@ -14,51 +14,60 @@
 //! 1. Plan at the user's cap (the raw plan, "default"). Its segment count
 //!    `n` is where the candidates start.
 //! 2. Candidates: caps `n`, `n/4`, `n/16`, ... down to 1, each planned with
-//!    the raw-growth check off (a layout may be larger raw), skipping those
-//!    whose output would be more than [`MAX_GROWTH`] times the input (and
-//!    over 8 MiB); then
-//!    the caps at half and twice the best one, then at 1/1.41 and 1.41
-//!    times the best of those.
+//!    the raw-growth check off (a layout may be larger raw), up to the
+//!    first whose output is longer than the growth limit (half as long
+//!    again as the input, plus half of [`BUDGET_SLACK`]); then the caps at
+//!    half and twice the best one, then at 1/1.41 and 1.41 times the best
+//!    of those (each weighed only within the growth limit).
 //! 3. Each candidate is ranked by the real codec on its data sections only
-//!    (every other byte is the same in all of them): whole when they all fit
-//!    in the ranking budget (the input's length in bytes over all
-//!    candidates), else [`WINDOWS`] windows at the same relative places of
-//!    each candidate's data sections, scaled to its length.
-//! 4. The best ranked layout and the input are each compressed whole; the
-//!    layout is kept only when strictly smaller, else the output is the
-//!    input (never larger compressed than the input).
+//!    (every other byte is the same in all of them): whole when they fit in
+//!    its share of the ranking budget, else up to [`WINDOWS`] windows at the
+//!    same places of every candidate's address space.
+//! 4. The codec decides: the input is compressed whole, then the
+//!    best-ranked layouts whole, best first, as many as the budget still
+//!    allows; the smallest is kept only when strictly smaller than the
+//!    input, else the output is the input (never larger compressed than
+//!    the input).
 //!
-//! Cost: one compression of the input, one of the output (at most
-//! [`MAX_GROWTH`] times longer), and the ranking, at most the input's length:
-//! about three compressions of the input, whatever the number of candidates.
+//! Cost, in bytes handed to the codec: at most [`BUDGET`] times the input's
+//! length plus [`BUDGET_SLACK`] ([`Optimized::bytes_compressed`] counts
+//! them), whatever the input's size: the input once (1x); the ranking, half
+//! of what the input and the grid's longest candidate leave (at least 0.25x
+//! of the input), shared evenly by the candidates before any is weighed;
+//! and the whole-file compressions, the rest (at least the grid's longest
+//! candidate, so the best-ranked one on the grid always fits).
 
 use crate::MaxSegments;
 use crate::compress::Compression;
 use crate::error::Result;
 use crate::{Chunk, PackOptions, Plan};
 
-/// A candidate whose output is more than this many times the input's length
-/// is not weighed: its compression alone would blow the budget of about
-/// three compressions of the input.
-pub const MAX_GROWTH: u64 = 2;
+/// The most bytes [`optimize`] hands to the codec, in all, as a multiple of
+/// the input's length (plus [`BUDGET_SLACK`]): about three compressions of
+/// the input, the budget.
+pub const BUDGET: u64 = 3;
 
-/// Outputs up to this length are weighed whatever the input's: compressing
-/// 8 MiB, mostly zeros, takes under a second at every codec's usual level.
-const GROWTH_FREE: u64 = 8 << 20;
+/// Bytes the budget allows beyond [`BUDGET`] times the input's, so that a
+/// module of a few kilobytes can still weigh its candidates whole: 64 KiB
+/// takes well under half a second at every codec's usual level (the
+/// pure-Rust brotli at 11, the slowest, about 0.3 s).
+pub const BUDGET_SLACK: u64 = 64 << 10;
 
 /// Candidates weighed after the grid: two around the best cap, twice.
 const REFINEMENTS: u64 = 4;
 
-/// Windows sampled from each candidate's data sections when they do not all
-/// fit in the ranking budget.
-pub const WINDOWS: u64 = 16;
+/// The most windows sampled from each candidate's data sections when they do
+/// not fit in its share of the ranking budget. Few and long: a window cuts
+/// the zero runs and the match distances the codec would see in the whole
+/// file. On the 64 MiB bench snapshot, 16 windows ranked zstd 19's layouts
+/// so that the whole file came out 2.0% under the input, 4 windows 3.2%
+/// (gzip 9: 1.3% either way).
+pub const WINDOWS: u64 = 4;
 
-/// The least a candidate's sample may hold. Data sections up to this size
-/// are weighed whole (exact ranking); shorter windows are noisy, a codec's
-/// own overhead deciding between close layouts. Past the budget for small
-/// inputs only: 256 KiB takes about 0.1 s at gzip 9 and zstd 19, 0.7 s at
-/// brotli 11.
-const MIN_SHARE: u64 = 256 << 10;
+/// The least a window holds when the share allows: shorter windows cut most
+/// closed gaps short, and a codec's own overhead on each then decides
+/// between close layouts.
+const MIN_WINDOW: u64 = 16 << 10;
 
 /// A compressed-size function: given the total length and the bytes, one
 /// slice after the other, their length once compressed.
@@ -80,6 +89,13 @@ pub struct Optimized<'a> {
     /// Every candidate weighed: (cap, output length, compressed length of
     /// its sample), in the order weighed.
     pub candidates: Vec<(u32, u64, u64)>,
+    /// The candidates then compressed whole, best-ranked first: (cap,
+    /// compressed length of the whole output). The codec's choice is the
+    /// smallest of these, when smaller than the input's.
+    pub measured: Vec<(u32, u64)>,
+    /// The bytes handed to the codec in all, the cost: at most [`BUDGET`]
+    /// times the input's length plus [`BUDGET_SLACK`].
+    pub bytes_compressed: u64,
 }
 
 /// Plans `input` for the smallest file once compressed with `compression`
@@ -153,7 +169,17 @@ pub fn optimize_with<'a>(
     let n = u32::try_from(raw.report().segments_after())
         .unwrap_or(u32::MAX)
         .clamp(1, options.max_segments.get());
-    let budget = input.len() as u64;
+    let len = input.len() as u64;
+    // Every byte handed to the codec goes through here, and is counted.
+    let spent = std::cell::Cell::new(0u64);
+    let measure = |total: u64, bytes: &mut dyn Iterator<Item = &[u8]>| {
+        spent.set(spent.get() + total);
+        compressed_len(total, bytes)
+    };
+    let budget = BUDGET.saturating_mul(len).saturating_add(BUDGET_SLACK);
+    // No candidate longer: its own compression, if chosen, must leave room
+    // for the input's and the ranking.
+    let growth_limit = len.saturating_add(len / 2).saturating_add(BUDGET_SLACK / 2);
     let plan_at = |cap: u32| {
         Plan::build(
             input,
@@ -166,84 +192,145 @@ pub fn optimize_with<'a>(
         )
     };
 
-    // Step 2: the candidates' plans, kept only long enough to measure.
-    let mut caps = Vec::new();
+    // Step 2: the grid's plans, down to the first over the growth limit
+    // (lower caps only grow more).
+    let mut grid: Vec<(u32, Plan<'a>)> = Vec::new();
     let mut cap = n;
     loop {
-        caps.push(cap);
+        let plan = plan_at(cap)?;
+        if plan.len() > growth_limit {
+            break;
+        }
+        grid.push((cap, plan));
         if cap == 1 {
             break;
         }
         cap = (cap / 4).max(1);
     }
-    let mut candidates: Vec<(u32, u64, u64)> = Vec::new();
-    let mut best: Option<(u64, u32, Plan<'a>)> = None;
-    // Each candidate's share of the ranking budget: fixed up front for the
-    // grid, so that a larger set cannot starve the later ones.
-    let share = (budget / (caps.len() as u64 + REFINEMENTS)).max(MIN_SHARE);
-    let windows = Windows::new(&raw, share);
-    let weigh = |cap: u32,
-                 candidates: &mut Vec<(u32, u64, u64)>,
-                 best: &mut Option<(u64, u32, Plan<'a>)>|
-     -> Result<bool> {
-        if candidates.iter().any(|c| c.0 == cap) {
-            return Ok(true);
+    // The longest output on the grid: the ranking leaves room to compress
+    // it whole.
+    let longest = grid.iter().map(|g| g.1.len()).max().unwrap_or(0);
+    // Step 3's shares, fixed up front: half of what the input's compression
+    // and one whole candidate's leave, evenly over every candidate that may
+    // be weighed. The other half goes to step 4.
+    let ranking = budget.saturating_sub(len).saturating_sub(longest) / 2;
+    let share = ranking / (grid.len() as u64 + REFINEMENTS);
+    let windows = Windows::new(&raw, share, longest <= share);
+
+    let mut ranked = Ranked::default();
+    let weigh = |r: &mut Ranked<'a>, cap: u32, plan: Option<Plan<'a>>| -> Result<()> {
+        if r.weighed.iter().any(|c| c.0 == cap) {
+            return Ok(());
         }
-        let plan = plan_at(cap)?;
-        if plan.len() > MAX_GROWTH.saturating_mul(budget).max(GROWTH_FREE) {
-            return Ok(false);
+        let plan = match plan {
+            Some(plan) => plan,
+            None => plan_at(cap)?,
+        };
+        if plan.len() > growth_limit {
+            return Ok(());
         }
         let sample = windows.sample(&plan);
-        let estimate = compressed_len(sample.len() as u64, &mut std::iter::once(&sample[..]))?;
-        candidates.push((cap, plan.len(), estimate));
-        // Ties go to the higher cap (fewer raw bytes), weighed first.
-        if best.as_ref().is_none_or(|b| estimate < b.0) {
-            *best = Some((estimate, cap, plan));
+        // The windows hold about a share; a candidate whose sample would
+        // take the ranking past its budget is not weighed (the raw plan's
+        // headers in the windows bound a candidate's, give or take the
+        // bytes of a longer length LEB).
+        if r.bytes + sample.len() as u64 > ranking {
+            return Ok(());
         }
-        Ok(true)
+        r.bytes += sample.len() as u64;
+        let estimate = measure(sample.len() as u64, &mut std::iter::once(&sample[..]))?;
+        r.weighed.push((cap, estimate, plan));
+        Ok(())
     };
-    for &cap in &caps {
-        if !weigh(cap, &mut candidates, &mut best)? {
-            // Lower caps only grow more.
-            break;
-        }
+    for (cap, plan) in grid {
+        weigh(&mut ranked, cap, Some(plan))?;
     }
     // Step 2's refinement: half and twice the best cap, then the same
     // again with a factor of 1.41 around the best of those.
     for factor in [2.0f64, std::f64::consts::SQRT_2] {
-        let Some(best_cap) = best.as_ref().map(|b| b.1) else {
+        let Some(best_cap) = ranked.best().map(|b| b.0) else {
             break;
         };
         let up = ((best_cap as f64 * factor).round() as u32).min(n);
         let down = ((best_cap as f64 / factor).round() as u32).max(1);
         for cap in [up, down] {
-            weigh(cap, &mut candidates, &mut best)?;
+            weigh(&mut ranked, cap, None)?;
         }
     }
+    let candidates = ranked
+        .weighed
+        .iter()
+        .map(|(cap, estimate, plan)| (*cap, plan.len(), *estimate))
+        .collect();
 
-    // Step 4: the whole files.
-    let compressed_before = compressed_len(input.len() as u64, &mut std::iter::once(input))?;
-    if let Some((_, cap, plan)) = best
-        && plan.report().changed()
-    {
-        let after = compressed_len(plan.len(), &mut bytes_of(&plan))?;
-        if after < compressed_before {
-            return Ok(Optimized {
-                plan,
-                compressed_before,
-                compressed_after: after,
-                max_segments: Some(cap),
-                candidates,
-            });
+    // Step 4: the codec decides. The input whole, then the best-ranked
+    // layouts whole, best first, as many as the budget still allows (the
+    // ranking left room for any on the grid). Ties go to the higher cap
+    // (fewer raw bytes), weighed first.
+    let compressed_before = measure(len, &mut std::iter::once(input))?;
+    let mut order: Vec<Weighed<'a>> = ranked.weighed;
+    order.sort_by_key(|w| w.1);
+    let mut measured = Vec::new();
+    let mut chosen: Option<(Plan<'a>, u64, u32)> = None;
+    for (cap, _, plan) in order {
+        if !plan.report().changed() {
+            continue;
+        }
+        // A refinement may be longer than the grid's longest, which the
+        // ranking left room for: then the next one.
+        if spent.get() + plan.len() > budget {
+            continue;
+        }
+        let after = measure(plan.len(), &mut bytes_of(&plan))?;
+        measured.push((cap, after));
+        if after < chosen.as_ref().map_or(compressed_before, |c| c.1) {
+            chosen = Some((plan, after, cap));
         }
     }
+    debug_assert!(spent.get() <= budget, "{} > {budget}", spent.get());
+    let (plan, compressed_after, max_segments) = match chosen {
+        Some((plan, after, cap)) => (plan, after, Some(cap)),
+        None => (
+            Plan::keep_input(input, raw.report().clone()),
+            compressed_before,
+            None,
+        ),
+    };
     Ok(Optimized {
-        plan: Plan::keep_input(input, raw.report().clone()),
+        plan,
         compressed_before,
-        compressed_after: compressed_before,
-        max_segments: None,
+        compressed_after,
+        max_segments,
         candidates,
+        measured,
+        bytes_compressed: spent.get(),
     })
+}
+
+/// A candidate weighed: its cap, the compressed length of its sample, and
+/// its plan.
+type Weighed<'a> = (u32, u64, Plan<'a>);
+
+/// The ranking so far: the candidates weighed, in order, and the bytes their
+/// samples took.
+#[derive(Default)]
+struct Ranked<'a> {
+    weighed: Vec<Weighed<'a>>,
+    bytes: u64,
+}
+
+impl Ranked<'_> {
+    /// The best-ranked candidate's (cap, estimate); ties go to the one
+    /// weighed first (the higher cap, on the grid).
+    fn best(&self) -> Option<(u32, u64)> {
+        let mut best: Option<(u32, u64)> = None;
+        for &(cap, estimate, _) in &self.weighed {
+            if best.is_none_or(|b| estimate < b.1) {
+                best = Some((cap, estimate));
+            }
+        }
+        best
+    }
 }
 
 /// Where the ranking samples: windows of the memories' address space, the
@@ -259,13 +346,17 @@ struct Windows {
 }
 
 impl Windows {
-    /// Windows over `plan`'s active segments that hold about `share` of its
-    /// data section bytes in all (every byte when they fit).
-    fn new(plan: &Plan<'_>, share: u64) -> Windows {
+    /// Windows over the address space of `plan`'s active segments (the raw
+    /// plan: every candidate's cuts are some of its cuts) such that a
+    /// candidate's sample holds about `share` bytes: its bytes in the
+    /// windows, at most their length, and the headers of its segments that
+    /// start in them, at most the raw plan's there. The whole space when
+    /// `whole` (every candidate's data sections fit in the share).
+    fn new(plan: &Plan<'_>, share: u64, whole: bool) -> Windows {
         let mut spans: Vec<(u64, u64)> = Vec::new();
-        let mut payload = 0u64;
-        for_each_segment(plan, &mut |item| {
-            if let Item::Payload(memory, offset, bytes) = item {
+        let mut headers = 0u64;
+        for_each_segment(plan, &mut |item| match item {
+            Item::Payload(memory, offset, bytes) => {
                 let memory = memory as usize;
                 if spans.len() <= memory {
                     spans.resize(memory + 1, (u64::MAX, 0));
@@ -273,8 +364,8 @@ impl Windows {
                 let span = &mut spans[memory];
                 span.0 = span.0.min(offset);
                 span.1 = span.1.max(offset + bytes.len() as u64);
-                payload += bytes.len() as u64;
             }
+            Item::Header(_, _, header) => headers += header.len() as u64,
         });
         for span in &mut spans {
             if span.0 > span.1 {
@@ -282,14 +373,19 @@ impl Windows {
             }
         }
         let line: u64 = spans.iter().map(|s| s.1 - s.0).sum();
-        let windows = if payload <= share {
+        let windows = if whole || line + headers <= share {
             vec![(0, line)]
         } else {
-            // `share / payload` of the line, in WINDOWS windows spread evenly.
-            let each = ((line as u128 * share as u128 / payload as u128) as u64 / WINDOWS).max(1);
-            (0..WINDOWS)
+            // A fraction `share / (line + headers)` of the line, so that its
+            // bytes and the headers in it make about `share`: in windows of
+            // MIN_WINDOW at least where the share allows, at most WINDOWS,
+            // spread evenly.
+            let length = (line as u128 * share as u128 / (line + headers) as u128) as u64;
+            let count = (length / MIN_WINDOW).clamp(1, WINDOWS);
+            let each = (length / count).max(1);
+            (0..count)
                 .map(|i| {
-                    let start = (i as u128 * line as u128 / WINDOWS as u128) as u64;
+                    let start = (i as u128 * line as u128 / count as u128) as u64;
                     (start, (start + each).min(line))
                 })
                 .collect()
@@ -468,35 +564,35 @@ fn parse_header(h: &[u8]) -> Option<(u64, Option<(u32, u64)>)> {
     Some((len, memory.zip(offset)))
 }
 
-fn uleb(h: &[u8], at: &mut usize) -> Option<u64> {
-    let mut value = 0u64;
-    let mut shift = 0;
+/// A LEB128 number at `at` in `h`: its bits, and how many were read (7 a
+/// byte); `None` when `h` ends first. Bits past 64 are dropped, as they
+/// cannot be in a valid binary.
+fn leb(h: &[u8], at: &mut usize) -> Option<(u64, u32)> {
+    let (mut value, mut shift) = (0u64, 0u32);
     loop {
         let b = *h.get(*at)?;
         *at += 1;
         value |= u64::from(b & 0x7f).checked_shl(shift).unwrap_or(0);
         shift += 7;
         if b & 0x80 == 0 {
-            return Some(value);
+            return Some((value, shift));
         }
     }
 }
 
+fn uleb(h: &[u8], at: &mut usize) -> Option<u64> {
+    leb(h, at).map(|(value, _)| value)
+}
+
 fn sleb(h: &[u8], at: &mut usize) -> Option<i64> {
-    let mut value = 0i64;
-    let mut shift = 0;
-    loop {
-        let b = *h.get(*at)?;
-        *at += 1;
-        value |= i64::from(b & 0x7f).checked_shl(shift).unwrap_or(0);
-        shift += 7;
-        if b & 0x80 == 0 {
-            if shift < 64 && b & 0x40 != 0 {
-                value |= -1i64 << shift;
-            }
-            return Some(value);
-        }
-    }
+    let (value, shift) = leb(h, at)?;
+    // The last byte's bit 6, the highest bit read, is the sign.
+    let negative = shift < 64 && (value >> (shift - 1)) & 1 != 0;
+    Some(if negative {
+        value | (u64::MAX << shift)
+    } else {
+        value
+    } as i64)
 }
 
 /// A streaming walk over a binary's sections that hands out the bodies of
@@ -636,5 +732,40 @@ impl DataSections {
             self.open.pop();
             self.state = State::Id;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{sleb, uleb};
+
+    #[test]
+    fn lebs_read_as_the_encoder_writes_them() {
+        let mut bytes = Vec::new();
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            64,
+            -64,
+            -65,
+            127,
+            -128,
+            i32::MIN.into(),
+            i64::MIN,
+            i64::MAX,
+        ] {
+            bytes.clear();
+            wasm_encoder::Encode::encode(&v, &mut bytes);
+            assert_eq!(sleb(&bytes, &mut 0), Some(v), "{v} as {bytes:02x?}");
+        }
+        for v in [0u64, 1, 127, 128, 1 << 32, u64::MAX] {
+            bytes.clear();
+            wasm_encoder::Encode::encode(&v, &mut bytes);
+            assert_eq!(uleb(&bytes, &mut 0), Some(v), "{v} as {bytes:02x?}");
+        }
+        // Cut short: not a number yet.
+        assert_eq!(uleb(&[0x80], &mut 0), None);
     }
 }

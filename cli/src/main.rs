@@ -261,6 +261,8 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
                     before: o.compressed_before,
                     after: o.compressed_after,
                     candidates: o.candidates.clone(),
+                    measured: o.measured.clone(),
+                    bytes_compressed: o.bytes_compressed,
                 });
                 o.plan
             }),

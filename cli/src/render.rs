@@ -389,6 +389,10 @@ pub struct Compressed {
     /// The layouts weighed: (cap, output length, estimated compressed
     /// length of the data sections).
     pub candidates: Vec<(u32, u64, u64)>,
+    /// The layouts then compressed whole: (cap, compressed length).
+    pub measured: Vec<(u32, u64)>,
+    /// The bytes handed to the codec in all: the cost of the choice.
+    pub bytes_compressed: u64,
 }
 
 /// `gzip:9: 1.2 MiB -> 1.1 MiB (-5.0%) compressed`
@@ -409,8 +413,12 @@ pub fn compressed_json(c: &Compressed) -> serde_json::Value {
         "level": c.compression.level,
         "bytes_before": c.before,
         "bytes_after": c.after,
+        "bytes_compressed": c.bytes_compressed,
         "candidates": c.candidates.iter().map(|&(cap, len, estimate)| serde_json::json!({
             "max_segments": cap, "bytes": len, "data_compressed_estimate": estimate,
+        })).collect::<Vec<_>>(),
+        "measured": c.measured.iter().map(|&(cap, compressed)| serde_json::json!({
+            "max_segments": cap, "compressed_bytes": compressed,
         })).collect::<Vec<_>>(),
     })
 }

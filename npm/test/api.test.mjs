@@ -164,6 +164,8 @@ test('optimizeFor: gzip gives the native CLI\'s bytes and report; zstd is refuse
   const expected = JSON.parse(native.stderr.split('\n').filter(Boolean).pop());
   assert.deepEqual(report.compressed, expected.compressed);
   assert.ok(report.compressed.bytes_after < report.compressed.bytes_before);
+  // The cost, counted in bytes handed to the codec: about three compressions.
+  assert.ok(report.compressed.bytes_compressed <= 3 * readFileSync(sample).length + 65536);
   await assert.rejects(segpack.pack(readFileSync(sample), { optimizeFor: 'zstd' }), (e) => {
     assert.ok(e instanceof segpack.SegpackError);
     assert.equal(e.status, 2);
