@@ -144,30 +144,8 @@ fn never_larger_than_wizer_on_the_large_bench_snapshots() {
 /// Generates the shared benchmarks' naive snapshot of `mib` MiB (seed 1)
 /// and compares it with Wizer's rule at every cap of [`CAPS`].
 fn bench_snapshot_at_every_cap(mib: u32) {
-    let script = support::repo_root().join("../shared/bench/gen_snapshot.py");
-    assert!(
-        script.is_file(),
-        "{} is missing: this test needs the shared benchmarks beside the repository",
-        script.display()
-    );
-    let dir = tempfile::tempdir().unwrap();
     let name = format!("snapshot-{mib}m.wasm");
-    let path = dir.path().join(&name);
-    let status = std::process::Command::new("python3")
-        .arg(&script)
-        .args([
-            "--no-base",
-            "--image-mib",
-            &mib.to_string(),
-            "--seed",
-            "1",
-            "-o",
-        ])
-        .arg(&path)
-        .status()
-        .expect("python3 runs the snapshot generator");
-    assert!(status.success(), "gen_snapshot.py failed: {status}");
-    let module = std::fs::read(&path).unwrap();
+    let module = support::bench_snapshot(mib);
     let compared = assert_not_larger_than_wizer(&name, &module, false);
     assert_eq!(compared, CAPS.len());
 }

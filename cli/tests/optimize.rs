@@ -374,34 +374,6 @@ fn cli_reports_the_cost_within_the_budget() {
     }
 }
 
-/// A bench snapshot (`../shared/bench/gen_snapshot.py --no-base`, seed 1,
-/// as tests/wizer_rule.rs makes the 64 MiB one) of an `mib` MiB heap.
-fn bench_snapshot(mib: u32) -> Vec<u8> {
-    let script = support::repo_root().join("../shared/bench/gen_snapshot.py");
-    assert!(
-        script.is_file(),
-        "{} is missing: this test needs the shared benchmarks beside the repository",
-        script.display()
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("snapshot.wasm");
-    let status = std::process::Command::new("python3")
-        .arg(&script)
-        .args([
-            "--no-base",
-            "--image-mib",
-            &mib.to_string(),
-            "--seed",
-            "1",
-            "-o",
-        ])
-        .arg(&path)
-        .status()
-        .expect("python3 runs the snapshot generator");
-    assert!(status.success(), "gen_snapshot.py failed: {status}");
-    std::fs::read(&path).unwrap()
-}
-
 /// Never larger compressed, on the bench snapshots: the 64 MiB one (19.5
 /// MB) with gzip 9, a 4 MiB one (1.2 MB) with every codec at its usual
 /// level. Costs: `optimize` is about three compressions of the input and
@@ -415,7 +387,7 @@ fn bench_snapshot(mib: u32) -> Vec<u8> {
 fn never_larger_compressed_on_the_bench_snapshots() {
     let mut won = 0;
     for (mib, codecs) in [(64, &["gzip:9"][..]), (4, &["gzip", "zstd", "brotli"][..])] {
-        let input = bench_snapshot(mib);
+        let input = support::bench_snapshot(mib);
         let name = format!("snapshot-{mib}m");
         for c in codecs {
             let c: Compression = c.parse().unwrap();

@@ -39,6 +39,39 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The shared benchmarks' naive snapshot of an `mib` MiB heap, as
+/// `../shared/bench/make_snapshots.sh` writes it (`gen_snapshot.py
+/// --no-base`, seed 1).
+///
+/// # Panics
+/// When the shared benchmarks are not beside the repository, or the
+/// generator fails: the tests that need a snapshot fail, never skip.
+pub fn bench_snapshot(mib: u32) -> Vec<u8> {
+    let script = repo_root().join("../shared/bench/gen_snapshot.py");
+    assert!(
+        script.is_file(),
+        "{} is missing: this test needs the shared benchmarks beside the repository",
+        script.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snapshot.wasm");
+    let status = std::process::Command::new("python3")
+        .arg(&script)
+        .args([
+            "--no-base",
+            "--image-mib",
+            &mib.to_string(),
+            "--seed",
+            "1",
+            "-o",
+        ])
+        .arg(&path)
+        .status()
+        .expect("python3 runs the snapshot generator");
+    assert!(status.success(), "gen_snapshot.py failed: {status}");
+    std::fs::read(&path).unwrap()
+}
+
 /// The directory of real-world `.wasm` files: `$SEGPACK_CORPUS` if set, else
 /// `../shared/corpus` beside the crate, else `/work/shared/corpus`.
 ///
