@@ -583,6 +583,17 @@ fn inspect_names_each_module_of_a_component() {
     );
 }
 
+/// What `segpack inspect --svg` prints for `src`, which it must accept.
+fn inspect_svg(src: &std::path::Path) -> String {
+    let out = segpack()
+        .args(["inspect", "--svg"])
+        .arg(src)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn inspect_svg_maps_each_memory_with_data() {
     let dir = TempDir::new().unwrap();
@@ -592,13 +603,7 @@ fn inspect_svg_maps_each_memory_with_data() {
         (core module (memory 2))
         (core module (import "env" "m" (memory 1)) (data (i32.const 0) "a\00\00\00\00\00\00\00\00b")))"#);
     let src = write(&dir, "c.wasm", &input);
-    let out = segpack()
-        .args(["inspect", "--svg"])
-        .arg(&src)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let svg = String::from_utf8(out.stdout).unwrap();
+    let svg = inspect_svg(&src);
     assert!(
         svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""),
         "{svg}"
@@ -660,13 +665,7 @@ fn inspect_svg_shows_single_bytes_in_a_4_gib_memory() {
     let input = wat(r#"(module (memory 65536)
         (data (i32.const 0) "a") (data (i32.const 4294967295) "b"))"#);
     let src = write(&dir, "big.wasm", &input);
-    let out = segpack()
-        .args(["inspect", "--svg"])
-        .arg(&src)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let svg = String::from_utf8(out.stdout).unwrap();
+    let svg = inspect_svg(&src);
     assert!(
         svg.contains("memory 0 (32-bit): 4.0 GiB, one column 5.3 MiB"),
         "{svg}"
