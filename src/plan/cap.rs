@@ -22,8 +22,9 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use super::merge::NEVER_MERGED_GAP;
 use super::{MAX_GAP, MAX_SEGMENT_LEN, Range, Segments};
-use crate::segment::{IndexType, MAX_FIXED_HEADER_LEN, fixed_header_len, segment_len};
+use crate::segment::{IndexType, MAX_FIXED_HEADER_LEN, fixed_header_len, segment_len, uleb_len};
 
 /// A closable gap's rank: gaps that save more when open stay open first;
 /// ties by higher (memory, offset). `worth` is the gap's zeros less the
@@ -52,6 +53,30 @@ impl GapKey {
     /// [`MAX_FIXED_HEADER_LEN`].
     pub(super) fn worth(&self) -> u64 {
         self.worth
+    }
+}
+
+/// Which gaps a [`Shortlist`] keeps open first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Order {
+    /// By [`GapKey`]: what keeping the gap open saves before length LEBs.
+    Rank,
+    /// By length, Wizer's order ([`super::wizer`]): the longest gaps stay
+    /// open, ties by higher (memory, offset).
+    Length,
+}
+
+impl Order {
+    /// Where `gap` stands in this order: higher stays open first.
+    fn key(self, gap: &Gap) -> GapKey {
+        match self {
+            Order::Rank => gap.key(),
+            Order::Length => GapKey {
+                worth: u64::from(gap.gap_len),
+                memory_index: gap.memory_index(),
+                gap_start: gap.gap_start,
+            },
+        }
     }
 }
 
@@ -131,12 +156,14 @@ impl Gap {
     }
 }
 
-/// The `places` best-ranked closable gaps of everything offered, kept in a
-/// buffer of at most `1.5 × places` gaps, cut back to the `places` best
-/// whenever it fills (a selection, linear): memory is O(budget), not
-/// O(runs). Which gaps it ends with does not depend on when it was cut.
+/// The `places` best closable gaps of everything offered, in its
+/// [`Order`], kept in a buffer of at most `1.5 × places` gaps, cut back to
+/// the `places` best whenever it fills (a selection, linear): memory is
+/// O(budget), not O(runs). Which gaps it ends with does not depend on when
+/// it was cut.
 #[derive(Debug)]
 pub(super) struct Shortlist {
+    order: Order,
     places: u64,
     /// The best gaps offered: all of the `places` best, with at most half as
     /// many others besides.
@@ -149,10 +176,22 @@ pub(super) struct Shortlist {
 }
 
 impl Shortlist {
-    /// A shortlist for a cap of `budget` segments: [`places_for`] it.
-    pub(super) fn new(budget: u64) -> Self {
+    /// The best-ranked gaps for a cap of `budget` segments: [`places_for`]
+    /// it.
+    pub(super) fn by_rank(budget: u64) -> Self {
+        Self::new(Order::Rank, places_for(budget))
+    }
+
+    /// The longest gaps for a cap of `budget` segments: Wizer keeps at most
+    /// `budget - 1` open.
+    pub(super) fn by_length(budget: u64) -> Self {
+        Self::new(Order::Length, budget)
+    }
+
+    fn new(order: Order, places: u64) -> Self {
         Shortlist {
-            places: places_for(budget),
+            order,
+            places,
             gaps: Vec::new(),
             floor: 0,
             offered: 0,
@@ -178,7 +217,7 @@ impl Shortlist {
         self.offered += 1;
         let gap = Gap::new(memory_index, index_type, gap, gap.len() as u32);
         // Most gaps rank below every kept one: settled by `floor`.
-        if self.places == 0 || gap.key().worth < self.floor {
+        if self.places == 0 || self.order.key(&gap).worth < self.floor {
             return;
         }
         let limit = self.limit();
@@ -196,7 +235,7 @@ impl Shortlist {
         self.gaps.push(gap);
         if self.gaps.len() >= limit {
             self.keep_best(self.places);
-            self.floor = self.gaps.first().map_or(0, |g| g.key().worth);
+            self.floor = self.gaps.first().map_or(0, |g| self.order.key(g).worth);
         }
     }
 
@@ -207,30 +246,33 @@ impl Shortlist {
         places.saturating_add((places / 2).max(1))
     }
 
-    /// Keeps only the `n` best-ranked gaps (keys are distinct), the lowest
-    /// of them first.
+    /// Keeps only the `n` best gaps (keys are distinct), the lowest of them
+    /// first.
     fn keep_best(&mut self, n: u64) {
         let len = self.gaps.len() as u64;
         if len > n {
             let cut = (len - n) as usize;
-            self.gaps.select_nth_unstable_by_key(cut, Gap::key);
+            let order = self.order;
+            self.gaps.select_nth_unstable_by_key(cut, |g| order.key(g));
             self.gaps.drain(..cut);
         }
     }
 
-    /// The worth of the `k`-th best gap kept (k ≥ 1), or 0 when fewer are
-    /// kept. (The buffer is a set: selecting in it reorders it, nothing more.)
+    /// The worth (by length: the length) of the `k`-th best gap kept
+    /// (k ≥ 1), or 0 when fewer are kept. (The buffer is a set: selecting
+    /// in it reorders it, nothing more.)
     pub(super) fn kth_best_worth(&mut self, k: u64) -> u64 {
         let k = usize::try_from(k).unwrap_or(usize::MAX);
         if k == 0 || self.gaps.len() < k {
             return 0;
         }
         let at = self.gaps.len() - k;
-        self.gaps.select_nth_unstable_by_key(at, Gap::key);
-        self.gaps[at].key().worth()
+        let order = self.order;
+        self.gaps.select_nth_unstable_by_key(at, |g| order.key(g));
+        order.key(&self.gaps[at]).worth()
     }
 
-    /// The `places` best-ranked gaps offered (all of them if fewer).
+    /// The `places` best gaps offered (all of them if fewer).
     fn into_best(mut self) -> Vec<Gap> {
         self.keep_best(self.places);
         self.gaps
@@ -254,15 +296,19 @@ pub(super) struct Extent {
 }
 
 /// Everything the final layout needs of the greedy segments, in O(budget):
-/// each memory's extent, the gaps that never close, and the shortlist of
-/// gaps that may stay open. Filled by [`GapTracker`] from the greedy pass,
-/// or by the coarse route from long gaps alone.
+/// each memory's extent, the gaps that never close, the shortlist of gaps
+/// that may stay open, and the longest gaps, for Wizer's rule. Filled by
+/// [`GapTracker`] from the greedy pass, or by the coarse route from long
+/// gaps alone.
 #[derive(Debug)]
 pub(super) struct Gaps {
     pub budget: u64,
     /// A higher budget planned from the same shortlist, for a report.
     pub also: Option<u64>,
     pub shortlist: Shortlist,
+    /// The longest of Wizer's gaps ([`super::wizer`]): every gap offered of
+    /// at least [`NEVER_MERGED_GAP`], and the shorter ones when asked for.
+    pub longest: Shortlist,
     /// Gaps that never close, as (memory index, gap).
     pub never_closed: Vec<(u32, Range)>,
     pub extents: Vec<Extent>,
@@ -273,61 +319,104 @@ impl Gaps {
     /// when asked and higher.
     pub(super) fn new(budget: u64, also: Option<u64>) -> Self {
         let also = also.filter(|&also| also > budget);
+        let widest = also.unwrap_or(budget);
         Gaps {
             budget,
             also,
-            shortlist: Shortlist::new(also.unwrap_or(budget)),
+            shortlist: Shortlist::by_rank(widest),
+            longest: Shortlist::by_length(widest),
             never_closed: Vec::new(),
             extents: Vec::new(),
         }
+    }
+
+    /// Offers the closable gap `gap` between two greedy segments of memory
+    /// `memory_index`.
+    pub(super) fn offer(&mut self, memory_index: u32, index_type: IndexType, gap: Range) {
+        self.shortlist.offer(memory_index, index_type, gap);
+        // The greedy pass never closes a gap this long: it is one of
+        // Wizer's. Shorter ones it may have closed come from a scan of their
+        // own ([`Gaps::needs_short_gaps`]).
+        if gap.len() >= NEVER_MERGED_GAP {
+            self.longest.offer(memory_index, index_type, gap);
+        }
+    }
+
+    /// Whether Wizer's rule keeps a gap open that is shorter than
+    /// [`NEVER_MERGED_GAP`], once every memory is in: then it may be one the
+    /// greedy pass closed, and the gaps between the runs must be offered
+    /// too ([`super::wizer::offer_short_gaps`]). (Rare when the cap binds
+    /// hard: a large snapshot has more long gaps than the cap.)
+    pub(super) fn needs_short_gaps(&mut self) -> bool {
+        let places = self.longest.places();
+        places > 0 && self.longest.kth_best_worth(places) < NEVER_MERGED_GAP
     }
 
     /// The final segments of each memory, in (memory, offset) order, before
     /// the 1 GiB re-split: every closable gap off the shortlist closes, then
     /// [`settle`] decides the shortlist. Then, when asked, those within
     /// `also`.
-    pub(super) fn finish(mut self) -> (Segments, Option<Segments>) {
+    pub(super) fn finish(self) -> (Segments, Option<Segments>) {
+        let Gaps {
+            budget,
+            also,
+            shortlist,
+            longest,
+            never_closed,
+            mut extents,
+        } = self;
         // Memories may have come in any order (the streaming planner); a
         // stable sort leaves those that came in order as they are.
-        self.extents.sort_by_key(|e| e.memory_index);
-        // Every segment ends at a cut: a shortlisted gap, a gap that never
-        // closes, or its memory's end (an empty gap there).
-        let mut fixed = self.never_closed;
-        fixed.extend(self.extents.iter().map(|e| {
-            let end = Range {
-                start: e.last,
-                end: e.last,
-            };
-            (e.memory_index, end)
-        }));
-        fixed.sort_unstable_by_key(|&(memory_index, gap)| (memory_index, gap.start));
-        let mut cuts = self.shortlist.into_best();
-        cuts.reserve_exact(fixed.len());
-        cuts.extend(fixed.iter().map(|&(memory_index, gap)| {
-            // (The index type of a cut that never closes is never asked for.)
-            Gap::new(memory_index, IndexType::I32, gap, FIXED)
-        }));
-        cuts.sort_unstable_by_key(Gap::place);
-        let mut cuts = Cuts {
-            cuts,
-            fixed,
-            extents: self.extents,
-        };
-        let also = self.also.map(|also| {
-            let open = settle(&cuts, also);
-            let mut segments = Segments::default();
-            segments
-                .ranges
-                .reserve_exact(open.iter().filter(|&&o| o).count());
-            for (memory_index, r) in cuts.open_segments(&open) {
-                segments.push(memory_index, r);
+        extents.sort_by_key(|e| e.memory_index);
+        let fixed = fixed_cuts(never_closed, &extents);
+        let mut ranked = Cuts::new(shortlist.into_best(), fixed.clone(), extents.clone());
+        let mut longest = Cuts::new(longest.into_best(), fixed, extents);
+        let also = also.map(|also| {
+            longest.keep_best(longest.places_left(also), Order::Length);
+            match settle(&ranked, &longest, also) {
+                Settled::Shortlist(open) => ranked.segments(&open),
+                Settled::Longest => longest.segments(&longest.all_open()),
             }
-            segments
         });
-        cuts.keep_best(places_for(self.budget));
-        let open = settle(&cuts, self.budget);
-        (cuts.into_segments(&open), also)
+        ranked.keep_best(places_for(budget), Order::Rank);
+        longest.keep_best(longest.places_left(budget), Order::Length);
+        let segments = match settle(&ranked, &longest, budget) {
+            Settled::Shortlist(open) => ranked.into_segments(&open),
+            Settled::Longest => {
+                let open = longest.all_open();
+                longest.into_segments(&open)
+            }
+        };
+        (segments, also)
     }
+}
+
+#[cfg(test)]
+impl Gaps {
+    /// The layout Wizer's rule gives within the budget: the candidate
+    /// [`settle`] weighs.
+    pub(super) fn wizer_layout(self) -> Segments {
+        let mut extents = self.extents;
+        extents.sort_by_key(|e| e.memory_index);
+        let fixed = fixed_cuts(self.never_closed, &extents);
+        let mut longest = Cuts::new(self.longest.into_best(), fixed, extents);
+        longest.keep_best(longest.places_left(self.budget), Order::Length);
+        longest.segments(&longest.all_open())
+    }
+}
+
+/// The cuts that are always there, sorted by (memory, offset): the gaps
+/// that never close, and each memory's end (an empty gap there).
+fn fixed_cuts(mut never_closed: Vec<(u32, Range)>, extents: &[Extent]) -> Vec<(u32, Range)> {
+    never_closed.extend(extents.iter().map(|e| {
+        let end = Range {
+            start: e.last,
+            end: e.last,
+        };
+        (e.memory_index, end)
+    }));
+    never_closed.sort_unstable_by_key(|&(memory_index, gap)| (memory_index, gap.start));
+    never_closed
 }
 
 /// Follows the greedy segments of every memory, in (memory, offset) order,
@@ -370,7 +459,7 @@ impl GapTracker {
             end: r.start,
         };
         if may_close(prev, r) {
-            self.gaps.shortlist.offer(memory_index, index_type, gap);
+            self.gaps.offer(memory_index, index_type, gap);
         } else {
             self.gaps.never_closed.push((memory_index, gap));
         }
@@ -393,6 +482,35 @@ struct Cuts {
 }
 
 impl Cuts {
+    /// The cuts `closable` (in any order) and `fixed` (see [`fixed_cuts`]).
+    fn new(mut closable: Vec<Gap>, fixed: Vec<(u32, Range)>, extents: Vec<Extent>) -> Self {
+        closable.reserve_exact(fixed.len());
+        closable.extend(fixed.iter().map(|&(memory_index, gap)| {
+            // (The index type of a cut that never closes is never asked for.)
+            Gap::new(memory_index, IndexType::I32, gap, FIXED)
+        }));
+        // A short gap Wizer's rule keeps may also be one that never closes
+        // (two greedy segments too long to merge): one cut, the fixed one.
+        closable.sort_unstable_by_key(|c| (c.place(), !c.is_fixed()));
+        closable.dedup_by_key(|c| c.place());
+        Cuts {
+            cuts: closable,
+            fixed,
+            extents,
+        }
+    }
+
+    /// How many closable cuts may stay open within `budget` segments, after
+    /// the cuts that never close.
+    fn places_left(&self, budget: u64) -> u64 {
+        budget.saturating_sub(self.fixed.len() as u64)
+    }
+
+    /// Every cut open.
+    fn all_open(&self) -> Vec<bool> {
+        vec![true; self.cuts.len()]
+    }
+
     fn gap(&self, i: usize) -> Range {
         cut_gap(&self.fixed, &self.cuts[i])
     }
@@ -401,9 +519,9 @@ impl Cuts {
         self.cuts[i].memory_index()
     }
 
-    /// Keeps the `places` best-ranked closable cuts, as a shortlist of that
-    /// many would have, and every cut that never closes.
-    fn keep_best(&mut self, places: u64) {
+    /// Keeps the `places` best closable cuts in `order`, as a shortlist of
+    /// that many would have, and every cut that never closes.
+    fn keep_best(&mut self, places: u64, order: Order) {
         let closable = self.cuts.iter().filter(|c| !c.is_fixed()).count();
         let places = usize::try_from(places).unwrap_or(usize::MAX);
         if closable <= places {
@@ -411,8 +529,9 @@ impl Cuts {
         }
         let drop = closable - places;
         // Cuts that never close rank above all others (and have no key).
-        self.cuts
-            .select_nth_unstable_by_key(drop, |c| (c.is_fixed(), (!c.is_fixed()).then(|| c.key())));
+        self.cuts.select_nth_unstable_by_key(drop, |c| {
+            (c.is_fixed(), (!c.is_fixed()).then(|| order.key(c)))
+        });
         self.cuts.drain(..drop);
         self.cuts.sort_unstable_by_key(Gap::place);
     }
@@ -437,9 +556,11 @@ impl Cuts {
         }
     }
 
-    /// Their bytes in the file, or `u64::MAX` when one is past 1 GiB (as
-    /// closing by rank may make).
-    fn bytes(&self, open: &[bool]) -> u64 {
+    /// What the segments they end add to a data section: their bytes and
+    /// the count's LEB, or `u64::MAX` when one is past 1 GiB (as closing by
+    /// rank, or Wizer's rule, may make).
+    fn section_bytes(&self, open: &[bool]) -> u64 {
+        let count = open.iter().filter(|&&o| o).count() as u64;
         self.open_segments(open)
             .map(|(memory_index, r)| {
                 if r.len() > MAX_SEGMENT_LEN {
@@ -448,7 +569,19 @@ impl Cuts {
                 let index_type = self.extents[extent_at(&self.extents, memory_index)].index_type;
                 segment_len(memory_index, index_type, r.start, r.len())
             })
-            .fold(0, u64::saturating_add)
+            .fold(uleb_len(count), u64::saturating_add)
+    }
+
+    /// The segments the cuts that stay `open` end, as a list of their own.
+    fn segments(&self, open: &[bool]) -> Segments {
+        let mut segments = Segments::default();
+        segments
+            .ranges
+            .reserve_exact(open.iter().filter(|&&o| o).count());
+        for (memory_index, r) in self.open_segments(open) {
+            segments.push(memory_index, r);
+        }
+        segments
     }
 
     /// The segments the cuts that stay `open` end, written over the cuts'
@@ -528,24 +661,41 @@ const NONE: u32 = u32::MAX;
 /// The `next` of a cut that has closed.
 const CLOSED: u32 = u32::MAX - 1;
 
-/// Step 3: of two ways to close shortlisted gaps until the cap is met, the
-/// one that gives fewer bytes (ties: the first):
-/// * [`settle_by_price`]: the cheapest exact close first, neighbours priced
-///   again after each;
-/// * [`settle_by_rank`]: the best-ranked gaps stay open, the rest close.
+/// Which cuts a plan keeps open: of the shortlist, or of the longest gaps.
+enum Settled {
+    /// The shortlist's cuts that stay open.
+    Shortlist(Vec<bool>),
+    /// Every cut of the longest gaps: Wizer's rule.
+    Longest,
+}
+
+/// Step 3: of three ways to close gaps until the cap is met, the one that
+/// adds the fewest bytes to the data section (ties: the first):
+/// * [`settle_by_price`]: the shortlist's cheapest exact close first,
+///   neighbours priced again after each;
+/// * [`settle_by_rank`]: the shortlist's best-ranked gaps stay open, the
+///   rest close;
+/// * Wizer's rule ([`super::wizer`]): the `longest` gaps stay open. It is
+///   here so that the plan is never larger than Wizer's, whatever the other
+///   two miss.
 ///
-/// Neither is always the smaller (closing the cheapest first is myopic:
-/// chains of closes can cost more together than ranks foresee, or less);
-/// both are O(shortlist). Returns which cuts stay open.
-fn settle(cuts: &Cuts, budget: u64) -> Vec<bool> {
+/// Neither of the first two is always the smaller (closing the cheapest
+/// first is myopic: chains of closes can cost more together than ranks
+/// foresee, or less); all three are O(shortlist).
+fn settle(ranked: &Cuts, longest: &Cuts, budget: u64) -> Settled {
     // One way at a time, each leaving only which cuts stay open (a byte a
     // cut): their working lists are never held together.
-    let by_price = settle_by_price(cuts, budget);
-    let by_rank = settle_by_rank(cuts, budget);
-    if cuts.bytes(&by_rank) < cuts.bytes(&by_price) {
-        by_rank
+    let by_price = settle_by_price(ranked, budget);
+    let by_rank = settle_by_rank(ranked, budget);
+    let wizer = longest.section_bytes(&longest.all_open());
+    let by_price_bytes = ranked.section_bytes(&by_price);
+    let by_rank_bytes = ranked.section_bytes(&by_rank);
+    if wizer < by_price_bytes.min(by_rank_bytes) {
+        Settled::Longest
+    } else if by_rank_bytes < by_price_bytes {
+        Settled::Shortlist(by_rank)
     } else {
-        by_price
+        Settled::Shortlist(by_price)
     }
 }
 

@@ -24,13 +24,13 @@
 //!
 //! When the premises do not hold (a region longer than 1 GiB, a gap whose
 //! closing the regions cannot settle, too few long gaps to fill the
-//! shortlist, or a shortlist that would reach short gaps), [`final_ranges`]
+//! shortlist, or a shortlist that would reach short gaps), [`long_gaps`]
 //! gives up and the full pass runs.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::cap::{Extent, Gaps, may_close};
-use super::{Engine, MAX_SEGMENT_LEN, MemoryImage, Range, Segments, image_bytes};
+use super::{Engine, MAX_SEGMENT_LEN, MemoryImage, Range, image_bytes};
 use crate::scan;
 use crate::segment::{IndexType, MAX_FIXED_HEADER_LEN};
 
@@ -101,10 +101,7 @@ impl Regions {
         if !may_close(narrowest.0, narrowest.1) {
             route.gaps.never_closed.push((self.memory_index, gap));
         } else if may_close(before, done) {
-            route
-                .gaps
-                .shortlist
-                .offer(self.memory_index, self.index_type, gap);
+            route.gaps.offer(self.memory_index, self.index_type, gap);
         } else {
             route.unsettled = true;
         }
@@ -167,18 +164,15 @@ fn coarse_runs<'a>(slices: impl Iterator<Item = (u64, &'a [u8])>) -> Vec<Range> 
     runs
 }
 
-/// The final segments of each memory, as [`GapTracker::finish`] would give
-/// them, or `None` when this route does not apply (then nothing is known and
-/// the full pass must run).
-///
-/// [`GapTracker::finish`]: super::GapTracker
-pub(super) fn final_ranges(
+/// The [`Gaps`] the full pass would gather, or `None` when this route does
+/// not apply (then nothing is known and the full pass must run).
+pub(super) fn long_gaps(
     images: &[MemoryImage<'_>],
     budget: u64,
     also: Option<u64>,
     engine: Engine,
     release: &(dyn Fn(&[u8]) + Sync),
-) -> Option<(Segments, Option<Segments>)> {
+) -> Option<Gaps> {
     if budget == 0 {
         return None;
     }
@@ -238,11 +232,13 @@ pub(super) fn final_ranges(
     } = route;
     // The full pass's shortlist holds the best-ranked closable gaps of all:
     // they are these long gaps when there are enough of them and the last
-    // of them outranks every short gap.
+    // of them outranks every short gap. Wizer's longest gaps are then long
+    // ones too (this route sees no gap shorter than `BIG_GAP`).
     let places = gaps.shortlist.places();
     let enough = gaps.shortlist.offered >= places
-        && gaps.shortlist.kth_best_worth(places) > SHORT_GAP_MAX_WORTH;
-    (enough && !unsettled).then(|| gaps.finish())
+        && gaps.shortlist.kth_best_worth(places) > SHORT_GAP_MAX_WORTH
+        && !gaps.needs_short_gaps();
+    (enough && !unsettled).then_some(gaps)
 }
 
 /// The rank the shortlist's last place would have if the rest of the image

@@ -4,7 +4,12 @@
 
 use super::{Engine, MAX_GAP, MAX_SEGMENT_LEN, MemoryImage, Range};
 use crate::scan;
-use crate::segment::{IndexType, header_len, uleb_len};
+use crate::segment::{IndexType, MAX_FIXED_HEADER_LEN, header_len, uleb_len};
+
+/// A gap this long never closes in the greedy pass: it costs as much as any
+/// header, the longest fixed part and a 5-byte length LEB (a run that may
+/// merge is within 1 GiB). Wizer's rule ([`super::wizer`]) relies on it.
+pub(super) const NEVER_MERGED_GAP: u64 = MAX_FIXED_HEADER_LEN + 5;
 
 /// Greedy left-to-right merging of non-zero runs into segments.
 ///

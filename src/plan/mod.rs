@@ -23,6 +23,7 @@ mod coarse;
 mod merge;
 #[cfg(test)]
 mod tests;
+mod wizer;
 
 use crate::segment::{IndexType, Part};
 use cap::GapTracker;
@@ -391,6 +392,12 @@ impl StreamingPlan {
         greedy_segments(&image, &[(0, data)], self.engine, &|_| {}, &mut |r| {
             tracker.segment(memory_index, index_type, r)
         });
+        // The bytes are gone after this call: Wizer's short gaps are looked
+        // for now if they may count. (More memories only add long gaps, so
+        // a memory passed over here is never needed later.)
+        if tracker.gaps.needs_short_gaps() {
+            wizer::offer_short_gaps(&image, &[(0, data)], &mut tracker.gaps, &|_| {});
+        }
     }
 
     /// The final segments, in (memory, offset) order, and whether they are
@@ -439,23 +446,15 @@ fn pack_ranges_with(
 ) -> PackedRanges {
     let coarse = engine
         .coarse
-        .then(|| coarse::final_ranges(images, budget, also, engine, release))
+        .then(|| coarse::long_gaps(images, budget, also, engine, release))
         .flatten();
-    let (finals, also) = coarse.unwrap_or_else(|| {
-        let mut tracker = GapTracker::new(budget, also);
-        // A first guess at the greedy segments: twice the pieces (zeros
-        // inside a piece split it, merging joins pieces: esbuild.wasm's
-        // 98,450 pieces make 115,059). Room not written to is never touched.
-        let pieces: usize = images.iter().map(|i| i.pieces.len()).sum();
-        tracker.gaps.shortlist.expect(pieces.saturating_mul(2));
+    let mut gaps = coarse.unwrap_or_else(|| greedy_gaps(images, budget, also, engine, release));
+    if gaps.needs_short_gaps() {
         for image in images {
-            tracker.start_memory();
-            greedy_segments(image, &image.pieces, engine, release, &mut |r| {
-                tracker.segment(image.memory_index, image.index_type, r)
-            });
+            wizer::offer_short_gaps(image, &image.pieces, &mut gaps, release);
         }
-        tracker.finish()
-    });
+    }
+    let (finals, also) = gaps.finish();
     let segments = split_past_1_gib(images, finals, engine);
     let cap_met = segments.len() as u64 <= budget;
     let also = also.map(|also| split_past_1_gib(images, also, engine));
@@ -464,6 +463,29 @@ fn pack_ranges_with(
         cap_met,
         also,
     }
+}
+
+/// The full pass: every greedy segment of every image, into [`Gaps`].
+fn greedy_gaps(
+    images: &[MemoryImage<'_>],
+    budget: u64,
+    also: Option<u64>,
+    engine: Engine,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> cap::Gaps {
+    let mut tracker = GapTracker::new(budget, also);
+    // A first guess at the greedy segments: twice the pieces (zeros inside
+    // a piece split it, merging joins pieces: esbuild.wasm's 98,450 pieces
+    // make 115,059). Room not written to is never touched.
+    let pieces: usize = images.iter().map(|i| i.pieces.len()).sum();
+    tracker.gaps.shortlist.expect(pieces.saturating_mul(2));
+    for image in images {
+        tracker.start_memory();
+        greedy_segments(image, &image.pieces, engine, release, &mut |r| {
+            tracker.segment(image.memory_index, image.index_type, r)
+        });
+    }
+    tracker.gaps
 }
 
 /// The final segments, each longer than [`MAX_SEGMENT_LEN`] split by

@@ -4,7 +4,7 @@
 use super::cap::*;
 use super::merge::*;
 use super::*;
-use crate::segment::segment_len;
+use crate::segment::{segment_len, uleb_len};
 use proptest::prelude::*;
 
 fn image(memory_index: u32, index_type: IndexType, segments: &[(u64, Vec<u8>)]) -> MemoryImage<'_> {
@@ -24,6 +24,7 @@ fn image(memory_index: u32, index_type: IndexType, segments: &[(u64, Vec<u8>)]) 
 /// ranked stay open, as many as the budget leaves).
 fn reference(images: &[MemoryImage<'_>], budget: u64) -> Vec<(u32, u64, u64)> {
     let mut plans = Vec::new();
+    let mut all_runs = Vec::new();
     for image in images {
         // The image's whole runs, byte by byte: non-zero bytes at most
         // JOINED_GAP zeros apart, however the image is sliced.
@@ -43,9 +44,10 @@ fn reference(images: &[MemoryImage<'_>], budget: u64) -> Vec<(u32, u64, u64)> {
         }
         let mut merger = Merger::new(image.memory_index, image.index_type);
         let mut segments = Vec::new();
-        for run in runs {
+        for &run in &runs {
             merger.push(run, &mut |r| segments.push(r));
         }
+        all_runs.push(runs);
         merger.finish_open(&mut |r| segments.push(r));
         plans.push(segments);
     }
@@ -93,6 +95,7 @@ fn reference(images: &[MemoryImage<'_>], budget: u64) -> Vec<(u32, u64, u64)> {
             may_still_close.push(false);
         }
     }
+    // What the segments add to a data section: their bytes and the count's LEB.
     let bytes = |segments: &[(u32, Range, IndexType)]| -> u64 {
         segments
             .iter()
@@ -100,8 +103,9 @@ fn reference(images: &[MemoryImage<'_>], budget: u64) -> Vec<(u32, u64, u64)> {
                 true => u64::MAX,
                 false => segment_len(m, t, r.start, r.len()),
             })
-            .fold(0, u64::saturating_add)
+            .fold(uleb_len(segments.len() as u64), u64::saturating_add)
     };
+    let wizer = wizer_reference(images, &all_runs, &plans, budget);
     // Settle by rank: the best-ranked shortlisted gaps stay open.
     let mut by_rank = segments.clone();
     let mut ranked: Vec<(GapKey, usize)> = (0..segments.len())
@@ -161,7 +165,9 @@ fn reference(images: &[MemoryImage<'_>], budget: u64) -> Vec<(u32, u64, u64)> {
             _ => break,
         }
     }
-    let chosen = if bytes(&by_rank) < bytes(&segments) {
+    let chosen = if bytes(&wizer) < bytes(&by_rank).min(bytes(&segments)) {
+        wizer
+    } else if bytes(&by_rank) < bytes(&segments) {
         by_rank
     } else {
         segments
@@ -170,6 +176,75 @@ fn reference(images: &[MemoryImage<'_>], budget: u64) -> Vec<(u32, u64, u64)> {
         .into_iter()
         .map(|(m, r, _)| (m, r.start, r.end))
         .collect()
+}
+
+/// Wizer's rule, generalised to several memories, from its definition:
+/// the runs of each memory at most 4 zeros apart are joined; the cuts that
+/// never close in the greedy pass (`plans`) and each memory's end stay;
+/// of the other gaps between joined runs, the longest stay open (ties:
+/// higher memory, then offset), as many as the budget leaves.
+fn wizer_reference(
+    images: &[MemoryImage<'_>],
+    runs: &[Vec<Range>],
+    plans: &[Vec<Range>],
+    budget: u64,
+) -> Vec<(u32, Range, IndexType)> {
+    let mut fixed: Vec<(u32, Range)> = Vec::new();
+    for (im, plan) in images.iter().zip(plans) {
+        for w in plan.windows(2).filter(|w| !may_close(w[0], w[1])) {
+            let gap = Range {
+                start: w[0].end,
+                end: w[1].start,
+            };
+            fixed.push((im.memory_index, gap));
+        }
+    }
+    let memories = plans.iter().filter(|p| !p.is_empty()).count() as u64;
+    let mut gaps: Vec<(u64, u32, u64, Range)> = Vec::new();
+    for (im, runs) in images.iter().zip(runs) {
+        for w in runs.windows(2) {
+            let gap = Range {
+                start: w[0].end,
+                end: w[1].start,
+            };
+            let is_fixed = fixed
+                .iter()
+                .any(|&(m, g)| (m, g.start) == (im.memory_index, gap.start));
+            if gap.len() > 4 && !is_fixed {
+                gaps.push((gap.len(), im.memory_index, gap.start, gap));
+            }
+        }
+    }
+    gaps.sort_unstable_by_key(|&(len, m, start, _)| std::cmp::Reverse((len, m, start)));
+    let places = budget.saturating_sub(fixed.len() as u64 + memories) as usize;
+    let mut cuts: Vec<(u32, Range)> = gaps
+        .iter()
+        .take(places)
+        .map(|&(_, m, _, gap)| (m, gap))
+        .collect();
+    cuts.extend(fixed);
+    cuts.sort_unstable_by_key(|&(m, gap)| (m, gap.start));
+    let mut segments = Vec::new();
+    for (im, runs) in images.iter().zip(runs) {
+        let (Some(first), Some(last)) = (runs.first(), runs.last()) else {
+            continue;
+        };
+        let mut start = first.start;
+        for &(_, gap) in cuts.iter().filter(|&&(m, _)| m == im.memory_index) {
+            segments.push((
+                im.memory_index,
+                Range {
+                    start,
+                    end: gap.start,
+                },
+                im.index_type,
+            ));
+            start = gap.end;
+        }
+        let end = last.end;
+        segments.push((im.memory_index, Range { start, end }, im.index_type));
+    }
+    segments
 }
 
 fn packed(
@@ -330,6 +405,100 @@ proptest! {
     }
 }
 
+/// Wizer's own packing, restated from wasmtime's `crates/wizer` as
+/// `tests/support/wizer.rs` has it: runs at most 4 zeros apart joined; with
+/// `cap` segments or more, the smallest gaps closed (a stable sort: ties,
+/// the lower offset first) until `cap` remain.
+fn wizer_as_written(runs: &[Range], cap: usize) -> Vec<(u64, u64)> {
+    let mut segments: Vec<(u64, u64)> = Vec::new();
+    for r in runs {
+        match segments.last_mut() {
+            Some(last) if r.start - last.1 <= 4 => last.1 = r.end,
+            _ => segments.push((r.start, r.end)),
+        }
+    }
+    if segments.len() >= cap && segments.len() > 1 {
+        let excess = segments.len() - cap;
+        let mut gaps: Vec<(u64, usize)> = segments
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| (w[1].0 - w[0].1, i))
+            .collect();
+        gaps.sort_by_key(|g| g.0);
+        let mut close = vec![false; segments.len()];
+        for &(_, i) in &gaps[..excess] {
+            close[i] = true;
+        }
+        let mut capped: Vec<(u64, u64)> = Vec::new();
+        for (i, &s) in segments.iter().enumerate() {
+            match capped.last_mut() {
+                Some(last) if close[i - 1] => last.1 = s.1,
+                _ => capped.push(s),
+            }
+        }
+        segments = capped;
+    }
+    segments
+}
+
+/// The non-zero runs of `image`, byte by byte.
+fn runs_of(image: &MemoryImage<'_>) -> Vec<Range> {
+    let mut runs: Vec<Range> = Vec::new();
+    for piece in &image.pieces {
+        for (i, &b) in piece.data.iter().enumerate() {
+            let at = piece.offset + i as u64;
+            match runs.last_mut() {
+                _ if b == 0 => {}
+                Some(r) if r.end == at => r.end = at + 1,
+                _ => runs.push(Range {
+                    start: at,
+                    end: at + 1,
+                }),
+            }
+        }
+    }
+    runs
+}
+
+/// The layout the cap weighs as Wizer's, gathered as a plan gathers it.
+fn wizer_candidate(images: &[MemoryImage<'_>], budget: u64, engine: Engine) -> Vec<(u64, u64)> {
+    let mut gaps = engine
+        .coarse
+        .then(|| coarse::long_gaps(images, budget, None, engine, &|_| {}))
+        .flatten()
+        .unwrap_or_else(|| greedy_gaps(images, budget, None, engine, &|_| {}));
+    if gaps.needs_short_gaps() {
+        for image in images {
+            wizer::offer_short_gaps(image, &image.pieces, &mut gaps, &|_| {});
+        }
+    }
+    gaps.wizer_layout()
+        .ranges
+        .iter()
+        .map(|r| (r.start, r.end))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// The layout weighed as Wizer's is Wizer's, on either route, whether
+    /// or not short gaps are looked for: so the plan, the smallest of the
+    /// layouts weighed, is never larger than Wizer's.
+    #[test]
+    fn the_wizer_candidate_is_wizers_rule(
+        segs in prop_oneof![segments(), snapshot_like()],
+        budget in prop_oneof![1u64..4, 1u64..60, 1u64..400],
+        coarse in any::<bool>(),
+        job_bytes in prop_oneof![Just(7usize), Just(64), Just(1 << 20)],
+    ) {
+        let images = [image(0, IndexType::I32, &segs)];
+        let engine = Engine { threads: 2, job_bytes, coarse };
+        let expected = wizer_as_written(&runs_of(&images[0]), budget as usize);
+        prop_assert_eq!(wizer_candidate(&images, budget, engine), expected);
+    }
+}
+
 /// `n` objects of `len` bytes, each after `gap(i)` zeros; every
 /// `zero_every`-th byte of an object is zero (short gaps inside).
 fn objects(n: usize, gap: impl Fn(usize) -> usize, len: usize, zero_every: usize) -> Vec<u8> {
@@ -360,11 +529,11 @@ fn the_coarse_route_applies_when_the_cap_binds_on_long_gaps() {
         coarse: true,
     };
     let images = std::slice::from_ref(&im);
-    assert!(coarse::final_ranges(images, 10, None, engine, &|_| {}).is_some());
+    assert!(coarse::long_gaps(images, 10, None, engine, &|_| {}).is_some());
     assert_eq!(packed_with(images, 10, engine), reference(images, 10));
     // With room for every greedy segment, the cap does not bind: the
     // route declines and the full pass decides.
-    assert!(coarse::final_ranges(images, 5000, None, engine, &|_| {}).is_none());
+    assert!(coarse::long_gaps(images, 5000, None, engine, &|_| {}).is_none());
 }
 
 #[test]
@@ -410,8 +579,7 @@ fn coarse_and_full_pass_agree_on_a_heap_snapshot() {
             coarse: false,
             ..coarse
         };
-        taken +=
-            usize::from(coarse::final_ranges(&images, budget, None, coarse, &|_| {}).is_some());
+        taken += usize::from(coarse::long_gaps(&images, budget, None, coarse, &|_| {}).is_some());
         assert_eq!(
             packed_with(&images, budget, coarse),
             packed_with(&images, budget, full),
@@ -438,7 +606,7 @@ fn the_coarse_route_takes_gaps_that_all_tie() {
         coarse: true,
     };
     let images = std::slice::from_ref(&im);
-    assert!(coarse::final_ranges(images, 10, None, engine, &|_| {}).is_some());
+    assert!(coarse::long_gaps(images, 10, None, engine, &|_| {}).is_some());
     assert_eq!(packed_with(images, 10, engine), reference(images, 10));
 }
 
@@ -549,7 +717,7 @@ fn the_coarse_route_applies_past_1_gib() {
     };
     for budget in [5u64, 20, 60] {
         assert!(
-            coarse::final_ranges(images, budget, None, coarse, &|_| {}).is_some(),
+            coarse::long_gaps(images, budget, None, coarse, &|_| {}).is_some(),
             "budget {budget}"
         );
         assert_eq!(
@@ -589,7 +757,7 @@ fn the_coarse_route_leaves_a_region_past_1_gib_to_the_full_pass() {
         coarse: false,
         ..coarse
     };
-    assert!(coarse::final_ranges(images, 20, None, coarse, &|_| {}).is_none());
+    assert!(coarse::long_gaps(images, 20, None, coarse, &|_| {}).is_none());
     assert_eq!(
         packed_with(images, 20, coarse),
         packed_with(images, 20, full)
