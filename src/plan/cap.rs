@@ -214,8 +214,17 @@ impl Shortlist {
 
     /// Offers the closable gap `gap` of memory `memory_index`.
     pub(super) fn offer(&mut self, memory_index: u32, index_type: IndexType, gap: Range) {
+        self.offer_gap(Gap::new(memory_index, index_type, gap, gap.len() as u32));
+    }
+
+    /// The worth (by length: the length) of the lowest gap kept at the last
+    /// cut, else 0: a gap worth less never enters.
+    pub(super) fn floor(&self) -> u64 {
+        self.floor
+    }
+
+    fn offer_gap(&mut self, gap: Gap) {
         self.offered += 1;
-        let gap = Gap::new(memory_index, index_type, gap, gap.len() as u32);
         // Most gaps rank below every kept one: settled by `floor`.
         if self.places == 0 || self.order.key(&gap).worth < self.floor {
             return;
@@ -273,7 +282,7 @@ impl Shortlist {
     }
 
     /// The `places` best gaps offered (all of them if fewer).
-    fn into_best(mut self) -> Vec<Gap> {
+    pub(super) fn into_best(mut self) -> Vec<Gap> {
         self.keep_best(self.places);
         self.gaps
     }
@@ -309,6 +318,8 @@ pub(super) struct Gaps {
     /// The longest of Wizer's gaps ([`super::wizer`]): every gap offered of
     /// at least [`NEVER_MERGED_GAP`], and the shorter ones when asked for.
     pub longest: Shortlist,
+    /// Whether `longest` holds every short gap that can count.
+    short_gaps_known: bool,
     /// Gaps that never close, as (memory index, gap).
     pub never_closed: Vec<(u32, Range)>,
     pub extents: Vec<Extent>,
@@ -325,9 +336,15 @@ impl Gaps {
             also,
             shortlist: Shortlist::by_rank(widest),
             longest: Shortlist::by_length(widest),
+            short_gaps_known: false,
             never_closed: Vec::new(),
             extents: Vec::new(),
         }
+    }
+
+    /// The higher of the budgets planned for.
+    pub(super) fn widest(&self) -> u64 {
+        self.also.unwrap_or(self.budget)
     }
 
     /// Offers the closable gap `gap` between two greedy segments of memory
@@ -343,13 +360,25 @@ impl Gaps {
     }
 
     /// Whether Wizer's rule keeps a gap open that is shorter than
-    /// [`NEVER_MERGED_GAP`], once every memory is in: then it may be one the
-    /// greedy pass closed, and the gaps between the runs must be offered
-    /// too ([`super::wizer::offer_short_gaps`]). (Rare when the cap binds
-    /// hard: a large snapshot has more long gaps than the cap.)
+    /// [`NEVER_MERGED_GAP`], once every memory is in, and the short gaps
+    /// are not known yet: then it may be one the greedy pass closed, and
+    /// the gaps between the runs must be offered too
+    /// ([`super::wizer::offer_short_gaps`]). (Rare when the cap binds hard:
+    /// a large snapshot has more long gaps than the cap.)
     pub(super) fn needs_short_gaps(&mut self) -> bool {
         let places = self.longest.places();
-        places > 0 && self.longest.kth_best_worth(places) < NEVER_MERGED_GAP
+        !self.short_gaps_known
+            && places > 0
+            && self.longest.kth_best_worth(places) < NEVER_MERGED_GAP
+    }
+
+    /// Takes every short gap that can count, as the workers found them
+    /// ([`super::wizer::ShortGaps`]).
+    pub(super) fn take_short_gaps(&mut self, short: Shortlist) {
+        for gap in short.into_best() {
+            self.longest.offer_gap(gap);
+        }
+        self.short_gaps_known = true;
     }
 
     /// The final segments of each memory, in (memory, offset) order, before
@@ -364,6 +393,7 @@ impl Gaps {
             longest,
             never_closed,
             mut extents,
+            ..
         } = self;
         // Memories may have come in any order (the streaming planner); a
         // stable sort leaves those that came in order as they are.

@@ -2,6 +2,9 @@
 //! the worker pool, merged left to right while the merged segment is
 //! strictly smaller in the file (SPEC §4's first rule).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::wizer::{self, ShortGaps};
 use super::{Engine, MAX_GAP, MAX_SEGMENT_LEN, MemoryImage, Range};
 use crate::scan;
 use crate::segment::{IndexType, MAX_FIXED_HEADER_LEN, header_len, uleb_len};
@@ -262,22 +265,33 @@ pub(super) fn scan_and_merge<'a>(
 /// Runs every greedy segment of `pieces` through `out`, in order. Workers
 /// scan and merge jobs in parallel; the calling thread stitches their
 /// results together with its own [`Merger`], so the segments are exactly
-/// those of one greedy pass over all runs, for any number of threads.
+/// those of one greedy pass over all runs, for any number of threads. With
+/// `short`, workers also look for Wizer's short gaps in their jobs.
 pub(super) fn greedy_segments<'a, P: scan::Slice<'a>>(
     image: &MemoryImage<'_>,
     pieces: &[P],
     engine: Engine,
     release: &(dyn Fn(&[u8]) + Sync),
+    mut short: Option<&mut ShortGaps>,
     out: &mut impl FnMut(Range),
 ) {
     let (memory_index, index_type) = (image.memory_index, image.index_type);
     let mut merger = Merger::new(memory_index, index_type);
     let jobs = scan::jobs(pieces, engine.job_bytes);
+    if let Some(short) = short.as_deref_mut() {
+        short.start_image(image);
+    }
+    // What workers should look for, as the consumer last learnt it.
+    let shortest = AtomicU64::new(short.as_deref().map_or(u64::MAX, ShortGaps::shortest));
     crate::pool::map_ordered(
         &jobs,
         engine.threads,
-        |job| scan_and_merge(memory_index, index_type, job.slices(pieces)),
-        |i, result| {
+        |job| {
+            let merged = scan_and_merge(memory_index, index_type, job.slices(pieces));
+            let shortest = shortest.load(Ordering::Relaxed);
+            (merged, wizer::scan_job(job.slices(pieces), shortest))
+        },
+        |i, (result, gaps)| {
             for run in result.prefix {
                 merger.push(run, out);
             }
@@ -286,8 +300,14 @@ pub(super) fn greedy_segments<'a, P: scan::Slice<'a>>(
                 done.into_iter().for_each(&mut *out);
                 merger = state;
             }
+            let mut bytes = 0;
             for (_, data) in jobs[i].slices(pieces) {
+                bytes += data.len() as u64;
                 release(data);
+            }
+            if let Some(short) = short.as_deref_mut() {
+                short.take(gaps, bytes);
+                shortest.store(short.shortest(), Ordering::Relaxed);
             }
         },
     );

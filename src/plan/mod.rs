@@ -28,6 +28,7 @@ mod wizer;
 use crate::segment::{IndexType, Part};
 use cap::GapTracker;
 use merge::greedy_segments;
+use wizer::ShortGaps;
 
 /// SpiderMonkey rejects data segments longer than 1 GiB, so no merged
 /// segment grows past it.
@@ -216,7 +217,7 @@ fn pieces_within<'a>(image: &MemoryImage<'a>, range: Range) -> Vec<(u64, &'a [u8
 fn split_long(image: &MemoryImage<'_>, range: Range, engine: Engine, out: &mut Vec<Range>) {
     let mut current: Option<Range> = None;
     let pieces = pieces_within(image, range);
-    greedy_segments(image, &pieces, engine, &|_| {}, &mut |r: Range| {
+    greedy_segments(image, &pieces, engine, &|_| {}, None, &mut |r: Range| {
         current = Some(match current {
             Some(c) if r.end - c.start <= MAX_SEGMENT_LEN => Range {
                 start: c.start,
@@ -389,14 +390,17 @@ impl StreamingPlan {
         };
         let tracker = &mut self.tracker;
         tracker.start_memory();
-        greedy_segments(&image, &[(0, data)], self.engine, &|_| {}, &mut |r| {
+        let mut short = ShortGaps::new(tracker.gaps.widest(), data.len() as u64);
+        let pieces = [(0, data)];
+        greedy_segments(&image, &pieces, self.engine, &|_| {}, Some(&mut short), &mut |r| {
             tracker.segment(memory_index, index_type, r)
         });
         // The bytes are gone after this call: Wizer's short gaps are looked
         // for now if they may count. (More memories only add long gaps, so
         // a memory passed over here is never needed later.)
+        short.finish(&mut tracker.gaps);
         if tracker.gaps.needs_short_gaps() {
-            wizer::offer_short_gaps(&image, &[(0, data)], &mut tracker.gaps, &|_| {});
+            wizer::offer_short_gaps(&image, &pieces, &mut tracker.gaps, &|_| {});
         }
     }
 
@@ -479,12 +483,14 @@ fn greedy_gaps(
     // make 115,059). Room not written to is never touched.
     let pieces: usize = images.iter().map(|i| i.pieces.len()).sum();
     tracker.gaps.shortlist.expect(pieces.saturating_mul(2));
+    let mut short = ShortGaps::new(tracker.gaps.widest(), image_bytes(images));
     for image in images {
         tracker.start_memory();
-        greedy_segments(image, &image.pieces, engine, release, &mut |r| {
+        greedy_segments(image, &image.pieces, engine, release, Some(&mut short), &mut |r| {
             tracker.segment(image.memory_index, image.index_type, r)
         });
     }
+    short.finish(&mut tracker.gaps);
     tracker.gaps
 }
 

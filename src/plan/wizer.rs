@@ -12,15 +12,21 @@
 //! Those gaps come from two places. A gap of at least
 //! [`NEVER_MERGED_GAP`] is never closed by the greedy pass, so it is
 //! offered as the greedy segments go by, on either route. Shorter ones lie
-//! inside greedy segments; they matter only when the cap leaves room for
-//! gaps that short, so they are found by a scan of their own
-//! ([`offer_short_gaps`]) only then
-//! ([`Gaps::needs_short_gaps`](super::cap::Gaps::needs_short_gaps)).
+//! inside greedy segments, and matter only when the cap leaves room for
+//! gaps that short:
+//! * in the full pass, each worker looks for them in its job while the job
+//!   is still in cache ([`scan_job`]), those at least as long as the
+//!   shortest that can still count ([`ShortGaps`]); it stops once the
+//!   image shows more long gaps than the cap can keep;
+//! * when that stopped too early, or on the coarse route, a scan of their
+//!   own ([`offer_short_gaps`]) runs, only if they count
+//!   ([`Gaps::needs_short_gaps`]).
 
-use super::cap::Gaps;
+use super::cap::{Gaps, Shortlist};
 use super::merge::NEVER_MERGED_GAP;
 use super::{MemoryImage, Range};
 use crate::scan;
+use crate::segment::IndexType;
 
 /// Wizer joins runs this many zeros apart or closer
 /// (`MIN_ACTIVE_SEGMENT_OVERHEAD`).
@@ -61,6 +67,132 @@ pub(super) fn offer_short_gaps<'a, P: scan::Slice<'a>>(
                 }
             });
             release(slice);
+        }
+    }
+}
+
+/// What a worker finds of Wizer's gaps in one job.
+#[derive(Debug, Default)]
+pub(super) struct JobGaps {
+    /// Its first run's start and last run's end, if it has runs: the gap
+    /// across the seam between two jobs is the consumer's to find.
+    first: Option<u64>,
+    last: Option<u64>,
+    /// Its gaps between [`WIZER_JOINED_GAP`] and [`NEVER_MERGED_GAP`] long,
+    /// those at least as long as asked.
+    short: Vec<Range>,
+    /// How many gaps of at least [`NEVER_MERGED_GAP`] it holds.
+    long: u64,
+}
+
+/// Looks for Wizer's short gaps of at least `shortest` bytes in a job's
+/// slices (none when `shortest` is `u64::MAX`).
+pub(super) fn scan_job<'a>(slices: impl Iterator<Item = (u64, &'a [u8])>, shortest: u64) -> JobGaps {
+    let mut found = JobGaps::default();
+    if shortest == u64::MAX {
+        return found;
+    }
+    for (offset, data) in slices {
+        scan::for_each_run(data, |s, e| {
+            let (start, end) = (offset + s as u64, offset + e as u64);
+            if let Some(last) = found.last.replace(end) {
+                let gap = start - last;
+                if gap >= NEVER_MERGED_GAP {
+                    found.long += 1;
+                } else if gap > WIZER_JOINED_GAP && gap >= shortest {
+                    found.short.push(Range { start: last, end: start });
+                }
+            }
+            found.first.get_or_insert(start);
+        });
+    }
+    found
+}
+
+/// Wizer's short gaps gathered from the workers of a full pass
+/// ([`scan_job`]), in a shortlist by length of their own, and whether
+/// every job was looked into: then they are all that can count.
+#[derive(Debug)]
+pub(super) struct ShortGaps {
+    shortlist: Shortlist,
+    /// Whether every job so far was looked into, for gaps at least as long
+    /// as the shortlist's floor then (the floor only rises, so a gap left
+    /// out is shorter than every gap the shortlist ends with).
+    complete: bool,
+    /// Bytes in all, bytes looked into so far, and long gaps among them:
+    /// when long gaps will outnumber the places, short ones never count.
+    total: u64,
+    scanned: u64,
+    long: u64,
+    /// The image being scanned, and its last run's end so far.
+    memory: Option<(u32, IndexType)>,
+    last: Option<u64>,
+}
+
+impl ShortGaps {
+    /// For a cap of `budget` segments over `total` bytes of images.
+    pub(super) fn new(budget: u64, total: u64) -> Self {
+        ShortGaps {
+            shortlist: Shortlist::by_length(budget),
+            complete: true,
+            total,
+            scanned: 0,
+            long: 0,
+            memory: None,
+            last: None,
+        }
+    }
+
+    pub(super) fn start_image(&mut self, image: &MemoryImage<'_>) {
+        self.memory = Some((image.memory_index, image.index_type));
+        self.last = None;
+    }
+
+    /// The shortest gap the workers should report, or `u64::MAX` once they
+    /// need not look.
+    pub(super) fn shortest(&self) -> u64 {
+        if self.complete {
+            self.shortlist.floor()
+        } else {
+            u64::MAX
+        }
+    }
+
+    /// Takes what a worker found in a job of `bytes` bytes.
+    pub(super) fn take(&mut self, job: JobGaps, bytes: u64) {
+        if !self.complete {
+            return;
+        }
+        let (memory_index, index_type) = self.memory.expect("an image was started");
+        if let (Some(last), Some(first)) = (self.last, job.first) {
+            let gap = Range { start: last, end: first };
+            if gap.len() >= NEVER_MERGED_GAP {
+                self.long += 1;
+            } else if gap.len() > WIZER_JOINED_GAP {
+                self.shortlist.offer(memory_index, index_type, gap);
+            }
+        }
+        self.last = job.last.or(self.last);
+        for gap in job.short {
+            self.shortlist.offer(memory_index, index_type, gap);
+        }
+        self.long += job.long;
+        self.scanned += bytes;
+        // Long gaps at a rate that will give half as many again as the
+        // places, an eighth in: short ones will most likely never count.
+        // (A guess: if they do, `offer_short_gaps` finds them.)
+        let places = u128::from(self.shortlist.places());
+        let plenty = 2 * u128::from(self.long) * u128::from(self.total)
+            >= 3 * places * u128::from(self.scanned);
+        if plenty && self.scanned >= self.total / 8 {
+            self.complete = false;
+        }
+    }
+
+    /// Hands the gaps found to `gaps`, if every job was looked into.
+    pub(super) fn finish(self, gaps: &mut Gaps) {
+        if self.complete {
+            gaps.take_short_gaps(self.shortlist);
         }
     }
 }
