@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::wizer::{self, ShortGaps};
+use super::wizer::{ShortGaps, WizerGaps};
 use super::{Engine, MAX_GAP, MAX_SEGMENT_LEN, MemoryImage, Range};
 use crate::scan;
 use crate::segment::{IndexType, MAX_FIXED_HEADER_LEN, header_len, uleb_len};
@@ -190,6 +190,7 @@ pub(super) fn scan_and_merge<'a>(
     memory_index: u32,
     index_type: IndexType,
     job: impl Iterator<Item = (u64, &'a [u8])>,
+    wizer: &mut WizerGaps,
 ) -> JobResult {
     let mut prefix = Prefix {
         runs: Vec::new(),
@@ -214,6 +215,7 @@ pub(super) fn scan_and_merge<'a>(
                     start: offset + s as u64,
                     end: offset + e as u64,
                 };
+                wizer.run(run);
                 if started {
                     // As `Merger::push` does.
                     if run.start - last.end <= scan::JOINED_GAP as u64 {
@@ -287,9 +289,9 @@ pub(super) fn greedy_segments<'a, P: scan::Slice<'a>>(
         &jobs,
         engine.threads,
         |job| {
-            let merged = scan_and_merge(memory_index, index_type, job.slices(pieces));
-            let shortest = shortest.load(Ordering::Relaxed);
-            (merged, wizer::scan_job(job.slices(pieces), shortest))
+            let mut gaps = WizerGaps::new(shortest.load(Ordering::Relaxed));
+            let merged = scan_and_merge(memory_index, index_type, job.slices(pieces), &mut gaps);
+            (merged, gaps)
         },
         |i, (result, gaps)| {
             for run in result.prefix {

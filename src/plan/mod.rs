@@ -392,9 +392,14 @@ impl StreamingPlan {
         tracker.start_memory();
         let mut short = ShortGaps::new(tracker.gaps.widest(), data.len() as u64);
         let pieces = [(0, data)];
-        greedy_segments(&image, &pieces, self.engine, &|_| {}, Some(&mut short), &mut |r| {
-            tracker.segment(memory_index, index_type, r)
-        });
+        greedy_segments(
+            &image,
+            &pieces,
+            self.engine,
+            &|_| {},
+            Some(&mut short),
+            &mut |r| tracker.segment(memory_index, index_type, r),
+        );
         // The bytes are gone after this call: Wizer's short gaps are looked
         // for now if they may count. (More memories only add long gaps, so
         // a memory passed over here is never needed later.)
@@ -486,9 +491,14 @@ fn greedy_gaps(
     let mut short = ShortGaps::new(tracker.gaps.widest(), image_bytes(images));
     for image in images {
         tracker.start_memory();
-        greedy_segments(image, &image.pieces, engine, release, Some(&mut short), &mut |r| {
-            tracker.segment(image.memory_index, image.index_type, r)
-        });
+        greedy_segments(
+            image,
+            &image.pieces,
+            engine,
+            release,
+            Some(&mut short),
+            &mut |r| tracker.segment(image.memory_index, image.index_type, r),
+        );
     }
     short.finish(&mut tracker.gaps);
     tracker.gaps

@@ -14,10 +14,10 @@
 //! offered as the greedy segments go by, on either route. Shorter ones lie
 //! inside greedy segments, and matter only when the cap leaves room for
 //! gaps that short:
-//! * in the full pass, each worker looks for them in its job while the job
-//!   is still in cache ([`scan_job`]), those at least as long as the
-//!   shortest that can still count ([`ShortGaps`]); it stops once the
-//!   image shows more long gaps than the cap can keep;
+//! * in the full pass, each worker notes them as it merges the runs of its
+//!   job ([`WizerGaps`]), those at least as long as the shortest that can
+//!   still count ([`ShortGaps`]); they stop once the image shows more long
+//!   gaps than the cap can keep;
 //! * when that stopped too early, or on the coarse route, a scan of their
 //!   own ([`offer_short_gaps`]) runs, only if they count
 //!   ([`Gaps::needs_short_gaps`]).
@@ -71,46 +71,68 @@ pub(super) fn offer_short_gaps<'a, P: scan::Slice<'a>>(
     }
 }
 
-/// What a worker finds of Wizer's gaps in one job.
-#[derive(Debug, Default)]
-pub(super) struct JobGaps {
+/// What a worker finds of Wizer's gaps in one job, run by run as it
+/// merges them ([`super::merge::scan_and_merge`]).
+#[derive(Debug)]
+pub(super) struct WizerGaps {
+    /// The shortest gap to keep: at least [`WIZER_JOINED_GAP`] + 1, or
+    /// `u64::MAX` to look for none.
+    shortest: u64,
     /// Its first run's start and last run's end, if it has runs: the gap
     /// across the seam between two jobs is the consumer's to find.
     first: Option<u64>,
-    last: Option<u64>,
+    last: u64,
     /// Its gaps between [`WIZER_JOINED_GAP`] and [`NEVER_MERGED_GAP`] long,
-    /// those at least as long as asked.
+    /// those at least `shortest` long.
     short: Vec<Range>,
-    /// How many gaps of at least [`NEVER_MERGED_GAP`] it holds.
+    /// How many gaps of at least [`NEVER_MERGED_GAP`] it holds (counted
+    /// only while looking).
     long: u64,
 }
 
-/// Looks for Wizer's short gaps of at least `shortest` bytes in a job's
-/// slices (none when `shortest` is `u64::MAX`).
-pub(super) fn scan_job<'a>(slices: impl Iterator<Item = (u64, &'a [u8])>, shortest: u64) -> JobGaps {
-    let mut found = JobGaps::default();
-    if shortest == u64::MAX {
-        return found;
+impl WizerGaps {
+    /// Looks for short gaps of at least `shortest` bytes.
+    pub(super) fn new(shortest: u64) -> Self {
+        WizerGaps {
+            shortest: shortest.max(WIZER_JOINED_GAP + 1),
+            first: None,
+            last: 0,
+            short: Vec::new(),
+            long: 0,
+        }
     }
-    for (offset, data) in slices {
-        scan::for_each_run(data, |s, e| {
-            let (start, end) = (offset + s as u64, offset + e as u64);
-            if let Some(last) = found.last.replace(end) {
-                let gap = start - last;
-                if gap >= NEVER_MERGED_GAP {
-                    found.long += 1;
-                } else if gap > WIZER_JOINED_GAP && gap >= shortest {
-                    found.short.push(Range { start: last, end: start });
-                }
+
+    /// Takes the job's next run (as the scanner gives them: whole runs may
+    /// come in parts, a gap of 0 or at most [`scan::JOINED_GAP`] apart).
+    #[inline(always)]
+    pub(super) fn run(&mut self, run: Range) {
+        if self.first.is_none() {
+            self.first = Some(run.start);
+        } else {
+            let gap = run.start - self.last;
+            // Not taken at all once the workers stop looking.
+            if gap >= self.shortest {
+                self.gap(Range {
+                    start: self.last,
+                    end: run.start,
+                });
             }
-            found.first.get_or_insert(start);
-        });
+        }
+        self.last = run.end;
     }
-    found
+
+    #[inline(never)]
+    fn gap(&mut self, gap: Range) {
+        if gap.len() >= NEVER_MERGED_GAP {
+            self.long += 1;
+        } else {
+            self.short.push(gap);
+        }
+    }
 }
 
 /// Wizer's short gaps gathered from the workers of a full pass
-/// ([`scan_job`]), in a shortlist by length of their own, and whether
+/// ([`WizerGaps`]), in a shortlist by length of their own, and whether
 /// every job was looked into: then they are all that can count.
 #[derive(Debug)]
 pub(super) struct ShortGaps {
@@ -159,20 +181,25 @@ impl ShortGaps {
     }
 
     /// Takes what a worker found in a job of `bytes` bytes.
-    pub(super) fn take(&mut self, job: JobGaps, bytes: u64) {
+    pub(super) fn take(&mut self, job: WizerGaps, bytes: u64) {
         if !self.complete {
             return;
         }
         let (memory_index, index_type) = self.memory.expect("an image was started");
         if let (Some(last), Some(first)) = (self.last, job.first) {
-            let gap = Range { start: last, end: first };
+            let gap = Range {
+                start: last,
+                end: first,
+            };
             if gap.len() >= NEVER_MERGED_GAP {
                 self.long += 1;
             } else if gap.len() > WIZER_JOINED_GAP {
                 self.shortlist.offer(memory_index, index_type, gap);
             }
         }
-        self.last = job.last.or(self.last);
+        if job.first.is_some() {
+            self.last = Some(job.last);
+        }
         for gap in job.short {
             self.shortlist.offer(memory_index, index_type, gap);
         }
