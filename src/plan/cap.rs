@@ -12,7 +12,9 @@
 //!    the gaps that never close and each memory's end are priced exactly,
 //!    length LEBs included. The gap whose closing adds the fewest bytes
 //!    closes, its neighbours are priced again, and so on while the cap is
-//!    not met or a close makes the section smaller.
+//!    not met or a close makes the section smaller; or the best-ranked stay
+//!    open; or Wizer's longest gaps do (a second shortlist, by length):
+//!    the smallest of the three layouts is the plan.
 //!
 //! A report may ask, in the same pass, what a second, higher cap would give
 //! (`also`): the shortlist is then the higher cap's, settled for it first,

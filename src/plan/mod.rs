@@ -8,9 +8,10 @@
 //!    neighbours greedily while the merged segment is strictly smaller in the
 //!    file ([`Merger`]), using the exact header size ([`crate::segment`]).
 //! 3. Over all memories: if there are more segments than the cap allows,
-//!    close the cheapest gaps ([`GapTracker`]). Only the gaps that stay open
-//!    are kept, at most the cap's worth, so memory does not grow with the
-//!    image: one scan, no list of all runs.
+//!    close the cheapest gaps ([`GapTracker`]), or close them as Wizer's
+//!    rule does ([`wizer`]), whichever layout is smaller. Only the gaps that
+//!    may stay open are kept, O(cap) of them, so memory does not grow with
+//!    the image: one scan, no list of all runs.
 //! 4. Describe each segment's payload as parts borrowing the pieces
 //!    ([`build_parts`]).
 
