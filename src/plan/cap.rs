@@ -205,6 +205,12 @@ impl Shortlist {
         self.places
     }
 
+    /// Ends with at most `places` gaps from now on (never more than before):
+    /// for a caller that knows as many better gaps besides.
+    pub(super) fn narrow(&mut self, places: u64) {
+        self.places = self.places.min(places);
+    }
+
     /// Makes room at once for `gaps` gaps (as far as the buffer may hold
     /// them): a buffer grown step by step needs the old one and the new one
     /// at once, each time.
@@ -261,7 +267,9 @@ impl Shortlist {
     /// first.
     fn keep_best(&mut self, n: u64) {
         let len = self.gaps.len() as u64;
-        if len > n {
+        if n == 0 {
+            self.gaps.clear();
+        } else if len > n {
             let cut = (len - n) as usize;
             let order = self.order;
             self.gaps.select_nth_unstable_by_key(cut, |g| order.key(g));

@@ -136,7 +136,11 @@ impl WizerGaps {
 /// every job was looked into: then they are all that can count.
 #[derive(Debug)]
 pub(super) struct ShortGaps {
+    /// Short gaps by length, as many as the long gaps seen so far leave
+    /// places for (a long gap outranks every short one).
     shortlist: Shortlist,
+    /// The places of the cap: long and short gaps together.
+    places: u64,
     /// Whether every job so far was looked into, for gaps at least as long
     /// as the shortlist's floor then (the floor only rises, so a gap left
     /// out is shorter than every gap the shortlist ends with).
@@ -154,8 +158,10 @@ pub(super) struct ShortGaps {
 impl ShortGaps {
     /// For a cap of `budget` segments over `total` bytes of images.
     pub(super) fn new(budget: u64, total: u64) -> Self {
+        let shortlist = Shortlist::by_length(budget);
         ShortGaps {
-            shortlist: Shortlist::by_length(budget),
+            places: shortlist.places(),
+            shortlist,
             complete: true,
             total,
             scanned: 0,
@@ -204,11 +210,12 @@ impl ShortGaps {
             self.shortlist.offer(memory_index, index_type, gap);
         }
         self.long += job.long;
+        self.shortlist.narrow(self.places.saturating_sub(self.long));
         self.scanned += bytes;
         // Long gaps at a rate that will give half as many again as the
         // places, an eighth in: short ones will most likely never count.
         // (A guess: if they do, `offer_short_gaps` finds them.)
-        let places = u128::from(self.shortlist.places());
+        let places = u128::from(self.places);
         let plenty = 2 * u128::from(self.long) * u128::from(self.total)
             >= 3 * places * u128::from(self.scanned);
         if plenty && self.scanned >= self.total / 8 {
