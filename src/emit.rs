@@ -43,13 +43,56 @@ impl Chunk<'_> {
     }
 }
 
-#[derive(Debug, Clone)]
+/// A piece of the output as the list keeps it: a few per data segment,
+/// so it is kept to 16 bytes (12 where `usize` is 4), not the 24 of ranges.
+/// A piece longer than `u32::MAX` bytes takes several spans.
+#[derive(Debug, Clone, Copy)]
 enum Span {
-    /// A range of the input.
-    Input(std::ops::Range<usize>),
-    /// A range of `Output::owned`.
-    Owned(std::ops::Range<usize>),
-    Zeros(u64),
+    /// `len` bytes of the input from `start`.
+    Input { start: usize, len: u32 },
+    /// The next `len` bytes of `Output::owned`, which spans use in order.
+    Owned(u32),
+    /// This many zero bytes.
+    Zeros(u32),
+}
+
+const _: () = assert!(size_of::<Span>() <= 16);
+
+impl Span {
+    fn len(self) -> u32 {
+        match self {
+            Span::Input { len, .. } | Span::Owned(len) | Span::Zeros(len) => len,
+        }
+    }
+
+    /// Takes `next` in when it continues this span and the length fits.
+    fn join(&mut self, next: Span) -> bool {
+        let len = match (self, next) {
+            (Span::Input { start, len }, Span::Input { start: at, .. })
+                if *start + *len as usize == at =>
+            {
+                len
+            }
+            (Span::Owned(len), Span::Owned(_)) | (Span::Zeros(len), Span::Zeros(_)) => len,
+            _ => return false,
+        };
+        match len.checked_add(next.len()) {
+            Some(sum) => {
+                *len = sum;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// `n` bytes as the lengths of the spans that hold them (none for 0).
+fn span_lens(mut n: u64) -> impl Iterator<Item = u32> {
+    std::iter::from_fn(move || {
+        let len = u32::try_from(n).unwrap_or(u32::MAX);
+        n -= u64::from(len);
+        (len > 0).then_some(len)
+    })
 }
 
 /// The planned output bytes, not yet written.
@@ -102,18 +145,17 @@ impl<'a> Output<'a> {
         self.tally.expect("a tally")
     }
 
-    /// Adds a span that does not join the last one.
+    /// Adds a span, joined to the last one when it continues it (so that
+    /// neighbouring input ranges become one write).
     fn push(&mut self, span: Span) {
+        if self.spans.last_mut().is_some_and(|last| last.join(span)) {
+            return;
+        }
         if let Some((spans, _)) = &mut self.tally {
             *spans += 1;
             self.spans.clear();
         }
         self.spans.push(span);
-    }
-
-    /// How many owned bytes there are.
-    fn owned_len(&self) -> usize {
-        self.tally.map_or(self.owned.len(), |(_, owned)| owned)
     }
 
     /// The total length in bytes.
@@ -123,14 +165,11 @@ impl<'a> Output<'a> {
 
     /// Appends a range of the input, written later straight from it.
     pub(crate) fn input(&mut self, range: std::ops::Range<usize>) {
-        if range.is_empty() {
-            return;
-        }
         self.len += range.len() as u64;
-        // Neighbouring input ranges become one write.
-        match self.spans.last_mut() {
-            Some(Span::Input(last)) if last.end == range.start => last.end = range.end,
-            _ => self.push(Span::Input(range)),
+        let mut start = range.start;
+        for len in span_lens(range.len() as u64) {
+            self.push(Span::Input { start, len });
+            start += len as usize;
         }
     }
 
@@ -146,15 +185,12 @@ impl<'a> Output<'a> {
     /// Appends small bytes that the plan made.
     pub(crate) fn owned(&mut self, bytes: &[u8]) {
         self.len += bytes.len() as u64;
-        let start = self.owned_len();
         match &mut self.tally {
             Some((_, owned)) => *owned += bytes.len(),
             None => self.owned.extend_from_slice(bytes),
         }
-        let end = self.owned_len();
-        match self.spans.last_mut() {
-            Some(Span::Owned(r)) if r.end == start => r.end = end,
-            _ => self.push(Span::Owned(start..end)),
+        for len in span_lens(bytes.len() as u64) {
+            self.push(Span::Owned(len));
         }
     }
 
@@ -167,13 +203,9 @@ impl<'a> Output<'a> {
 
     /// Appends `n` zero bytes.
     pub(crate) fn zeros(&mut self, n: u64) {
-        if n == 0 {
-            return;
-        }
         self.len += n;
-        match self.spans.last_mut() {
-            Some(Span::Zeros(m)) => *m += n,
-            _ => self.push(Span::Zeros(n)),
+        for len in span_lens(n) {
+            self.push(Span::Zeros(len));
         }
     }
 
@@ -195,33 +227,38 @@ impl<'a> Output<'a> {
             *self = other;
             return;
         }
-        for chunk in other.spans {
+        for chunk in other.chunks() {
             match chunk {
-                Span::Input(r) => self.input(r),
-                Span::Owned(r) => self.owned(&other.owned[r]),
-                Span::Zeros(n) => self.zeros(n),
+                Chunk::Input(r) => self.input(r.start as usize..r.end as usize),
+                Chunk::Bytes(bytes) => self.owned(bytes),
+                Chunk::Zeros(n) => self.zeros(n),
             }
         }
     }
 
     /// The output as [`Chunk`]s, in order.
     pub(crate) fn chunks(&self) -> impl Iterator<Item = Chunk<'_>> + '_ {
-        self.spans.iter().map(|span| match span {
-            Span::Input(r) => Chunk::Input(r.start as u64..r.end as u64),
-            Span::Owned(r) => Chunk::Bytes(&self.owned[r.clone()]),
-            Span::Zeros(n) => Chunk::Zeros(*n),
+        let mut owned = &self.owned[..];
+        self.spans.iter().map(move |span| match *span {
+            Span::Input { start, len } => Chunk::Input(start as u64..start as u64 + u64::from(len)),
+            Span::Owned(len) => {
+                let (bytes, rest) = owned.split_at(len as usize);
+                owned = rest;
+                Chunk::Bytes(bytes)
+            }
+            Span::Zeros(n) => Chunk::Zeros(n.into()),
         })
     }
 
     /// Writes every byte, in order.
     pub(crate) fn write_to(&self, out: &mut dyn Write) -> io::Result<()> {
         static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
-        for chunk in &self.spans {
+        for chunk in self.chunks() {
             match chunk {
-                Span::Input(r) => out.write_all(&self.input[r.clone()])?,
-                Span::Owned(r) => out.write_all(&self.owned[r.clone()])?,
-                Span::Zeros(n) => {
-                    let mut left = *n;
+                Chunk::Input(r) => out.write_all(&self.input[r.start as usize..r.end as usize])?,
+                Chunk::Bytes(bytes) => out.write_all(bytes)?,
+                Chunk::Zeros(n) => {
+                    let mut left = n;
                     while left > 0 {
                         let k = left.min(ZEROS.len() as u64) as usize;
                         out.write_all(&ZEROS[..k])?;
@@ -231,5 +268,43 @@ impl<'a> Output<'a> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Neighbours join into one chunk; a run too long for one span takes
+    /// two; a tally counts the same spans.
+    #[test]
+    fn spans_join_and_split_without_changing_the_bytes() {
+        let input = [1, 2, 3, 4, 5, 6];
+        let fill = |out: &mut Output<'_>| {
+            out.input(0..2);
+            out.input(2..4);
+            out.owned(&[9]);
+            out.uleb(300);
+            out.zeros(2);
+            out.zeros(u64::from(u32::MAX));
+            out.input(5..6);
+        };
+        let mut out = Output::new(&input);
+        fill(&mut out);
+        let chunks: Vec<_> = out.chunks().collect();
+        assert_eq!(
+            chunks,
+            [
+                Chunk::Input(0..4),
+                Chunk::Bytes(&[9, 0xac, 0x02]),
+                Chunk::Zeros(2),
+                Chunk::Zeros(u64::from(u32::MAX)),
+                Chunk::Input(5..6),
+            ]
+        );
+        assert_eq!(out.len(), chunks.iter().map(Chunk::len).sum::<u64>());
+        let mut tally = Output::tally(&input);
+        fill(&mut tally);
+        assert_eq!(tally.tallied(), (chunks.len(), 3));
     }
 }

@@ -192,9 +192,10 @@ impl<'a> Plan<'a> {
     }
 
     /// The output as a sequence of chunks, in order: ranges of the input,
-    /// bytes the plan made (headers, LEBs), runs of zeros. For writers that
-    /// copy input ranges their own way (the `segpack` CLI reads them with
-    /// `pread` on worker threads, so no page of its map is touched).
+    /// bytes the plan made (headers, LEBs), runs of zeros; a piece of 4 GiB
+    /// or more comes as several chunks. For writers that copy input ranges
+    /// their own way (the `segpack` CLI reads them with `pread` on worker
+    /// threads, so no page of its map is touched).
     ///
     /// ```
     /// use segpack::Chunk;
