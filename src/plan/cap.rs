@@ -225,6 +225,23 @@ impl Shortlist {
         self.offer_gap(Gap::new(memory_index, index_type, gap, gap.len() as u32));
     }
 
+    /// Takes in the gaps of `other`, of the same order: keeps the `places`
+    /// best of both. They go into whichever buffer has room for both (the
+    /// other's is usually the larger), so that a third is never made: at
+    /// that moment both lists are at their largest.
+    fn absorb(&mut self, mut other: Shortlist) {
+        debug_assert_eq!(self.order, other.order);
+        other.keep_best(other.places);
+        if other.gaps.capacity() - other.gaps.len() >= self.gaps.len() {
+            std::mem::swap(&mut self.gaps, &mut other.gaps);
+        }
+        // (What the buffer held was cut at another floor: no floor is safe.)
+        self.floor = 0;
+        for gap in other.gaps {
+            self.offer_gap(gap);
+        }
+    }
+
     /// The worth (by length: the length) of the lowest gap kept at the last
     /// cut, else 0: a gap worth less never enters.
     pub(super) fn floor(&self) -> u64 {
@@ -385,9 +402,7 @@ impl Gaps {
     /// Takes every short gap that can count, as the workers found them
     /// ([`super::wizer::ShortGaps`]).
     pub(super) fn take_short_gaps(&mut self, short: Shortlist) {
-        for gap in short.into_best() {
-            self.longest.offer_gap(gap);
-        }
+        self.longest.absorb(short);
         self.short_gaps_known = true;
     }
 
