@@ -285,11 +285,15 @@ pub(super) fn greedy_segments<'a, P: scan::Slice<'a>>(
     }
     // What workers should look for, as the consumer last learnt it.
     let shortest = AtomicU64::new(short.as_deref().map_or(u64::MAX, ShortGaps::shortest));
+    let places = AtomicU64::new(short.as_deref().map_or(0, ShortGaps::places));
     crate::pool::map_ordered(
         &jobs,
         engine.threads,
         |job| {
-            let mut gaps = WizerGaps::new(shortest.load(Ordering::Relaxed));
+            let mut gaps = WizerGaps::new(
+                shortest.load(Ordering::Relaxed),
+                places.load(Ordering::Relaxed),
+            );
             let merged = scan_and_merge(memory_index, index_type, job.slices(pieces), &mut gaps);
             (merged, gaps)
         },
@@ -310,6 +314,7 @@ pub(super) fn greedy_segments<'a, P: scan::Slice<'a>>(
             if let Some(short) = short.as_deref_mut() {
                 short.take(gaps, bytes);
                 shortest.store(short.shortest(), Ordering::Relaxed);
+                places.store(short.places(), Ordering::Relaxed);
             }
         },
     );

@@ -460,6 +460,21 @@ fn runs_of(image: &MemoryImage<'_>) -> Vec<Range> {
     runs
 }
 
+/// Hundreds of short runs a few zeros apart, most gaps of the same few
+/// lengths (ties), and a long gap now and then: Wizer keeps short gaps
+/// open, and a worker holds more of them than can count.
+fn dense_short_gaps() -> impl Strategy<Value = Vec<(u64, Vec<u8>)>> {
+    proptest::collection::vec((5usize..9, 1usize..4, 0u8..20), 50..600).prop_map(|parts| {
+        let mut bytes = Vec::new();
+        for (gap, run, long) in parts {
+            let gap = if long == 0 { 40 } else { gap };
+            bytes.extend(std::iter::repeat_n(0u8, gap));
+            bytes.extend(std::iter::repeat_n(7u8, run));
+        }
+        vec![(0, bytes)]
+    })
+}
+
 /// The layout the cap weighs as Wizer's, gathered as a plan gathers it.
 fn wizer_candidate(images: &[MemoryImage<'_>], budget: u64, engine: Engine) -> Vec<(u64, u64)> {
     let mut gaps = engine
@@ -487,7 +502,7 @@ proptest! {
     /// layouts weighed, is never larger than Wizer's.
     #[test]
     fn the_wizer_candidate_is_wizers_rule(
-        segs in prop_oneof![segments(), snapshot_like()],
+        segs in prop_oneof![segments(), snapshot_like(), dense_short_gaps()],
         budget in prop_oneof![1u64..4, 1u64..60, 1u64..400],
         coarse in any::<bool>(),
         job_bytes in prop_oneof![Just(7usize), Just(64), Just(1 << 20)],

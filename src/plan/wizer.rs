@@ -85,19 +85,23 @@ pub(super) struct WizerGaps {
     /// Its gaps between [`WIZER_JOINED_GAP`] and [`NEVER_MERGED_GAP`] long,
     /// those at least `shortest` long.
     short: Vec<Range>,
+    /// How many short gaps can count at most: the shortlist's places.
+    places: usize,
     /// How many gaps of at least [`NEVER_MERGED_GAP`] it holds (counted
     /// only while looking).
     long: u64,
 }
 
 impl WizerGaps {
-    /// Looks for short gaps of at least `shortest` bytes.
-    pub(super) fn new(shortest: u64) -> Self {
+    /// Looks for short gaps of at least `shortest` bytes, of which at most
+    /// `places` can count.
+    pub(super) fn new(shortest: u64, places: u64) -> Self {
         WizerGaps {
             shortest: shortest.max(WIZER_JOINED_GAP + 1),
             first: None,
             last: 0,
             short: Vec::new(),
+            places: usize::try_from(places).unwrap_or(usize::MAX),
             long: 0,
         }
     }
@@ -125,8 +129,21 @@ impl WizerGaps {
     fn gap(&mut self, gap: Range) {
         if gap.len() >= NEVER_MERGED_GAP {
             self.long += 1;
-        } else {
-            self.short.push(gap);
+            return;
+        }
+        self.short.push(gap);
+        // A job of dense short gaps would otherwise hold them all (a
+        // megabyte a job) before the consumer's floor rises: once twice the
+        // places are held, only the best can count (within a job, a later
+        // gap wins a tie, as in the shortlist).
+        if self.short.len() >= self.places.saturating_mul(2).max(2) {
+            let keep = self.places.max(1);
+            let drop = self.short.len() - keep;
+            self.short
+                .select_nth_unstable_by_key(drop, |g| (g.len(), g.start));
+            self.short.drain(..drop);
+            let lowest = self.short.iter().map(Range::len).min();
+            self.shortest = self.shortest.max(lowest.unwrap_or(u64::MAX));
         }
     }
 }
@@ -179,11 +196,16 @@ impl ShortGaps {
     /// The shortest gap the workers should report, or `u64::MAX` once they
     /// need not look.
     pub(super) fn shortest(&self) -> u64 {
-        if self.complete {
+        if self.complete && self.shortlist.places() > 0 {
             self.shortlist.floor()
         } else {
             u64::MAX
         }
+    }
+
+    /// How many short gaps can still count.
+    pub(super) fn places(&self) -> u64 {
+        self.shortlist.places()
     }
 
     /// Takes what a worker found in a job of `bytes` bytes.
