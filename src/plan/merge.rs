@@ -2,6 +2,7 @@
 //! the worker pool, merged left to right while the merged segment is
 //! strictly smaller in the file (SPEC §4's first rule).
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::wizer::{ShortGaps, WizerGaps};
@@ -286,13 +287,18 @@ pub(super) fn greedy_segments<'a, P: scan::Slice<'a>>(
     // What workers should look for, as the consumer last learnt it.
     let shortest = AtomicU64::new(short.as_deref().map_or(u64::MAX, ShortGaps::shortest));
     let places = AtomicU64::new(short.as_deref().map_or(0, ShortGaps::places));
+    // Jobs' buffers of short gaps, handed back for the next jobs: each grows
+    // once, not once a job.
+    let buffers: Mutex<Vec<Vec<Range>>> = Mutex::new(Vec::new());
     crate::pool::map_ordered(
         &jobs,
         engine.threads,
         |job| {
+            let buffer = buffers.lock().map_or(None, |mut b| b.pop());
             let mut gaps = WizerGaps::new(
                 shortest.load(Ordering::Relaxed),
                 places.load(Ordering::Relaxed),
+                buffer.unwrap_or_default(),
             );
             let merged = scan_and_merge(memory_index, index_type, job.slices(pieces), &mut gaps);
             (merged, gaps)
@@ -312,7 +318,10 @@ pub(super) fn greedy_segments<'a, P: scan::Slice<'a>>(
                 release(data);
             }
             if let Some(short) = short.as_deref_mut() {
-                short.take(gaps, bytes);
+                let buffer = short.take(gaps, bytes);
+                if let Ok(mut b) = buffers.lock() {
+                    b.push(buffer);
+                }
                 shortest.store(short.shortest(), Ordering::Relaxed);
                 places.store(short.places(), Ordering::Relaxed);
             }

@@ -94,13 +94,14 @@ pub(super) struct WizerGaps {
 
 impl WizerGaps {
     /// Looks for short gaps of at least `shortest` bytes, of which at most
-    /// `places` can count.
-    pub(super) fn new(shortest: u64, places: u64) -> Self {
+    /// `places` can count, into `buffer` (emptied).
+    pub(super) fn new(shortest: u64, places: u64, mut buffer: Vec<Range>) -> Self {
+        buffer.clear();
         WizerGaps {
             shortest: shortest.max(WIZER_JOINED_GAP + 1),
             first: None,
             last: 0,
-            short: Vec::new(),
+            short: buffer,
             places: usize::try_from(places).unwrap_or(usize::MAX),
             long: 0,
         }
@@ -175,7 +176,11 @@ pub(super) struct ShortGaps {
 impl ShortGaps {
     /// For a cap of `budget` segments over `total` bytes of images.
     pub(super) fn new(budget: u64, total: u64) -> Self {
-        let shortlist = Shortlist::by_length(budget);
+        let mut shortlist = Shortlist::by_length(budget);
+        // Its whole room at once, as far as the image may fill it (a short
+        // gap and a run take 6 bytes at least): grown step by step, the
+        // buffers it left behind would stay in a Wasm memory.
+        shortlist.expect(usize::try_from(total / 6).unwrap_or(usize::MAX));
         ShortGaps {
             places: shortlist.places(),
             shortlist,
@@ -208,10 +213,11 @@ impl ShortGaps {
         self.shortlist.places()
     }
 
-    /// Takes what a worker found in a job of `bytes` bytes.
-    pub(super) fn take(&mut self, job: WizerGaps, bytes: u64) {
+    /// Takes what a worker found in a job of `bytes` bytes; returns the
+    /// job's buffer, for another job.
+    pub(super) fn take(&mut self, mut job: WizerGaps, bytes: u64) -> Vec<Range> {
         if !self.complete {
-            return;
+            return job.short;
         }
         let (memory_index, index_type) = self.memory.expect("an image was started");
         if let (Some(last), Some(first)) = (self.last, job.first) {
@@ -228,7 +234,7 @@ impl ShortGaps {
         if job.first.is_some() {
             self.last = Some(job.last);
         }
-        for gap in job.short {
+        for gap in job.short.drain(..) {
             self.shortlist.offer(memory_index, index_type, gap);
         }
         self.long += job.long;
@@ -243,6 +249,7 @@ impl ShortGaps {
         if plenty && self.scanned >= self.total / 8 {
             self.complete = false;
         }
+        job.short
     }
 
     /// Hands the gaps found to `gaps`, if every job was looked into.
