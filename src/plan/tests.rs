@@ -7,6 +7,11 @@ use super::*;
 use crate::segment::{segment_len, uleb_len};
 use proptest::prelude::*;
 
+/// Wizer's packing as wasmtime's `crates/wizer` writes it, the copy the
+/// integration tests check against too.
+#[path = "../../tests/support/wizer_as_written.rs"]
+mod wizer_as_written;
+
 fn image(memory_index: u32, index_type: IndexType, segments: &[(u64, Vec<u8>)]) -> MemoryImage<'_> {
     let segments: Vec<(u64, &[u8])> = segments.iter().map(|(o, d)| (*o, &d[..])).collect();
     MemoryImage {
@@ -405,42 +410,6 @@ proptest! {
     }
 }
 
-/// Wizer's own packing, restated from wasmtime's `crates/wizer` as
-/// `tests/support/wizer.rs` has it: runs at most 4 zeros apart joined; with
-/// `cap` segments or more, the smallest gaps closed (a stable sort: ties,
-/// the lower offset first) until `cap` remain.
-fn wizer_as_written(runs: &[Range], cap: usize) -> Vec<(u64, u64)> {
-    let mut segments: Vec<(u64, u64)> = Vec::new();
-    for r in runs {
-        match segments.last_mut() {
-            Some(last) if r.start - last.1 <= 4 => last.1 = r.end,
-            _ => segments.push((r.start, r.end)),
-        }
-    }
-    if segments.len() >= cap && segments.len() > 1 {
-        let excess = segments.len() - cap;
-        let mut gaps: Vec<(u64, usize)> = segments
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| (w[1].0 - w[0].1, i))
-            .collect();
-        gaps.sort_by_key(|g| g.0);
-        let mut close = vec![false; segments.len()];
-        for &(_, i) in &gaps[..excess] {
-            close[i] = true;
-        }
-        let mut capped: Vec<(u64, u64)> = Vec::new();
-        for (i, &s) in segments.iter().enumerate() {
-            match capped.last_mut() {
-                Some(last) if close[i - 1] => last.1 = s.1,
-                _ => capped.push(s),
-            }
-        }
-        segments = capped;
-    }
-    segments
-}
-
 /// The non-zero runs of `image`, byte by byte.
 fn runs_of(image: &MemoryImage<'_>) -> Vec<Range> {
     let mut runs: Vec<Range> = Vec::new();
@@ -509,7 +478,8 @@ proptest! {
     ) {
         let images = [image(0, IndexType::I32, &segs)];
         let engine = Engine { threads: 2, job_bytes, coarse };
-        let expected = wizer_as_written(&runs_of(&images[0]), budget as usize);
+        let runs = runs_of(&images[0]).into_iter().map(|r| (r.start, r.end));
+        let expected = wizer_as_written::wizer_segments(runs, budget as usize);
         prop_assert_eq!(wizer_candidate(&images, budget, engine), expected);
     }
 }

@@ -22,6 +22,7 @@ pub mod rng;
 pub mod statics;
 pub mod wasm;
 pub mod wizer;
+pub mod wizer_as_written;
 
 use std::path::PathBuf;
 

@@ -4,45 +4,12 @@
 //! `MIN_ACTIVE_SEGMENT_OVERHEAD`), then, with `cap` segments or more, close
 //! the smallest gaps (ties: the lower offset first, a stable sort) until
 //! `cap` remain. Each segment is written with flag 0 (memory 0), an
-//! `i32.const` offset and its length.
+//! `i32.const` offset and its length. The rule itself is in
+//! `wizer_as_written.rs`, which the library's unit tests include too.
 
 use super::wasm::{sleb_len, uleb_len};
 
-const WIZER_MERGE_GAP: u64 = 4;
-
-/// Wizer's segments, as (start, end), for the runs `runs` (sorted, as
-/// (start, end)) at cap `cap`.
-pub fn wizer_segments(runs: impl IntoIterator<Item = (u64, u64)>, cap: usize) -> Vec<(u64, u64)> {
-    let mut segments: Vec<(u64, u64)> = Vec::new();
-    for (start, end) in runs {
-        match segments.last_mut() {
-            Some(last) if start - last.1 <= WIZER_MERGE_GAP => last.1 = end,
-            _ => segments.push((start, end)),
-        }
-    }
-    if segments.len() >= cap && segments.len() > 1 {
-        let excess = segments.len() - cap;
-        let mut gaps: Vec<(u64, usize)> = segments
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| (w[1].0 - w[0].1, i))
-            .collect();
-        gaps.sort_by_key(|g| g.0);
-        let mut close = vec![false; segments.len()];
-        for &(_, i) in &gaps[..excess] {
-            close[i] = true;
-        }
-        let mut capped: Vec<(u64, u64)> = Vec::new();
-        for (i, &s) in segments.iter().enumerate() {
-            match capped.last_mut() {
-                Some(last) if close[i - 1] => last.1 = s.1,
-                _ => capped.push(s),
-            }
-        }
-        segments = capped;
-    }
-    segments
-}
+pub use super::wizer_as_written::wizer_segments;
 
 /// The bytes of `segments` (memory 0, `i32.const` offsets) in a data
 /// section, headers included, without the section's own header and count.
