@@ -2,10 +2,7 @@
 //! the worker pool, merged left to right while the merged segment is
 //! strictly smaller in the file (SPEC §4's first rule).
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use super::wizer::{ShortGaps, WizerGaps};
+use super::wizer::{Lookout, ShortGaps, WizerGaps};
 use super::{Engine, MAX_GAP, MAX_SEGMENT_LEN, MemoryImage, Range};
 use crate::scan;
 use crate::segment::{IndexType, MAX_FIXED_HEADER_LEN, header_len, uleb_len};
@@ -284,22 +281,12 @@ pub(super) fn greedy_segments<'a, P: scan::Slice<'a>>(
     if let Some(short) = short.as_deref_mut() {
         short.start_image(image);
     }
-    // What workers should look for, as the consumer last learnt it.
-    let shortest = AtomicU64::new(short.as_deref().map_or(u64::MAX, ShortGaps::shortest));
-    let places = AtomicU64::new(short.as_deref().map_or(0, ShortGaps::places));
-    // Jobs' buffers of short gaps, handed back for the next jobs: each grows
-    // once, not once a job.
-    let buffers: Mutex<Vec<Vec<Range>>> = Mutex::new(Vec::new());
+    let lookout = Lookout::new(short.as_deref());
     crate::pool::map_ordered(
         &jobs,
         engine.threads,
         |job| {
-            let buffer = buffers.lock().map_or(None, |mut b| b.pop());
-            let mut gaps = WizerGaps::new(
-                shortest.load(Ordering::Relaxed),
-                places.load(Ordering::Relaxed),
-                buffer.unwrap_or_default(),
-            );
+            let mut gaps = lookout.job();
             let merged = scan_and_merge(memory_index, index_type, job.slices(pieces), &mut gaps);
             (merged, gaps)
         },
@@ -318,12 +305,7 @@ pub(super) fn greedy_segments<'a, P: scan::Slice<'a>>(
                 release(data);
             }
             if let Some(short) = short.as_deref_mut() {
-                let buffer = short.take(gaps, bytes);
-                if let Ok(mut b) = buffers.lock() {
-                    b.push(buffer);
-                }
-                shortest.store(short.shortest(), Ordering::Relaxed);
-                places.store(short.places(), Ordering::Relaxed);
+                lookout.take(short, gaps, bytes);
             }
         },
     );

@@ -22,6 +22,9 @@
 //!   own ([`offer_short_gaps`]) runs, only if they count
 //!   ([`Gaps::needs_short_gaps`]).
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::cap::{Gaps, Shortlist};
 use super::merge::NEVER_MERGED_GAP;
 use super::{MemoryImage, Range};
@@ -31,6 +34,12 @@ use crate::segment::IndexType;
 /// Wizer joins runs this many zeros apart or closer
 /// (`MIN_ACTIVE_SEGMENT_OVERHEAD`).
 pub(super) const WIZER_JOINED_GAP: u64 = 4;
+
+/// Whether a gap between runs is one of Wizer's that the greedy pass may
+/// have closed: Wizer keeps it apart, the greedy pass may not.
+fn is_short(len: u64) -> bool {
+    len > WIZER_JOINED_GAP && len < NEVER_MERGED_GAP
+}
 
 /// The scan reads this much at a time, and tells `release` once read.
 const SLICE: usize = 1 << 20;
@@ -60,7 +69,7 @@ pub(super) fn offer_short_gaps<'a, P: scan::Slice<'a>>(
                         start: end,
                         end: run.start,
                     };
-                    if gap.len() > WIZER_JOINED_GAP && gap.len() < NEVER_MERGED_GAP {
+                    if is_short(gap.len()) {
                         gaps.longest
                             .offer(image.memory_index, image.index_type, gap);
                     }
@@ -227,7 +236,7 @@ impl ShortGaps {
             };
             if gap.len() >= NEVER_MERGED_GAP {
                 self.long += 1;
-            } else if gap.len() > WIZER_JOINED_GAP {
+            } else if is_short(gap.len()) {
                 self.shortlist.offer(memory_index, index_type, gap);
             }
         }
@@ -257,5 +266,47 @@ impl ShortGaps {
         if self.complete {
             gaps.take_short_gaps(self.shortlist);
         }
+    }
+}
+
+/// What the workers of a full pass are told of Wizer's short gaps, as the
+/// consumer last learnt it ([`ShortGaps`]), and the buffers they note them
+/// in, handed back for the next jobs: each grows once, not once a job.
+#[derive(Debug)]
+pub(super) struct Lookout {
+    shortest: AtomicU64,
+    places: AtomicU64,
+    buffers: Mutex<Vec<Vec<Range>>>,
+}
+
+impl Lookout {
+    /// What `short` asks for now; with none, workers look for nothing.
+    pub(super) fn new(short: Option<&ShortGaps>) -> Self {
+        Lookout {
+            shortest: AtomicU64::new(short.map_or(u64::MAX, ShortGaps::shortest)),
+            places: AtomicU64::new(short.map_or(0, ShortGaps::places)),
+            buffers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A worker's notes for its next job.
+    pub(super) fn job(&self) -> WizerGaps {
+        let buffer = self.buffers.lock().map_or(None, |mut b| b.pop());
+        WizerGaps::new(
+            self.shortest.load(Ordering::Relaxed),
+            self.places.load(Ordering::Relaxed),
+            buffer.unwrap_or_default(),
+        )
+    }
+
+    /// Hands a job's notes (`bytes` bytes looked into) to `short`, and tells
+    /// the workers what it asks for now.
+    pub(super) fn take(&self, short: &mut ShortGaps, gaps: WizerGaps, bytes: u64) {
+        let buffer = short.take(gaps, bytes);
+        if let Ok(mut b) = self.buffers.lock() {
+            b.push(buffer);
+        }
+        self.shortest.store(short.shortest(), Ordering::Relaxed);
+        self.places.store(short.places(), Ordering::Relaxed);
     }
 }
