@@ -232,6 +232,28 @@ fn the_smallest_case_found_is_no_larger_than_wizer() {
     assert_eq!(optimum(&memories, 2), Some(162));
 }
 
+#[test]
+fn closes_that_save_only_as_a_chain_are_taken() {
+    // Offsets past 2^20 take a 4-byte signed LEB: each header is 8 bytes
+    // here. Runs of 113, 126, 7 and 121 bytes, 7, 8 and 7 zeros apart: any
+    // one or two closes save nothing (the first grows a length LEB to 2
+    // bytes), all three together save a byte: 398 bytes against 399.
+    let runs = [
+        (1_050_114u64, 113usize),
+        (1_050_234, 126),
+        (1_050_368, 7),
+        (1_050_382, 121),
+    ]
+    .map(|(o, n)| (o, vec![7u8; n]))
+    .to_vec();
+    let memories = [Memory {
+        index_type: IndexType::I32,
+        runs,
+    }];
+    assert_eq!(optimum(&memories, 4), Some(398));
+    assert_eq!(planner(&memories, 4), (398, true));
+}
+
 /// How far the planner is from the optimum over `cases` generated cases,
 /// capped (a cap below the greedy count) or not: (cases, largest excess,
 /// total excess).
@@ -256,7 +278,10 @@ impl Distance {
 
 #[test]
 fn never_larger_than_wizer_and_close_to_the_optimum() {
-    let mut rng = Rng::new(23);
+    // Other seeds: ORACLE_SEED=N (docs/design.md lists what 21 seeds gave).
+    let seed =
+        std::env::var("ORACLE_SEED").map_or(23, |s| s.parse().expect("ORACLE_SEED: a number"));
+    let mut rng = Rng::new(seed);
     let (mut capped, mut uncapped) = (Distance::default(), Distance::default());
     let (mut against_wizer, mut streamed_cases) = (0, 0);
     for case in 0..4000 {
@@ -309,6 +334,14 @@ fn never_larger_than_wizer_and_close_to_the_optimum() {
         uncapped.mean()
     );
     assert!(capped.cases > 1000 && uncapped.cases > 500 && against_wizer > 2000);
+    // Uncapped, the chains of closes settle finds reach the optimum; capped,
+    // a rare byte is left (docs/design.md).
+    assert_eq!(uncapped.largest, 0, "uncapped, short of the optimum");
+    assert!(
+        capped.largest <= 1,
+        "capped, {} B short of the optimum",
+        capped.largest
+    );
     assert!(
         streamed_cases > 1000,
         "only {streamed_cases} cases through the Packer"

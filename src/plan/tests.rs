@@ -135,41 +135,97 @@ fn reference(images: &[MemoryImage<'_>], budget: u64) -> Vec<(u32, u64, u64)> {
         by_rank[i].1.end = by_rank[i + 1].1.end;
         by_rank.remove(i + 1);
     }
-    // Settle by price, from the definition: price every close, take the cheapest.
-    loop {
+    // Settle by price, from the definition: price every close, take the
+    // cheapest while over the budget or saving. Then sweep the gaps in
+    // order: close one, then the cheaper neighbour of the segment it makes
+    // (ties: before), up to MAX_CHAIN closes adding less than 4 bytes in
+    // all, and keep them if they save; take the cheapest again after each.
+    // Sweep again until a sweep keeps none.
+    type Layout = (Vec<(u32, Range, IndexType)>, Vec<bool>);
+    let price = |(segments, may_close): &Layout, i: usize| {
+        if !may_close[i] {
+            return None;
+        }
         let cost =
             |&(m, r, t): &(u32, Range, IndexType)| segment_len(m, t, r.start, r.len()) as i64;
-        let best = (0..segments.len())
-            .filter(|&i| may_still_close[i])
-            .filter_map(|i| {
-                let (m, a, t) = segments[i];
-                let b = segments[i + 1].1;
-                let merged = (
-                    m,
-                    Range {
-                        start: a.start,
-                        end: b.end,
-                    },
-                    t,
-                );
-                (merged.1.len() <= MAX_SEGMENT_LEN).then(|| {
-                    (
-                        cost(&merged) - cost(&segments[i]) - cost(&segments[i + 1]),
-                        i,
-                    )
-                })
-            })
+        let (m, a, t) = segments[i];
+        let merged = (
+            m,
+            Range {
+                start: a.start,
+                end: segments[i + 1].1.end,
+            },
+            t,
+        );
+        (merged.1.len() <= MAX_SEGMENT_LEN)
+            .then(|| cost(&merged) - cost(&segments[i]) - cost(&segments[i + 1]))
+    };
+    let close = |(segments, may_close): &mut Layout, i: usize| {
+        segments[i].1.end = segments[i + 1].1.end;
+        may_close[i] = may_close[i + 1];
+        segments.remove(i + 1);
+        may_close.remove(i + 1);
+    };
+    let close_cheapest = |layout: &mut Layout| loop {
+        let best = (0..layout.0.len())
+            .filter_map(|i| Some((price(layout, i)?, i)))
             .min();
         match best {
-            Some((added, i)) if segments.len() as u64 > budget || added < 0 => {
-                segments[i].1.end = segments[i + 1].1.end;
-                may_still_close[i] = may_still_close[i + 1];
-                segments.remove(i + 1);
-                may_still_close.remove(i + 1);
-            }
+            Some((added, i)) if layout.0.len() as u64 > budget || added < 0 => close(layout, i),
             _ => break,
         }
+    };
+    let saving_chain = |layout: &Layout, i: usize| -> Option<Layout> {
+        let mut chain = layout.clone();
+        let first = price(&chain, i).filter(|&a| a < 4)?;
+        close(&mut chain, i);
+        let (mut added, mut closes, mut merged) = (first, 1, i);
+        while added >= 0 && closes < MAX_CHAIN {
+            let left = merged
+                .checked_sub(1)
+                .and_then(|l| Some((price(&chain, l)?, l)));
+            let right = price(&chain, merged).map(|r| (r, merged));
+            let (cost, at) = match (left, right) {
+                (Some(l), Some(r)) if r.0 < l.0 => r,
+                (Some(l), _) => l,
+                (None, Some(r)) => r,
+                (None, None) => break,
+            };
+            if added + cost >= 4 {
+                break;
+            }
+            close(&mut chain, at);
+            (added, closes) = (added + cost, closes + 1);
+            if at < merged {
+                merged -= 1;
+            }
+        }
+        (added < 0).then_some(chain)
+    };
+    let mut layout: Layout = (segments, may_still_close);
+    loop {
+        close_cheapest(&mut layout);
+        let mut found = false;
+        let mut i = 0;
+        while i < layout.0.len() {
+            let Some(chain) = saving_chain(&layout, i) else {
+                i += 1;
+                continue;
+            };
+            // Go on from the gap after the chain's first.
+            let (m, r, _) = layout.0[i];
+            layout = chain;
+            close_cheapest(&mut layout);
+            i = layout
+                .0
+                .partition_point(|&(m2, r2, _)| (m2, r2.end) <= (m, r.end));
+            found = true;
+        }
+        if !found {
+            break;
+        }
     }
+    let segments = layout.0;
     let chosen = if bytes(&wizer) < bytes(&by_rank).min(bytes(&segments)) {
         wizer
     } else if bytes(&by_rank) < bytes(&segments) {
@@ -307,6 +363,30 @@ proptest! {
         let images = [image(0, IndexType::I32, &mem0), image(1, IndexType::I64, &mem1)];
         let expected = reference(&images, budget);
         prop_assert_eq!(packed(&images, budget, threads, job_bytes), expected);
+    }
+
+    /// Where closes save only as chains (runs around the 128-byte length
+    /// LEB boundary, gaps near the header's size, 4-byte offset LEBs), the
+    /// sweeps for chains, and the sweeps again where closes changed the
+    /// segments, find what the reference finds sweeping everything.
+    #[test]
+    fn chains_of_closes_match_the_plain_definition(
+        runs in proptest::collection::vec((prop_oneof![Just(7u64), 100..=130u64], 5..=10u64), 1..60),
+        budget in prop_oneof![Just(1000u64), 1..60u64],
+        threads in 1usize..3,
+    ) {
+        let mut at = 1 << 20;
+        let mem0: Vec<(u64, Vec<u8>)> = runs
+            .iter()
+            .map(|&(len, gap)| {
+                let run = (at, vec![7u8; len as usize]);
+                at += len + gap;
+                run
+            })
+            .collect();
+        let images = [image(0, IndexType::I32, &mem0)];
+        let expected = reference(&images, budget);
+        prop_assert_eq!(packed(&images, budget, threads, 1 << 20), expected);
     }
 
     /// A second, higher budget planned in the same pass gives exactly what
