@@ -463,6 +463,8 @@ impl<'m, 'a> Layout<'m, 'a> {
     /// The data section's bytes into `out`.
     fn write_data_section(&self, out: &mut Output<'a>, parts: &mut Vec<Part<'a>>) {
         let mut cursor = plan::PartsCursor::new(&self.images);
+        // One buffer for every header: one allocation, not one a segment.
+        let mut header = Vec::with_capacity(32);
         out.owned(&[parse::DATA_SECTION]);
         out.uleb(self.size.payload);
         out.uleb(self.size.entries);
@@ -471,7 +473,9 @@ impl<'m, 'a> Layout<'m, 'a> {
                 Entry::Keep(i) => out.input(self.module.segments[i].range.clone()),
                 Entry::Packed(_, (memory_index, r)) => {
                     let index_type = self.index_type(memory_index);
-                    out.owned(&encoded_header(memory_index, index_type, r));
+                    header.clear();
+                    encode_header(&mut header, memory_index, index_type, r.start, r.len());
+                    out.owned(&header);
                     cursor.parts(memory_index, r, parts);
                     out.parts(parts);
                 }

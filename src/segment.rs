@@ -231,18 +231,27 @@ pub(crate) fn encode_header(
     offset: u64,
     len: u64,
 ) {
-    use wasm_encoder::{ConstExpr, Encode};
+    use wasm_encoder::Encode;
     if memory_index == 0 {
         out.push(0x00);
     } else {
         out.push(0x02);
         memory_index.encode(out);
     }
-    let expr = match index_type {
-        IndexType::I32 => ConstExpr::i32_const(offset as u32 as i32),
-        IndexType::I64 => ConstExpr::i64_const(offset as i64),
-    };
-    expr.encode(out);
+    // The offset expression as wasm-encoder's `ConstExpr` writes it (opcode,
+    // signed LEB, `end`), without the list a `ConstExpr` allocates: this
+    // runs once per packed segment, twice when writing.
+    match index_type {
+        IndexType::I32 => {
+            out.push(0x41);
+            (offset as u32 as i32).encode(out);
+        }
+        IndexType::I64 => {
+            out.push(0x42);
+            (offset as i64).encode(out);
+        }
+    }
+    out.push(0x0b);
     len.encode(out);
 }
 
