@@ -963,9 +963,9 @@ impl<'c> OpenCuts<'c> {
 
     /// Whether closing open cut `i`, then the cheaper neighbour of the
     /// segment it makes (ties: the one before), and so on, saves bytes
-    /// within [`MAX_CHAIN`] closes, each step adding less than 4 bytes in
-    /// all. If so, `chain` lists those closes, each with the cuts it was
-    /// between; the list is left as it was either way.
+    /// within [`MAX_CHAIN`] closes that add less than 4 bytes together at
+    /// every step. If so, `chain` lists those closes in order, each with the
+    /// open cuts before and after it; the list is left as it was either way.
     ///
     /// Cheapest-first never takes a close that saves nothing, yet a close
     /// can make a neighbour's cheaper, by as much as the neighbour's length
