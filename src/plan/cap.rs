@@ -764,13 +764,20 @@ fn settle_by_price(cuts: &Cuts, budget: u64) -> Vec<bool> {
     // (bytes added, cut): a cut's entry is stale once it has closed or been
     // priced again (a fresher entry is queued then). A close adds less than
     // the 1 GiB its merged segment may hold: 32 bits.
-    let mut queue: BinaryHeap<Reverse<(i32, u32)>> = (0..cuts.cuts.len())
-        .filter_map(|i| Some(Reverse((list.price(i)?, i as u32))))
-        .collect();
-    let mut segments = cuts.cuts.len() as u64;
+    // Room for a quarter more entries than cuts, taken at once, and made
+    // again by dropping stale entries: a queue that doubles as it goes
+    // leaves its old buffers behind in a Wasm memory.
+    let n = cuts.cuts.len();
+    let mut entries = Vec::with_capacity(n + n / 4 + 2);
+    entries.extend((0..n).filter_map(|i| Some(Reverse((list.price(i)?, i as u32)))));
+    let mut queue = BinaryHeap::from(entries);
+    let fresh = |list: &OpenCuts<'_>, added: i32, i: usize| {
+        !list.is_closed(i) && list.price(i) == Some(added)
+    };
+    let mut segments = n as u64;
     while let Some(Reverse((added, i))) = queue.pop() {
         let i = i as usize;
-        if list.is_closed(i) || list.price(i) != Some(added) {
+        if !fresh(&list, added, i) {
             continue;
         }
         if segments <= budget && added >= 0 {
@@ -779,6 +786,11 @@ fn settle_by_price(cuts: &Cuts, budget: u64) -> Vec<bool> {
         // The segments on either side of the closed gap grew.
         for neighbour in list.close(i) {
             if let Some(added) = list.price(neighbour) {
+                if queue.len() == queue.capacity() {
+                    queue.retain(|&Reverse((a, j))| fresh(&list, a, j as usize));
+                    // Mostly fresh (re-priced the same): grow after all.
+                    queue.reserve_exact(queue.len() / 2);
+                }
                 queue.push(Reverse((added, neighbour as u32)));
             }
         }
