@@ -259,17 +259,23 @@ impl<'a> Output<'a> {
         };
         let input =
             |start: usize, len: u32| Chunk::Input(start as u64..start as u64 + u64::from(len));
-        self.spans
-            .iter()
-            .flat_map(move |span| match *span {
-                Span::Input { start, len } => [Some(input(start, len)), None],
-                Span::Owned(len) => [Some(take(len as usize)), None],
-                Span::Zeros(n) => [Some(Chunk::Zeros(n.into())), None],
+        let mut spans = self.spans.iter();
+        // The input of an `OwnedInput`, after its owned bytes.
+        let mut then = None;
+        std::iter::from_fn(move || {
+            if let Some(chunk) = then.take() {
+                return Some(chunk);
+            }
+            Some(match *spans.next()? {
+                Span::Input { start, len } => input(start, len),
+                Span::Owned(len) => take(len as usize),
+                Span::Zeros(n) => Chunk::Zeros(n.into()),
                 Span::OwnedInput { owned, start, len } => {
-                    [Some(take(owned.into())), Some(input(start, len))]
+                    then = Some(input(start, len));
+                    take(owned.into())
                 }
             })
-            .flatten()
+        })
     }
 
     /// Writes every byte, in order.

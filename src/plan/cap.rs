@@ -695,31 +695,34 @@ impl Cuts {
         self.extents[extent_at(&self.extents, self.memory_index(i))]
     }
 
-    /// Each cut as three numbers: its memory, its gap's length, and where
-    /// its gap starts, past the start of the cut before when of the same
-    /// memory (cuts are in order, a few bytes apart).
-    fn numbers(&self) -> impl Iterator<Item = u64> + '_ {
+    /// Gives `f` each cut as three numbers: its memory, its gap's length,
+    /// and where its gap starts, past the start of the cut before when of
+    /// the same memory (cuts are in order, a few bytes apart).
+    fn numbers(&self, mut f: impl FnMut(u64)) {
         let mut last: Option<&Gap> = None;
-        self.cuts.iter().flat_map(move |c| {
+        for c in &self.cuts {
             let start = match last.replace(c) {
                 Some(p) if p.memory == c.memory => c.gap_start - p.gap_start,
                 _ => c.gap_start,
             };
-            [u64::from(c.memory), u64::from(c.gap_len), start]
-        })
+            f(u64::from(c.memory));
+            f(u64::from(c.gap_len));
+            f(start);
+        }
     }
 
     /// The cuts in LEB128, as few bytes as that takes.
     fn pack(self) -> PackedCuts {
-        let len = self.numbers().map(uleb_len).sum::<u64>();
+        let mut len = 0;
+        self.numbers(|v| len += uleb_len(v));
         let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(usize::MAX));
-        for mut v in self.numbers() {
+        self.numbers(|mut v| {
             while v >= 0x80 {
                 bytes.push(v as u8 | 0x80);
                 v >>= 7;
             }
             bytes.push(v as u8);
-        }
+        });
         PackedCuts {
             bytes,
             cuts: self.cuts.len(),
