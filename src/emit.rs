@@ -54,25 +54,38 @@ enum Span {
     Owned(u32),
     /// This many zero bytes.
     Zeros(u32),
+    /// `Owned(owned)`, then `Input { start, len }`: a packed segment's
+    /// header and payload, one span, not two (at 100,000 segments, 1.2 MB).
+    OwnedInput { owned: u8, start: usize, len: u32 },
 }
 
 const _: () = assert!(size_of::<Span>() <= 16);
 
 impl Span {
+    /// Its length; of `OwnedInput`, its input's (what a join adds to).
     fn len(self) -> u32 {
         match self {
-            Span::Input { len, .. } | Span::Owned(len) | Span::Zeros(len) => len,
+            Span::Input { len, .. }
+            | Span::Owned(len)
+            | Span::Zeros(len)
+            | Span::OwnedInput { len, .. } => len,
         }
     }
 
-    /// Takes `next` in when it continues this span and the length fits.
+    /// Takes `next` in when it continues this span and the length fits, or
+    /// when it is input after a few owned bytes.
     fn join(&mut self, next: Span) -> bool {
+        if let (Span::Owned(owned), Span::Input { start, len }) = (*self, next)
+            && let Ok(owned) = u8::try_from(owned)
+        {
+            *self = Span::OwnedInput { owned, start, len };
+            return true;
+        }
         let len = match (self, next) {
-            (Span::Input { start, len }, Span::Input { start: at, .. })
-                if *start + *len as usize == at =>
-            {
-                len
-            }
+            (
+                Span::Input { start, len } | Span::OwnedInput { start, len, .. },
+                Span::Input { start: at, .. },
+            ) if *start + *len as usize == at => len,
             (Span::Owned(len), Span::Owned(_)) | (Span::Zeros(len), Span::Zeros(_)) => len,
             _ => return false,
         };
@@ -239,14 +252,29 @@ impl<'a> Output<'a> {
     /// The output as [`Chunk`]s, in order.
     pub(crate) fn chunks(&self) -> impl Iterator<Item = Chunk<'_>> + '_ {
         let mut owned = &self.owned[..];
-        self.spans.iter().map(move |span| match *span {
-            Span::Input { start, len } => Chunk::Input(start as u64..start as u64 + u64::from(len)),
-            Span::Owned(len) => {
-                let (bytes, rest) = owned.split_at(len as usize);
-                owned = rest;
-                Chunk::Bytes(bytes)
+        let mut take = move |len: usize| {
+            let (bytes, rest) = owned.split_at(len);
+            owned = rest;
+            Chunk::Bytes(bytes)
+        };
+        let input =
+            |start: usize, len: u32| Chunk::Input(start as u64..start as u64 + u64::from(len));
+        let mut spans = self.spans.iter();
+        // The input of an `OwnedInput`, after its owned bytes.
+        let mut then = None;
+        std::iter::from_fn(move || {
+            if let Some(chunk) = then.take() {
+                return Some(chunk);
             }
-            Span::Zeros(n) => Chunk::Zeros(n.into()),
+            Some(match *spans.next()? {
+                Span::Input { start, len } => input(start, len),
+                Span::Owned(len) => take(len as usize),
+                Span::Zeros(n) => Chunk::Zeros(n.into()),
+                Span::OwnedInput { owned, start, len } => {
+                    then = Some(input(start, len));
+                    take(owned.into())
+                }
+            })
         })
     }
 
@@ -306,5 +334,35 @@ mod tests {
         let mut tally = Output::tally(&input);
         fill(&mut tally);
         assert_eq!(tally.tallied(), (chunks.len(), 3));
+    }
+
+    /// A few owned bytes and the input after them (a segment's header and
+    /// payload) are one span and two chunks, and input after that joins.
+    #[test]
+    fn a_header_and_its_payload_are_one_span() {
+        let input = [1, 2, 3, 4];
+        let fill = |out: &mut Output<'_>| {
+            out.owned(&[7, 8]);
+            out.input(0..2);
+            out.input(2..3);
+            out.owned(&[0; 300]);
+            out.input(3..4);
+        };
+        let mut out = Output::new(&input);
+        fill(&mut out);
+        let chunks: Vec<_> = out.chunks().collect();
+        assert_eq!(
+            chunks,
+            [
+                Chunk::Bytes(&[7, 8]),
+                Chunk::Input(0..3),
+                Chunk::Bytes(&[0; 300]),
+                Chunk::Input(3..4),
+            ]
+        );
+        assert_eq!(out.spans.len(), 3);
+        let mut tally = Output::tally(&input);
+        fill(&mut tally);
+        assert_eq!(tally.tallied(), (3, 302));
     }
 }

@@ -246,11 +246,16 @@ impl<'m, 'a> Layout<'m, 'a> {
             return None;
         }
         layout.last_kept = module.segments.iter().rposition(|s| !layout.repacked(s));
-        layout.images = (0..module.memories.len())
-            .filter(|&m| layout.packable[m])
-            .map(|m| rules::image(module, m))
-            .collect();
+        layout.images = layout.make_images();
         Some(layout)
+    }
+
+    /// The images of the packable memories.
+    fn make_images(&self) -> Vec<MemoryImage<'a>> {
+        (0..self.module.memories.len())
+            .filter(|&m| self.packable[m])
+            .map(|m| rules::image(self.module, m))
+            .collect()
     }
 
     fn repacked(&self, segment: &DataSegment<'_>) -> bool {
@@ -278,7 +283,13 @@ impl<'m, 'a> Layout<'m, 'a> {
         let budget = max_segments.saturating_sub(kept_active);
         let also = engine_limit_asked(cx.options)
             .then(|| u64::from(MaxSegments::ENGINE_LIMIT.get()).saturating_sub(kept_active));
-        let packed = plan::pack_ranges(&self.images, budget, also, cx.options.threads, cx.release);
+        let scanned = plan::scan_gaps(&self.images, budget, also, cx.options.threads, cx.release);
+        // The pieces (16 bytes an input segment) are made again after the
+        // cap settles, which reads none: the npm build's peak is there.
+        self.images = Vec::new();
+        let finals = scanned.settle();
+        self.images = self.make_images();
+        let packed = finals.split(&self.images);
         if let Some(also) = packed.also {
             report.at_engine_limit = Some(self.figures_of(also, report.data_bytes_before));
         }

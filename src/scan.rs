@@ -259,6 +259,12 @@ pub(crate) const JOB_BYTES: usize = 1 << 20;
 /// of them: esbuild.wasm's 1 MiB jobs held 2 MB; 64 KiB jobs hold 128 KiB.
 pub(crate) const SERIAL_JOB_BYTES: usize = 64 << 10;
 
+/// Pieces per job at most. A job holds a segment and one of Wizer's short
+/// gaps per piece at most, 16 bytes each: 64 KiB of esbuild.wasm's 2-byte
+/// pieces, 20 bytes apart, made 32,768 of each (twice 1 MiB, with the
+/// lists' doubling), and a Wasm memory keeps its peak.
+pub(crate) const JOB_PIECES: usize = 4096;
+
 /// The job size for `threads` threads (the result never depends on it).
 pub(crate) fn job_bytes(threads: usize) -> usize {
     if threads > 1 {
@@ -268,9 +274,10 @@ pub(crate) fn job_bytes(threads: usize) -> usize {
     }
 }
 
-/// Cuts pieces of an image into jobs of `job_bytes` ([`JOB_BYTES`]). Pieces longer
-/// than that are cut too. Where the cuts fall depends only on the pieces,
-/// never on the number of threads, so neither does the result.
+/// Cuts pieces of an image into jobs of `job_bytes` ([`JOB_BYTES`]), and of
+/// at most [`JOB_PIECES`] pieces. Pieces longer than `job_bytes` are cut
+/// too. Where the cuts fall depends only on the pieces, never on the number
+/// of threads, so neither does the result.
 pub(crate) fn jobs<'a, P: Slice<'a>>(pieces: &[P], job_bytes: usize) -> Vec<Job> {
     let mut jobs = Vec::new();
     let mut from = (0, 0);
@@ -278,6 +285,11 @@ pub(crate) fn jobs<'a, P: Slice<'a>>(pieces: &[P], job_bytes: usize) -> Vec<Job>
     let mut size = 0;
     for (k, piece) in pieces.iter().enumerate() {
         let (_, data) = piece.get();
+        if size > 0 && k - from.0 >= JOB_PIECES {
+            jobs.push(Job { from, to: (k, 0) });
+            from = (k, 0);
+            size = 0;
+        }
         let mut at = 0;
         while at < data.len() {
             let take = (data.len() - at).min(job_bytes - size);

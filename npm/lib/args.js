@@ -8,8 +8,9 @@
 // user wrote them, as the native CLI does. For `-o`, the directory is where the
 // temporary file is written and renamed over the target, so `-o` onto the
 // input stays atomic.
-import { lstatSync, realpathSync, statSync } from 'node:fs';
-import path from 'node:path';
+'use strict';
+const { lstatSync, realpathSync, statSync } = require('node:fs');
+const path = require('node:path');
 
 /** Options of pack / inspect / verify that take a value that is not a file. */
 const VALUE_OPTIONS = new Set(['--max-segments', '--threads']);
@@ -21,7 +22,7 @@ const SUBCOMMANDS = new Set(['pack', 'inspect', 'verify']);
  * directories (guest path -> host path) and the host path of the `-o` target
  * (or null).
  */
-export function mapArguments(argv, { cwd = process.cwd(), platform = process.platform } = {}) {
+function mapArguments(argv, { cwd = process.cwd(), platform = process.platform } = {}) {
   const args = [...argv];
   const preopens = {};
   let output = null;
@@ -124,3 +125,5 @@ function isDirectory(p) {
     return false;
   }
 }
+
+exports.mapArguments = mapArguments;

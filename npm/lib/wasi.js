@@ -1,13 +1,15 @@
 // Runs segpack.wasm (the segpack CLI built for wasm32-wasip1) in Node's WASI.
-// Shared by the launcher (bin/segpack.js) and the JS API (index.js).
-import { readFileSync, writeSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+// Shared by the launcher (bin/segpack.js) and the JS API (index.js). CommonJS,
+// as the launcher is (see there); the API imports it all the same.
+'use strict';
+const { readFileSync, writeSync } = require('node:fs');
+const { readFile } = require('node:fs/promises');
+const path = require('node:path');
 
-const WASM = new URL('../segpack.wasm', import.meta.url);
+const WASM = path.join(__dirname, '..', 'segpack.wasm');
 
 /** Exit status when the module traps (a Rust panic aborts under wasm). */
-export const TRAP_STATUS = 101;
+const TRAP_STATUS = 101;
 
 let WASI;
 /** node:wasi, loaded without its "experimental feature" warning (and
@@ -21,7 +23,7 @@ function wasiClass() {
       return emitWarning.call(this, warning, ...rest);
     };
     try {
-      ({ WASI } = createRequire(import.meta.url)('node:wasi'));
+      ({ WASI } = require('node:wasi'));
     } finally {
       process.emitWarning = emitWarning;
     }
@@ -33,13 +35,14 @@ let compiled;
 let compiling;
 
 /** The compiled module, compiled once per process (synchronously). */
-export function moduleSync() {
+function moduleSync() {
   compiled ??= new WebAssembly.Module(readFileSync(WASM));
   return compiled;
 }
 
-/** The compiled module, compiled once per process (off the main thread). */
-export function module() {
+/** The compiled module, compiled once per process (off the main thread).
+ * Exported as `module`, a name CommonJS takes for itself here. */
+function compile() {
   if (compiled) return Promise.resolve(compiled);
   compiling ??= readFile(WASM)
     .then((bytes) => WebAssembly.compile(bytes))
@@ -52,7 +55,7 @@ export function module() {
  * (guest path -> host path) and file descriptors for stdio. Returns the exit
  * status; a trap (a panic) prints one line on stderr and returns TRAP_STATUS.
  */
-export function run(wasmModule, { args, preopens = {}, env = {}, stdin = 0, stdout = 1, stderr = 2 }) {
+function run(wasmModule, { args, preopens = {}, env = {}, stdin = 0, stdout = 1, stderr = 2 }) {
   const Wasi = wasiClass();
   const wasi = new Wasi({
     version: 'preview1',
@@ -121,3 +124,8 @@ function unfastened(imports) {
   }
   return { ...imports, wasi_snapshot_preview1: wrapped };
 }
+
+exports.TRAP_STATUS = TRAP_STATUS;
+exports.moduleSync = moduleSync;
+exports.module = compile;
+exports.run = run;

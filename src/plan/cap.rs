@@ -429,16 +429,21 @@ impl Gaps {
         let mut longest = Cuts::new(longest.into_best(), fixed, extents);
         let also = also.map(|also| {
             longest.keep_best(longest.places_left(also), Order::Length);
-            match settle(&ranked, &longest, also) {
+            match settle(&ranked, longest.section_bytes(&longest.all_open()), also) {
                 Settled::Shortlist(open) => ranked.segments(&open),
                 Settled::Longest => longest.segments(&longest.all_open()),
             }
         });
         ranked.keep_best(places_for(budget), Order::Rank);
         longest.keep_best(longest.places_left(budget), Order::Length);
-        let segments = match settle(&ranked, &longest, budget) {
+        let wizer = longest.section_bytes(&longest.all_open());
+        // Packed while the shortlist settles, whose lists take its room.
+        let longest = longest.pack();
+        let segments = match settle(&ranked, wizer, budget) {
             Settled::Shortlist(open) => ranked.into_segments(&open),
             Settled::Longest => {
+                drop(ranked);
+                let longest = longest.unpack();
                 let open = longest.all_open();
                 longest.into_segments(&open)
             }
@@ -450,13 +455,14 @@ impl Gaps {
 #[cfg(test)]
 impl Gaps {
     /// The layout Wizer's rule gives within the budget: the candidate
-    /// [`settle`] weighs.
+    /// [`settle`] weighs, packed and unpacked as [`Gaps::finish`] does.
     pub(super) fn wizer_layout(self) -> Segments {
         let mut extents = self.extents;
         extents.sort_by_key(|e| e.memory_index);
         let fixed = fixed_cuts(self.never_closed, &extents);
         let mut longest = Cuts::new(self.longest.into_best(), fixed, extents);
         longest.keep_best(longest.places_left(self.budget), Order::Length);
+        let longest = longest.pack().unpack();
         longest.segments(&longest.all_open())
     }
 }
@@ -689,6 +695,89 @@ impl Cuts {
     fn extent(&self, i: usize) -> Extent {
         self.extents[extent_at(&self.extents, self.memory_index(i))]
     }
+
+    /// Gives `f` each cut as three numbers: its memory, its gap's length,
+    /// and where its gap starts, past the start of the cut before when of
+    /// the same memory (cuts are in order, a few bytes apart).
+    fn numbers(&self, mut f: impl FnMut(u64)) {
+        let mut last: Option<&Gap> = None;
+        for c in &self.cuts {
+            let start = match last.replace(c) {
+                Some(p) if p.memory == c.memory => c.gap_start - p.gap_start,
+                _ => c.gap_start,
+            };
+            f(u64::from(c.memory));
+            f(u64::from(c.gap_len));
+            f(start);
+        }
+    }
+
+    /// The cuts in LEB128, as few bytes as that takes.
+    fn pack(self) -> PackedCuts {
+        let mut len = 0;
+        self.numbers(|v| len += uleb_len(v));
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(usize::MAX));
+        self.numbers(|mut v| {
+            while v >= 0x80 {
+                bytes.push(v as u8 | 0x80);
+                v >>= 7;
+            }
+            bytes.push(v as u8);
+        });
+        PackedCuts {
+            bytes,
+            cuts: self.cuts.len(),
+            fixed: self.fixed,
+            extents: self.extents,
+        }
+    }
+}
+
+/// [`Cuts`] in LEB128 ([`Cuts::pack`]): a few bytes a cut, not 16. Wizer's
+/// cuts are held so while the shortlist's settle, and made again only when
+/// their layout is the smallest.
+struct PackedCuts {
+    bytes: Vec<u8>,
+    cuts: usize,
+    fixed: Vec<(u32, Range)>,
+    extents: Vec<Extent>,
+}
+
+impl PackedCuts {
+    fn unpack(self) -> Cuts {
+        let mut bytes = self.bytes.iter();
+        let mut next = || {
+            let (mut v, mut shift) = (0u64, 0);
+            for &b in bytes.by_ref() {
+                v |= u64::from(b & 0x7f) << shift;
+                shift += 7;
+                if b < 0x80 {
+                    break;
+                }
+            }
+            v
+        };
+        let mut cuts: Vec<Gap> = Vec::with_capacity(self.cuts);
+        for _ in 0..self.cuts {
+            let memory = next() as u32;
+            let gap_len = next() as u32;
+            let start = next();
+            let gap_start = match cuts.last() {
+                Some(p) if p.memory == memory => p.gap_start + start,
+                _ => start,
+            };
+            cuts.push(Gap {
+                memory,
+                gap_len,
+                gap_start,
+            });
+        }
+        Cuts {
+            cuts,
+            fixed: self.fixed,
+            extents: self.extents,
+        }
+    }
 }
 
 /// The gap of `cut`: its own, or for a cut that never closes, the one
@@ -731,19 +820,18 @@ enum Settled {
 ///   neighbours priced again after each;
 /// * [`settle_by_rank`]: the shortlist's best-ranked gaps stay open, the
 ///   rest close;
-/// * Wizer's rule ([`super::wizer`]): the `longest` gaps stay open. It is
-///   here so that the plan is never larger than Wizer's, whatever the other
-///   two miss.
+/// * Wizer's rule ([`super::wizer`]): the longest gaps stay open, adding
+///   `wizer` bytes. It is here so that the plan is never larger than
+///   Wizer's, whatever the other two miss.
 ///
 /// Neither of the first two is always the smaller (closing the cheapest
 /// first is myopic: chains of closes can cost more together than ranks
 /// foresee, or less); all three are O(shortlist).
-fn settle(ranked: &Cuts, longest: &Cuts, budget: u64) -> Settled {
+fn settle(ranked: &Cuts, wizer: u64, budget: u64) -> Settled {
     // One way at a time, each leaving only which cuts stay open (a byte a
     // cut): their working lists are never held together.
     let by_price = settle_by_price(ranked, budget);
     let by_rank = settle_by_rank(ranked, budget);
-    let wizer = longest.section_bytes(&longest.all_open());
     let by_price_bytes = ranked.section_bytes(&by_price);
     let by_rank_bytes = ranked.section_bytes(&by_rank);
     if wizer < by_price_bytes.min(by_rank_bytes) {
@@ -767,19 +855,23 @@ fn settle_by_price(cuts: &Cuts, budget: u64) -> Vec<bool> {
     // (bytes added, cut): a cut's entry is stale once it has closed or been
     // priced again (a fresher entry is queued then). A close adds less than
     // the 1 GiB its merged segment may hold: 32 bits.
-    let mut queue: BinaryHeap<Reverse<(i32, u32)>> = (0..cuts.cuts.len())
-        .filter_map(|i| Some(Reverse((list.price(i)?, i as u32))))
-        .collect();
-    let mut segments = cuts.cuts.len() as u64;
+    // Room for a quarter more entries than cuts, taken at once, and made
+    // again by dropping stale entries (`close_and_price`): a queue that
+    // doubles as it goes leaves its old buffers behind in a Wasm memory.
+    let n = cuts.cuts.len();
+    let mut entries = Vec::with_capacity(n + n / 4 + 2);
+    entries.extend((0..n).filter_map(|i| Some(Reverse((list.price(i)?, i as u32)))));
+    let mut queue = BinaryHeap::from(entries);
+    let mut segments = n as u64;
     close_cheapest(&mut list, &mut queue, &mut segments, budget, None);
     // Cuts whose chain may have changed since it was last looked at: a
     // close marks the cuts around it, so a sweep after the first looks
     // only there.
-    let mut unchecked = vec![true; cuts.cuts.len()];
+    let mut unchecked = vec![true; n];
     let mut chain = Vec::new();
     loop {
         let mut found = false;
-        for i in 0..cuts.cuts.len() {
+        for i in 0..n {
             if !std::mem::take(&mut unchecked[i]) || !list.saving_chain(i, &mut chain) {
                 continue;
             }
@@ -801,7 +893,7 @@ fn settle_by_price(cuts: &Cuts, budget: u64) -> Vec<bool> {
             break;
         }
     }
-    (0..cuts.cuts.len()).map(|i| !list.is_closed(i)).collect()
+    (0..n).map(|i| !list.is_closed(i)).collect()
 }
 
 /// The cheapest-first closes of [`settle_by_price`], until the cap is met
@@ -816,7 +908,7 @@ fn close_cheapest(
 ) {
     while let Some(Reverse((added, i))) = queue.pop() {
         let i = i as usize;
-        if list.is_closed(i) || list.price(i) != Some(added) {
+        if !list.is_fresh(added, i) {
             continue;
         }
         if *segments <= budget && added >= 0 {
@@ -926,10 +1018,23 @@ impl<'c> OpenCuts<'c> {
             .map(|j| j as usize)
     }
 
-    /// Closes open cut `i` and queues the new prices of its neighbours.
+    /// Whether `added` is what closing cut `i` adds now: a queue entry
+    /// that is not stale.
+    fn is_fresh(&self, added: i32, i: usize) -> bool {
+        !self.is_closed(i) && self.price(i) == Some(added)
+    }
+
+    /// Closes open cut `i` and queues the new prices of its neighbours (the
+    /// segments on either side of the closed gap grew). A full queue drops
+    /// its stale entries first, rather than doubling.
     fn close_and_price(&mut self, i: usize, queue: &mut BinaryHeap<Reverse<(i32, u32)>>) {
         for neighbour in self.close(i) {
             if let Some(added) = self.price(neighbour) {
+                if queue.len() == queue.capacity() {
+                    queue.retain(|&Reverse((a, j))| self.is_fresh(a, j as usize));
+                    // Mostly fresh (re-priced the same): grow after all.
+                    queue.reserve_exact(queue.len() / 2);
+                }
                 queue.push(Reverse((added, neighbour as u32)));
             }
         }

@@ -303,9 +303,68 @@ pub(crate) fn pack_ranges(
     threads: usize,
     release: &(dyn Fn(&[u8]) + Sync),
 ) -> PackedRanges {
+    scan_gaps(images, budget, also, threads, release)
+        .settle()
+        .split(images)
+}
+
+/// [`pack_ranges`] in its three steps, so that a caller may free the
+/// images' pieces while the cap settles, which reads none: the scan.
+pub(crate) fn scan_gaps(
+    images: &[MemoryImage<'_>],
+    budget: u64,
+    also: Option<u64>,
+    threads: usize,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> ScannedGaps {
     let widest = also.map_or(budget, |also| also.max(budget));
     let coarse = image_bytes(images) >= widest.saturating_mul(COARSE_BYTES_PER_SEGMENT);
-    pack_ranges_with(images, budget, also, Engine::new(threads, coarse), release)
+    scan_gaps_with(images, budget, also, Engine::new(threads, coarse), release)
+}
+
+/// What the cap needs of the images, scanned ([`scan_gaps`]).
+pub(crate) struct ScannedGaps {
+    gaps: cap::Gaps,
+    engine: Engine,
+}
+
+impl ScannedGaps {
+    /// The cap settled: the final segments, before any past 1 GiB is split.
+    pub(crate) fn settle(self) -> Finals {
+        let budget = self.gaps.budget;
+        let (segments, also) = self.gaps.finish();
+        Finals {
+            segments,
+            also,
+            budget,
+            engine: self.engine,
+        }
+    }
+}
+
+/// The final segments ([`ScannedGaps::settle`]).
+pub(crate) struct Finals {
+    segments: Segments,
+    also: Option<Segments>,
+    budget: u64,
+    engine: Engine,
+}
+
+impl Finals {
+    /// Splits the segments past 1 GiB, with the images scanned (their
+    /// pieces again, if they were freed).
+    pub(crate) fn split(self, images: &[MemoryImage<'_>]) -> PackedRanges {
+        let segments = split_past_1_gib(images, self.segments, self.engine);
+        let cap_met = segments.len() as u64 <= self.budget;
+        let also = self
+            .also
+            .map(|also| split_past_1_gib(images, also, self.engine));
+        PackedRanges {
+            segments,
+            cap_met,
+            also,
+        }
+    }
 }
 
 /// The packed segments with their parts.
@@ -447,6 +506,7 @@ fn pack_images_with<'a>(
     )
 }
 
+#[cfg(test)]
 fn pack_ranges_with(
     images: &[MemoryImage<'_>],
     budget: u64,
@@ -454,6 +514,18 @@ fn pack_ranges_with(
     engine: Engine,
     release: &(dyn Fn(&[u8]) + Sync),
 ) -> PackedRanges {
+    scan_gaps_with(images, budget, also, engine, release)
+        .settle()
+        .split(images)
+}
+
+fn scan_gaps_with(
+    images: &[MemoryImage<'_>],
+    budget: u64,
+    also: Option<u64>,
+    engine: Engine,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> ScannedGaps {
     let coarse = engine
         .coarse
         .then(|| coarse::long_gaps(images, budget, also, engine, release))
@@ -464,15 +536,7 @@ fn pack_ranges_with(
             wizer::offer_short_gaps(image, &image.pieces, &mut gaps, release);
         }
     }
-    let (finals, also) = gaps.finish();
-    let segments = split_past_1_gib(images, finals, engine);
-    let cap_met = segments.len() as u64 <= budget;
-    let also = also.map(|also| split_past_1_gib(images, also, engine));
-    PackedRanges {
-        segments,
-        cap_met,
-        also,
-    }
+    ScannedGaps { gaps, engine }
 }
 
 /// The full pass: every greedy segment of every image, into [`Gaps`].
@@ -486,9 +550,14 @@ fn greedy_gaps(
     let mut tracker = GapTracker::new(budget, also);
     // A first guess at the greedy segments: twice the pieces (zeros inside
     // a piece split it, merging joins pieces: esbuild.wasm's 98,450 pieces
-    // make 115,059). Room not written to is never touched.
+    // make 115,059), or one per 64 bytes of an image of few pieces (the
+    // 64 MiB snapshot's 19 MB fill a shortlist of 225,000): grown step by
+    // step, the buffers it left behind would stay in a Wasm memory. Room
+    // not written to is not touched until freed and used again: no more.
     let pieces: usize = images.iter().map(|i| i.pieces.len()).sum();
-    tracker.gaps.shortlist.expect(pieces.saturating_mul(2));
+    let per_64_bytes = usize::try_from(image_bytes(images) / 64).unwrap_or(usize::MAX);
+    let guess = pieces.saturating_mul(2).max(per_64_bytes);
+    tracker.gaps.shortlist.expect(guess);
     let mut short = ShortGaps::new(tracker.gaps.widest(), image_bytes(images));
     for image in images {
         tracker.start_memory();
