@@ -40,6 +40,7 @@
 use crate::MaxSegments;
 use crate::compress::Compression;
 use crate::error::Result;
+use crate::segment::{read_leb, read_uleb};
 use crate::{Chunk, PackOptions, Plan};
 
 /// The most bytes [`optimize`] hands to the codec, in all, as a multiple of
@@ -527,11 +528,11 @@ impl Segments {
 /// while `h` is not a whole header yet.
 fn parse_header(h: &[u8]) -> Option<(u64, Option<(u32, u64)>)> {
     let mut at = 0;
-    let flags = uleb(h, &mut at)?;
+    let flags = read_uleb(h, &mut at)?;
     let memory = match flags {
         0 => Some(0),
         1 => None,
-        2 => Some(uleb(h, &mut at)? as u32),
+        2 => Some(read_uleb(h, &mut at)? as u32),
         // Other flags are element-style; not in a valid data section.
         _ => return Some((0, None)),
     };
@@ -547,7 +548,7 @@ fn parse_header(h: &[u8]) -> Option<(u64, Option<(u32, u64)>)> {
                 0x41 => offset = Some(sleb(h, &mut at)? as i32 as u32 as u64),
                 0x42 => offset = Some(sleb(h, &mut at)? as u64),
                 0x23 => {
-                    uleb(h, &mut at)?;
+                    read_uleb(h, &mut at)?;
                 }
                 _ => {}
             }
@@ -557,35 +558,15 @@ fn parse_header(h: &[u8]) -> Option<(u64, Option<(u32, u64)>)> {
             offset = None;
         }
     }
-    let len = uleb(h, &mut at)?;
+    let len = read_uleb(h, &mut at)?;
     if at != h.len() {
         return None;
     }
     Some((len, memory.zip(offset)))
 }
 
-/// A LEB128 number at `at` in `h`: its bits, and how many were read (7 a
-/// byte); `None` when `h` ends first. Bits past 64 are dropped, as they
-/// cannot be in a valid binary.
-fn leb(h: &[u8], at: &mut usize) -> Option<(u64, u32)> {
-    let (mut value, mut shift) = (0u64, 0u32);
-    loop {
-        let b = *h.get(*at)?;
-        *at += 1;
-        value |= u64::from(b & 0x7f).checked_shl(shift).unwrap_or(0);
-        shift += 7;
-        if b & 0x80 == 0 {
-            return Some((value, shift));
-        }
-    }
-}
-
-fn uleb(h: &[u8], at: &mut usize) -> Option<u64> {
-    leb(h, at).map(|(value, _)| value)
-}
-
 fn sleb(h: &[u8], at: &mut usize) -> Option<i64> {
-    let (value, shift) = leb(h, at)?;
+    let (value, shift) = read_leb(h, at)?;
     // The last byte's bit 6, the highest bit read, is the sign.
     let negative = shift < 64 && (value >> (shift - 1)) & 1 != 0;
     Some(if negative {
@@ -737,7 +718,7 @@ impl DataSections {
 
 #[cfg(test)]
 mod tests {
-    use super::{sleb, uleb};
+    use super::{read_uleb, sleb};
 
     #[test]
     fn lebs_read_as_the_encoder_writes_them() {
@@ -763,9 +744,9 @@ mod tests {
         for v in [0u64, 1, 127, 128, 1 << 32, u64::MAX] {
             bytes.clear();
             wasm_encoder::Encode::encode(&v, &mut bytes);
-            assert_eq!(uleb(&bytes, &mut 0), Some(v), "{v} as {bytes:02x?}");
+            assert_eq!(read_uleb(&bytes, &mut 0), Some(v), "{v} as {bytes:02x?}");
         }
         // Cut short: not a number yet.
-        assert_eq!(uleb(&[0x80], &mut 0), None);
+        assert_eq!(read_uleb(&[0x80], &mut 0), None);
     }
 }

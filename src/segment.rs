@@ -165,6 +165,36 @@ impl<'a> PackedSegment<'a> {
     }
 }
 
+/// Appends `v` in unsigned LEB128, [`uleb_len`] bytes.
+pub(crate) fn push_uleb(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A LEB128 number at `at` in `h`: its bits, and how many were read (7 a
+/// byte); `None` when `h` ends first. Bits past 64 are dropped, as they
+/// cannot be in a valid binary.
+pub(crate) fn read_leb(h: &[u8], at: &mut usize) -> Option<(u64, u32)> {
+    let (mut value, mut shift) = (0u64, 0u32);
+    loop {
+        let b = *h.get(*at)?;
+        *at += 1;
+        value |= u64::from(b & 0x7f).checked_shl(shift).unwrap_or(0);
+        shift += 7;
+        if b & 0x80 == 0 {
+            return Some((value, shift));
+        }
+    }
+}
+
+/// An unsigned LEB128 number at `at` in `h` ([`read_leb`]).
+pub(crate) fn read_uleb(h: &[u8], at: &mut usize) -> Option<u64> {
+    read_leb(h, at).map(|(value, _)| value)
+}
+
 /// Bytes in the unsigned LEB128 encoding of `v`.
 pub(crate) fn uleb_len(v: u64) -> u64 {
     // 7 payload bits per byte; 0 still takes one byte.

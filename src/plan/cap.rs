@@ -27,7 +27,9 @@ use std::collections::BinaryHeap;
 
 use super::merge::NEVER_MERGED_GAP;
 use super::{MAX_GAP, MAX_SEGMENT_LEN, Range, Segments};
-use crate::segment::{IndexType, MAX_FIXED_HEADER_LEN, fixed_header_len, segment_len, uleb_len};
+use crate::segment::{
+    IndexType, MAX_FIXED_HEADER_LEN, fixed_header_len, push_uleb, read_uleb, segment_len, uleb_len,
+};
 
 /// A closable gap's rank: gaps that save more when open stay open first;
 /// ties by higher (memory, offset). `worth` is the gap's zeros less the
@@ -717,13 +719,7 @@ impl Cuts {
         let mut len = 0;
         self.numbers(|v| len += uleb_len(v));
         let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(usize::MAX));
-        self.numbers(|mut v| {
-            while v >= 0x80 {
-                bytes.push(v as u8 | 0x80);
-                v >>= 7;
-            }
-            bytes.push(v as u8);
-        });
+        self.numbers(|v| push_uleb(&mut bytes, v));
         PackedCuts {
             bytes,
             cuts: self.cuts.len(),
@@ -745,18 +741,8 @@ struct PackedCuts {
 
 impl PackedCuts {
     fn unpack(self) -> Cuts {
-        let mut bytes = self.bytes.iter();
-        let mut next = || {
-            let (mut v, mut shift) = (0u64, 0);
-            for &b in bytes.by_ref() {
-                v |= u64::from(b & 0x7f) << shift;
-                shift += 7;
-                if b < 0x80 {
-                    break;
-                }
-            }
-            v
-        };
+        let mut at = 0;
+        let mut next = || read_uleb(&self.bytes, &mut at).expect("as many numbers as packed");
         let mut cuts: Vec<Gap> = Vec::with_capacity(self.cuts);
         for _ in 0..self.cuts {
             let memory = next() as u32;
