@@ -44,6 +44,20 @@ fn inspect(args: &[&str], name: &str) -> String {
     stdout_of(&out)
 }
 
+/// `inspect` on a module made from the text `wat`, with extra arguments
+/// before it.
+fn inspect_wat(args: &[&str], wat: &str) -> String {
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "made.wasm", &wat::parse_str(wat).unwrap());
+    let out = segpack()
+        .arg("inspect")
+        .args(args)
+        .arg(path)
+        .output()
+        .unwrap();
+    stdout_of(&out)
+}
+
 /// `pack --stats` (or `--json`) of a corpus file into a temporary file;
 /// returns stderr.
 fn pack_summary(args: &[&str], name: &str) -> String {
@@ -159,18 +173,12 @@ fn a_cap_that_already_gets_all_there_is_says_so() {
     let data: String = (0..20)
         .map(|i| format!("(data (i32.const {}) \"x\")", 100 + 7 * i))
         .collect();
-    let dir = TempDir::new().unwrap();
-    let wasm = wat::parse_str(format!(
-        r#"(module (memory 1) {data} (data (i32.const 2000) "a") (data (i32.const 2002) "b"))"#
-    ))
-    .unwrap();
-    let path = write(&dir, "free.wasm", &wasm);
-    let out = segpack()
-        .args(["inspect", "--max-segments", "15"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let text = stdout_of(&out);
+    let text = inspect_wat(
+        &["--max-segments", "15"],
+        &format!(
+            r#"(module (memory 1) {data} (data (i32.const 2000) "a") (data (i32.const 2002) "b"))"#
+        ),
+    );
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
     assert_eq!(
@@ -217,20 +225,12 @@ fn a_low_cap_on_segments_nothing_improves_hears_that_no_cap_gains_anything() {
     let data: String = (0..50)
         .map(|i| format!("(data (i32.const {}) \"x\")", 1000 + 101 * i))
         .collect();
-    let dir = TempDir::new().unwrap();
-    let path = write(
-        &dir,
-        "apart.wasm",
-        &wat::parse_str(format!("(module (memory 1) {data})")).unwrap(),
-    );
     const WARNING: &str = "warning: the input has 50 active segments, over --max-segments 40, and meeting the cap would make the data section 940 bytes larger: data section left as is";
     const NO_CAP: &str = "no cap gains anything: at --max-segments 100000 too, packing leaves the data section as it is";
-    let out = segpack()
-        .args(["inspect", "--max-segments", "40"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let text = stdout_of(&out);
+    let text = inspect_wat(
+        &["--max-segments", "40"],
+        &format!("(module (memory 1) {data})"),
+    );
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
     assert_eq!(lines[1], format!("  {WARNING}"));
