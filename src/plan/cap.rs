@@ -25,6 +25,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use super::exact::{Ties, reopen_free_cuts, settle_exactly};
 use super::merge::NEVER_MERGED_GAP;
 use super::{MAX_GAP, MAX_SEGMENT_LEN, Range, Segments};
 use crate::segment::{
@@ -537,7 +538,7 @@ impl GapTracker {
 /// The cuts [`settle`] starts from, in (memory, offset) order: each ends one
 /// segment, which starts where the cut before it in the same memory ends, or
 /// at the memory's first byte.
-struct Cuts {
+pub(super) struct Cuts {
     cuts: Vec<Gap>,
     /// The gaps of the cuts that never close, in the same order.
     fixed: Vec<(u32, Range)>,
@@ -575,12 +576,23 @@ impl Cuts {
         vec![true; self.cuts.len()]
     }
 
-    fn gap(&self, i: usize) -> Range {
+    /// How many cuts there are, open or not.
+    pub(super) fn len(&self) -> usize {
+        self.cuts.len()
+    }
+
+    /// The gap of cut `i`: a segment ends where it starts.
+    pub(super) fn gap(&self, i: usize) -> Range {
         cut_gap(&self.fixed, &self.cuts[i])
     }
 
-    fn memory_index(&self, i: usize) -> u32 {
+    pub(super) fn memory_index(&self, i: usize) -> u32 {
         self.cuts[i].memory_index()
+    }
+
+    /// Whether cut `i` never closes.
+    pub(super) fn is_fixed(&self, i: usize) -> bool {
+        self.cuts[i].is_fixed()
     }
 
     /// Keeps the `places` best closable cuts in `order`, as a shortlist of
@@ -613,7 +625,7 @@ impl Cuts {
     /// Where the segment ending at cut `i` starts, `previous` being the open
     /// cut before it: where that cut's gap ends, or the memory's first byte
     /// when it is of another memory (or there is none).
-    fn start(&self, i: usize, previous: Option<usize>) -> u64 {
+    pub(super) fn start(&self, i: usize, previous: Option<usize>) -> u64 {
         match previous {
             Some(p) if self.memory_index(p) == self.memory_index(i) => self.gap(p).end,
             _ => self.extent(i).first,
@@ -694,7 +706,8 @@ impl Cuts {
         Segments { ranges, memories }
     }
 
-    fn extent(&self, i: usize) -> Extent {
+    /// The memory of cut `i`.
+    pub(super) fn extent(&self, i: usize) -> Extent {
         self.extents[extent_at(&self.extents, self.memory_index(i))]
     }
 
@@ -800,32 +813,70 @@ enum Settled {
     Longest,
 }
 
-/// Step 3: of three ways to close gaps until the cap is met, the one that
-/// adds the fewest bytes to the data section (ties: the first):
+/// Step 3: the layout of the shortlist's cuts that adds the fewest bytes to
+/// the data section ([`settle_exactly`]) when its count is within the cap;
+/// else the smaller of two ways to close gaps until the cap is met (ties:
+/// the first):
 /// * [`settle_by_price`]: the shortlist's cheapest exact close first,
 ///   neighbours priced again after each;
 /// * [`settle_by_rank`]: the shortlist's best-ranked gaps stay open, the
-///   rest close;
-/// * Wizer's rule ([`super::wizer`]): the longest gaps stay open, adding
-///   `wizer` bytes. It is here so that the plan is never larger than
-///   Wizer's, whatever the other two miss.
+///   rest close.
 ///
-/// Neither of the first two is always the smaller (closing the cheapest
-/// first is myopic: chains of closes can cost more together than ranks
-/// foresee, or less); all three are O(shortlist).
+/// Then Wizer's rule ([`super::wizer`]), the longest gaps open, adding
+/// `wizer` bytes, if it is smaller still: so that the plan is never larger
+/// than Wizer's, whatever the others miss (its gaps need not be on the
+/// shortlist).
+///
+/// Neither of the two ways within the cap is always the smaller (closing
+/// the cheapest first is myopic: chains of closes can cost more together
+/// than ranks foresee, or less); all of it is O(shortlist).
 fn settle(ranked: &Cuts, wizer: u64, budget: u64) -> Settled {
     // One way at a time, each leaving only which cuts stay open (a byte a
     // cut): their working lists are never held together.
+    let (open, bytes) = match settle_exactly_within(ranked, budget) {
+        Some(open) => {
+            let bytes = ranked.section_bytes(&open);
+            (open, bytes)
+        }
+        None => smaller_within(ranked, budget),
+    };
+    if wizer < bytes {
+        Settled::Longest
+    } else {
+        Settled::Shortlist(open)
+    }
+}
+
+/// The exact layout ([`settle_exactly`]) if one is within `budget`
+/// segments: of those with as few bytes, the one with the most segments;
+/// if that one is over the cap, the one with the fewest, with the cuts
+/// that cost nothing opened again, in order, up to the cap. (The fewest
+/// first: when the cap binds, one pass tells.)
+fn settle_exactly_within(ranked: &Cuts, budget: u64) -> Option<Vec<bool>> {
+    let (mut fewest, count) = settle_exactly(ranked, Ties::FewerSegments);
+    if count > budget {
+        return None;
+    }
+    let (most, most_count) = settle_exactly(ranked, Ties::MoreSegments);
+    if most_count <= budget {
+        return Some(most);
+    }
+    drop(most);
+    reopen_free_cuts(ranked, &mut fewest, count, budget);
+    Some(fewest)
+}
+
+/// Of [`settle_by_price`] and [`settle_by_rank`], the layout that adds fewer
+/// bytes (ties: by price), and its bytes.
+fn smaller_within(ranked: &Cuts, budget: u64) -> (Vec<bool>, u64) {
     let by_price = settle_by_price(ranked, budget);
     let by_rank = settle_by_rank(ranked, budget);
     let by_price_bytes = ranked.section_bytes(&by_price);
     let by_rank_bytes = ranked.section_bytes(&by_rank);
-    if wizer < by_price_bytes.min(by_rank_bytes) {
-        Settled::Longest
-    } else if by_rank_bytes < by_price_bytes {
-        Settled::Shortlist(by_rank)
+    if by_rank_bytes < by_price_bytes {
+        (by_rank, by_rank_bytes)
     } else {
-        Settled::Shortlist(by_price)
+        (by_price, by_price_bytes)
     }
 }
 

@@ -21,6 +21,7 @@ use crate::scan;
 
 mod cap;
 mod coarse;
+mod exact;
 mod merge;
 #[cfg(test)]
 mod tests;

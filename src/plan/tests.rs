@@ -2,10 +2,12 @@
 //! plain definitions.
 
 use super::cap::*;
+use super::exact::Ties;
 use super::merge::*;
 use super::*;
 use crate::segment::{segment_len, uleb_len};
 use proptest::prelude::*;
+use std::cmp::Reverse;
 
 /// Wizer's packing as wasmtime's `crates/wizer` writes it, the copy the
 /// integration tests check against too.
@@ -111,6 +113,7 @@ fn reference(images: &[MemoryImage<'_>], budget: u64) -> Vec<(u32, u64, u64)> {
             .fold(uleb_len(segments.len() as u64), u64::saturating_add)
     };
     let wizer = wizer_reference(images, &all_runs, &plans, budget);
+    let exact = exact_within(&segments, &may_still_close, budget);
     // Settle by rank: the best-ranked shortlisted gaps stay open.
     let mut by_rank = segments.clone();
     let mut ranked: Vec<(GapKey, usize)> = (0..segments.len())
@@ -226,12 +229,17 @@ fn reference(images: &[MemoryImage<'_>], budget: u64) -> Vec<(u32, u64, u64)> {
         }
     }
     let segments = layout.0;
-    let chosen = if bytes(&wizer) < bytes(&by_rank).min(bytes(&segments)) {
-        wizer
+    let within = if let Some(exact) = exact {
+        exact
     } else if bytes(&by_rank) < bytes(&segments) {
         by_rank
     } else {
         segments
+    };
+    let chosen = if bytes(&wizer) < bytes(&within) {
+        wizer
+    } else {
+        within
     };
     chosen
         .into_iter()
@@ -338,6 +346,100 @@ fn bytes() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(prop_oneof![6 => Just(0u8), 3 => 1..=255u8], 0..400)
 }
 
+/// The exact layout within `budget`, if there is one, from its definition:
+/// with the most segments if that is within the cap, else with the fewest
+/// and every gap that costs nothing opened again, in order, while within.
+fn exact_within(
+    segments: &[(u32, Range, IndexType)],
+    may_close: &[bool],
+    budget: u64,
+) -> Option<Vec<(u32, Range, IndexType)>> {
+    let most = exact_reference(segments, may_close, Ties::MoreSegments);
+    let mut fewest = exact_reference(segments, may_close, Ties::FewerSegments);
+    if most.len() as u64 <= budget {
+        return Some(most);
+    } else if fewest.len() as u64 > budget {
+        return None;
+    }
+    let cost = |&(m, r, t): &(u32, Range, IndexType)| segment_len(m, t, r.start, r.len());
+    // Open the gap between greedy segments k and k + 1 where it is closed
+    // and costs nothing.
+    for k in 0..segments.len() - 1 {
+        if fewest.len() as u64 >= budget {
+            break;
+        }
+        let (m, a, t) = segments[k];
+        let (cut, after) = (a.end, segments[k + 1].1.start);
+        let Some(at) = fewest
+            .iter()
+            .position(|&(m2, r, _)| m2 == m && r.start < cut && after < r.end)
+        else {
+            continue;
+        };
+        let whole = fewest[at];
+        let left = (m, Range { start: whole.1.start, end: cut }, t);
+        let right = (m, Range { start: after, end: whole.1.end }, t);
+        if cost(&left) + cost(&right) <= cost(&whole) {
+            fewest.splice(at..=at, [left, right]);
+        }
+    }
+    Some(fewest)
+}
+
+/// The exact settle from its definition: of every way to merge runs of
+/// `segments` across the gaps that `may_close` (within 1 GiB), the one with
+/// the fewest bytes, then the most segments (or the fewest, as `ties`
+/// says), then the latest start of the last segment, best layout by best
+/// layout from the first segment on.
+fn exact_reference(
+    segments: &[(u32, Range, IndexType)],
+    may_close: &[bool],
+    ties: Ties,
+) -> Vec<(u32, Range, IndexType)> {
+    let count_key = |count: u64| match ties {
+        Ties::MoreSegments => Reverse(count),
+        Ties::FewerSegments => Reverse(u64::MAX - count),
+    };
+    // best[k]: (bytes, segments, where the last segment starts) of the best
+    // layout of segments[..=k] that ends a final segment at k.
+    let mut best: Vec<(u64, u64, usize)> = Vec::new();
+    for k in 0..segments.len() {
+        let (m, end, t) = segments[k];
+        let mut i = k;
+        let mut chosen: Option<(u64, u64, usize)> = None;
+        loop {
+            let start = segments[i].1.start;
+            let len = end.end - start;
+            if i == k || len <= MAX_SEGMENT_LEN {
+                let (bytes, count) = i.checked_sub(1).map_or((0, 0), |p| (best[p].0, best[p].1));
+                let candidate = (bytes + segment_len(m, t, start, len), count + 1, i);
+                let better = chosen.is_none_or(|c| {
+                    (candidate.0, count_key(candidate.1), Reverse(candidate.2))
+                        < (c.0, count_key(c.1), Reverse(c.2))
+                });
+                if better {
+                    chosen = Some(candidate);
+                }
+            }
+            if i == 0 || !may_close[i - 1] || segments[i - 1].0 != m {
+                break;
+            }
+            i -= 1;
+        }
+        best.push(chosen.expect("a segment of its own"));
+    }
+    let mut layout = Vec::new();
+    let mut k = segments.len();
+    while k > 0 {
+        let i = best[k - 1].2;
+        let (m, end, t) = segments[k - 1];
+        layout.push((m, Range { start: segments[i].1.start, end: end.end }, t));
+        k = i;
+    }
+    layout.reverse();
+    layout
+}
+
 fn segments() -> impl Strategy<Value = Vec<(u64, Vec<u8>)>> {
     proptest::collection::vec((0u64..3000, bytes()), 0..6)
 }
@@ -387,6 +489,33 @@ proptest! {
         let images = [image(0, IndexType::I32, &mem0)];
         let expected = reference(&images, budget);
         prop_assert_eq!(packed(&images, budget, threads, 1 << 20), expected);
+    }
+
+    /// Segments whose lengths cross the 2- and 3-byte length LEB boundaries
+    /// (128 bytes and 16 KiB), gaps around a header's size at offsets of
+    /// every LEB width: the exact settle's windows of starts give the plain
+    /// definition, at caps it meets and caps it does not.
+    #[test]
+    fn long_segments_settle_as_the_plain_definition(
+        runs in proptest::collection::vec(
+            (prop_oneof![1..40usize, 120..136usize, 16_300..16_400usize], 5..=12usize),
+            1..24,
+        ),
+        start in prop_oneof![Just(0u64), Just(100), Just(1 << 20), Just(1 << 27)],
+        budget in prop_oneof![Just(1000u64), 1..12u64],
+    ) {
+        let mut at = start;
+        let mem0: Vec<(u64, Vec<u8>)> = runs
+            .iter()
+            .map(|&(len, gap)| {
+                let run = (at, vec![7u8; len]);
+                at += (len + gap) as u64;
+                run
+            })
+            .collect();
+        let images = [image(0, IndexType::I32, &mem0)];
+        let expected = reference(&images, budget);
+        prop_assert_eq!(packed(&images, budget, 1, 1 << 20), expected);
     }
 
     /// A second, higher budget planned in the same pass gives exactly what
@@ -828,3 +957,5 @@ fn the_coarse_route_leaves_a_region_past_1_gib_to_the_full_pass() {
         packed_with(images, 20, full)
     );
 }
+
+

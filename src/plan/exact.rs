@@ -1,0 +1,219 @@
+//! The exact settle: of every way to keep a shortlist's cuts open or close
+//! them, the one that adds the fewest bytes to the data section. Taken when
+//! its count is within the cap ([`super::cap`], step 3). Of layouts with as
+//! few bytes, the one with the most segments: a gap stays open unless
+//! closing it saves bytes (SPEC §4), as in the greedy pass; or, when that
+//! one is over the cap, the one with the fewest.
+//!
+//! The best layout up to an open cut `j` ends with one segment: from where
+//! an earlier open cut's gap ends (its *start*), or from the memory's first
+//! byte, to where `j`'s gap starts. Before it lies the best layout up to
+//! that earlier cut. So, cut by cut, in order:
+//!
+//! ```text
+//! best(j) = min over starts s of  base(s) + leb(end(j) - s) + end(j)
+//! base(s) = best(before s) + header(s) - s
+//! ```
+//!
+//! Only the length LEB ties a start to an end. A later start has the
+//! shorter segment to any end, so a LEB no wider: once a later start has a
+//! base as low, an earlier one can never be the best again, and is dropped.
+//! The starts kept are few (their gaps are about a header long: longer
+//! ones lower the base), in a deque, bases rising front to back; the best
+//! for an end is, for each LEB width, the first start whose segment is
+//! within it: at most five looks. O(cuts) in all, 4 bytes a cut kept.
+//!
+//! Ties (as many bytes, as many segments) go to the later start: one
+//! answer, which the plain O(cuts²) definition in the tests gives too.
+
+use std::cmp::Reverse;
+use std::collections::VecDeque;
+
+use super::MAX_SEGMENT_LEN;
+use super::cap::Cuts;
+use crate::segment::{fixed_header_len, segment_len, uleb_len};
+
+/// The longest segment of each length-LEB width: 1 to 5 bytes.
+const WIDEST: [u64; 5] = [(1 << 7) - 1, (1 << 14) - 1, (1 << 21) - 1, (1 << 28) - 1, u64::MAX];
+
+/// The cost of a layout so far: its bytes, then its segments, counted as
+/// [`Ties`] says (lower is better).
+type Cost = (i64, i64);
+
+/// Which of two layouts with as many bytes is the better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ties {
+    /// The one with more segments: gaps stay open unless closing saves.
+    MoreSegments,
+    /// The one with fewer segments: for a cap the first does not meet.
+    FewerSegments,
+}
+
+impl Ties {
+    /// What one more segment adds to a [`Cost`]'s count.
+    fn step(self) -> i64 {
+        match self {
+            Ties::MoreSegments => -1,
+            Ties::FewerSegments => 1,
+        }
+    }
+}
+
+/// Where a segment may start, after which layout.
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    at: u64,
+    /// The cost of the best layout before it.
+    before: Cost,
+    /// What a segment from here costs before its length LEB and its end:
+    /// `before`, its fixed header, less `at`.
+    base: Cost,
+    /// The cut whose gap ends at `at`, or [`MEMORY_START`].
+    cut: u32,
+}
+
+impl Start {
+    fn new(at: u64, before: Cost, fixed_header: u64, cut: u32) -> Self {
+        Start {
+            at,
+            before,
+            base: (before.0 + fixed_header as i64 - at as i64, before.1),
+            cut,
+        }
+    }
+}
+
+/// A start at a memory's first byte.
+const MEMORY_START: u32 = u32::MAX;
+
+/// Which cuts stay open in the exact layout, and how many segments it has.
+pub(super) fn settle_exactly(cuts: &Cuts, ties: Ties) -> (Vec<bool>, u64) {
+    // The start of the last segment of the best layout ending at each cut.
+    let mut from: Vec<u32> = Vec::with_capacity(cuts.len());
+    // The starts that may still begin the best last segment: the
+    // stretch's since the last cut that never closes.
+    let mut starts: VecDeque<Start> = VecDeque::new();
+    let mut best: Cost = (0, 0);
+    for j in 0..cuts.len() {
+        if j == 0 || cuts.memory_index(j) != cuts.memory_index(j - 1) {
+            starts.clear();
+            starts.push_back(memory_start(cuts, j, best));
+        }
+        let end = cuts.gap(j).start;
+        let start = last_segment_start(&mut starts, end);
+        let extent = cuts.extent(j);
+        let len = end - start.at;
+        let cost = segment_len(extent.memory_index, extent.index_type, start.at, len);
+        best = (start.before.0 + cost as i64, start.before.1 + ties.step());
+        from.push(start.cut);
+        if cuts.is_fixed(j) {
+            starts.clear();
+        }
+        enter(&mut starts, cut_start(cuts, j, best));
+    }
+    (open_cuts(cuts, &from), best.1.unsigned_abs())
+}
+
+/// The start of the segment ending at `end` in the best layout. Starts
+/// whose segment would pass 1 GiB leave; if none is left, the latest (a
+/// segment past 1 GiB, which only cuts that never close can bound: the
+/// 1 GiB re-split cuts it later).
+fn last_segment_start(starts: &mut VecDeque<Start>, end: u64) -> Start {
+    let latest = *starts.back().expect("a start before every cut");
+    while starts.front().is_some_and(|s| end - s.at > MAX_SEGMENT_LEN) {
+        starts.pop_front();
+    }
+    let mut chosen: Option<(Cost, Reverse<u64>, Start)> = None;
+    for widest in WIDEST {
+        // Segments shorten from front to back: this width's best start
+        // is the first within it.
+        let at = starts.partition_point(|s| end - s.at > widest);
+        let Some(&start) = starts.get(at) else {
+            continue;
+        };
+        let cost = (start.base.0 + (uleb_len(end - start.at) + end) as i64, start.base.1);
+        let candidate = (cost, Reverse(start.at), start);
+        if chosen.is_none_or(|c| (candidate.0, candidate.1) < (c.0, c.1)) {
+            chosen = Some(candidate);
+        }
+        if at == 0 {
+            // Every wider width's best is the same start.
+            break;
+        }
+    }
+    chosen.map_or(latest, |(_, _, start)| start)
+}
+
+/// Adds `start` behind the starts, dropping those it makes useless: every
+/// earlier start whose base is no lower.
+fn enter(starts: &mut VecDeque<Start>, start: Start) {
+    while starts.back().is_some_and(|s| s.base >= start.base) {
+        starts.pop_back();
+    }
+    starts.push_back(start);
+}
+
+/// The start at the first byte of the memory of cut `j`, after a layout
+/// costing `before`.
+fn memory_start(cuts: &Cuts, j: usize, before: Cost) -> Start {
+    let extent = cuts.extent(j);
+    let at = extent.first;
+    let header = fixed_header_len(extent.memory_index, extent.index_type, at);
+    Start::new(at, before, header, MEMORY_START)
+}
+
+/// The start where the gap of cut `i` ends, after a layout costing `before`.
+fn cut_start(cuts: &Cuts, i: usize, before: Cost) -> Start {
+    let at = cuts.gap(i).end;
+    let extent = cuts.extent(i);
+    let header = fixed_header_len(extent.memory_index, extent.index_type, at);
+    Start::new(at, before, header, i as u32)
+}
+
+/// Opens the closed cuts of `open` (a layout of `count` segments) that add
+/// nothing to the data section when opened, from the first, while it has
+/// fewer than `budget` segments. (On the layout with the fewest bytes, no
+/// opening saves.)
+pub(super) fn reopen_free_cuts(cuts: &Cuts, open: &mut [bool], mut count: u64, budget: u64) {
+    // The open cuts before and after cut `i`.
+    let mut previous: Option<usize> = None;
+    let mut next = 0;
+    for i in 0..open.len() {
+        if count >= budget {
+            break;
+        }
+        if open[i] {
+            previous = Some(i);
+            continue;
+        }
+        // A memory's end is a cut that never closes: one is open after.
+        next = (next.max(i)..open.len()).find(|&k| open[k]).expect("a memory's end");
+        let extent = cuts.extent(i);
+        let cost = |start: u64, end: u64| {
+            segment_len(extent.memory_index, extent.index_type, start, end - start)
+        };
+        let (start, gap, end) = (cuts.start(i, previous), cuts.gap(i), cuts.gap(next).start);
+        if cost(start, gap.start) + cost(gap.end, end) <= cost(start, end) {
+            open[i] = true;
+            count += 1;
+            previous = Some(i);
+        }
+    }
+}
+
+/// Which cuts the best layout keeps open, followed back from the last cut
+/// (every memory ends at a cut that never closes).
+fn open_cuts(cuts: &Cuts, from: &[u32]) -> Vec<bool> {
+    let mut open = vec![false; from.len()];
+    let mut next_open = from.len().checked_sub(1);
+    for j in (0..from.len()).rev() {
+        if next_open == Some(j) || cuts.is_fixed(j) {
+            open[j] = true;
+            next_open = match from[j] {
+                MEMORY_START => None,
+                i => Some(i as usize),
+            };
+        }
+    }
+    open
+}
