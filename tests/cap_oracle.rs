@@ -233,7 +233,7 @@ fn the_smallest_case_found_is_no_larger_than_wizer() {
 }
 
 #[test]
-fn closes_that_save_only_as_a_chain_are_taken() {
+fn closes_that_save_only_together_are_taken() {
     // Offsets past 2^20 take a 4-byte signed LEB: each header is 8 bytes
     // here. Runs of 113, 126, 7 and 121 bytes, 7, 8 and 7 zeros apart: any
     // one or two closes save nothing (the first grows a length LEB to 2
@@ -334,7 +334,7 @@ fn never_larger_than_wizer_and_close_to_the_optimum() {
         uncapped.mean()
     );
     assert!(capped.cases > 1000 && uncapped.cases > 500 && against_wizer > 2000);
-    // Uncapped, the chains of closes settle finds reach the optimum; capped,
+    // Uncapped, the exact settle is the optimum; capped,
     // a rare byte is left (docs/design.md).
     assert_eq!(uncapped.largest, 0, "uncapped, short of the optimum");
     assert!(

@@ -10,12 +10,12 @@
 //!    in a bounded buffer. Every other closable gap closes.
 //! 3. **Settle** ([`settle`]): the segments between the shortlisted gaps,
 //!    the gaps that never close and each memory's end are priced exactly,
-//!    length LEBs included. The gap whose closing adds the fewest bytes
-//!    closes, its neighbours are priced again, and so on while the cap is
-//!    not met or a close makes the section smaller, then chains of closes
-//!    that save only together are looked for; or the best-ranked stay
-//!    open; or Wizer's longest gaps do (a second shortlist, by length):
-//!    the smallest of the three layouts is the plan.
+//!    length LEBs included. The layout with the fewest bytes
+//!    ([`super::exact`]) is the plan when it is within the cap. Else the
+//!    gap whose closing adds the fewest bytes closes, its neighbours are
+//!    priced again, and so on while the cap is not met or a close makes the
+//!    section smaller; or the best-ranked stay open. Wizer's longest gaps
+//!    open (a second shortlist, by length) is the plan if smaller still.
 //!
 //! A report may ask, in the same pass, what a second, higher cap would give
 //! (`also`): the shortlist is then the higher cap's, settled for it first,
@@ -827,9 +827,9 @@ enum Settled {
 /// than Wizer's, whatever the others miss (its gaps need not be on the
 /// shortlist).
 ///
-/// Neither of the two ways within the cap is always the smaller (closing
-/// the cheapest first is myopic: chains of closes can cost more together
-/// than ranks foresee, or less); all of it is O(shortlist).
+/// Neither of the two ways over the cap is always the smaller (closing the
+/// cheapest first is myopic: closes can cost more together than ranks
+/// foresee, or less); all of it is O(shortlist).
 fn settle(ranked: &Cuts, wizer: u64, budget: u64) -> Settled {
     // One way at a time, each leaving only which cuts stay open (a byte a
     // cut): their working lists are never held together.
@@ -884,9 +884,7 @@ fn smaller_within(ranked: &Cuts, budget: u64) -> (Vec<bool>, u64) {
 /// close makes the section smaller. Each close is priced exactly (the
 /// merged segment against the two apart, length LEBs included), and the
 /// gaps on either side are priced again after it. Ties close the lower
-/// (memory, offset) first. Then sweeps in order for closes that save only
-/// together ([`OpenCuts::saving_chain`]), taking the cheapest again after
-/// each, until a sweep finds none. Returns which cuts stay open.
+/// (memory, offset) first. Returns which cuts stay open.
 fn settle_by_price(cuts: &Cuts, budget: u64) -> Vec<bool> {
     let mut list = OpenCuts::new(cuts);
     // (bytes added, cut): a cut's entry is stale once it has closed or been
@@ -900,64 +898,18 @@ fn settle_by_price(cuts: &Cuts, budget: u64) -> Vec<bool> {
     entries.extend((0..n).filter_map(|i| Some(Reverse((list.price(i)?, i as u32)))));
     let mut queue = BinaryHeap::from(entries);
     let mut segments = n as u64;
-    close_cheapest(&mut list, &mut queue, &mut segments, budget, None);
-    // Cuts whose chain may have changed since it was last looked at: a
-    // close marks the cuts around it, so a sweep after the first looks
-    // only there.
-    let mut unchecked = vec![true; n];
-    let mut chain = Vec::new();
-    loop {
-        let mut found = false;
-        for i in 0..n {
-            if !std::mem::take(&mut unchecked[i]) || !list.saving_chain(i, &mut chain) {
-                continue;
-            }
-            for &(closed, _, _) in &chain {
-                list.mark_around(closed, &mut unchecked);
-                list.close_and_price(closed, &mut queue);
-            }
-            segments -= chain.len() as u64;
-            close_cheapest(
-                &mut list,
-                &mut queue,
-                &mut segments,
-                budget,
-                Some(&mut unchecked),
-            );
-            found = true;
-        }
-        if !found {
-            break;
-        }
-    }
-    (0..n).map(|i| !list.is_closed(i)).collect()
-}
-
-/// The cheapest-first closes of [`settle_by_price`], until the cap is met
-/// and no close saves; each marks the cuts around it in `unchecked`, when
-/// given. Every open cut keeps a fresh entry in `queue`.
-fn close_cheapest(
-    list: &mut OpenCuts<'_>,
-    queue: &mut BinaryHeap<Reverse<(i32, u32)>>,
-    segments: &mut u64,
-    budget: u64,
-    mut unchecked: Option<&mut Vec<bool>>,
-) {
     while let Some(Reverse((added, i))) = queue.pop() {
         let i = i as usize;
         if !list.is_fresh(added, i) {
             continue;
         }
-        if *segments <= budget && added >= 0 {
-            queue.push(Reverse((added, i as u32)));
-            return;
+        if segments <= budget && added >= 0 {
+            break;
         }
-        if let Some(unchecked) = unchecked.as_deref_mut() {
-            list.mark_around(i, unchecked);
-        }
-        list.close_and_price(i, queue);
-        *segments -= 1;
+        list.close_and_price(i, &mut queue);
+        segments -= 1;
     }
+    (0..n).map(|i| !list.is_closed(i)).collect()
 }
 
 /// Keeps the best-ranked shortlisted gaps open, as many as the budget
@@ -1076,88 +1028,4 @@ impl<'c> OpenCuts<'c> {
             }
         }
     }
-
-    /// Undoes [`close`](Self::close) of `i`, which was between `p` and `n`.
-    fn reopen(&mut self, i: usize, p: u32, n: u32) {
-        if p != NONE {
-            self.next[p as usize] = i as u32;
-        }
-        self.prev[n as usize] = i as u32;
-        self.next[i] = n;
-    }
-
-    /// Marks open cut `i` and the open cuts near enough that their
-    /// [`saving_chain`](Self::saving_chain) may reach it.
-    fn mark_around(&self, i: usize, unchecked: &mut [bool]) {
-        unchecked[i] = true;
-        let (mut before, mut after) = (self.prev[i], self.next[i]);
-        for _ in 0..MAX_CHAIN + 2 {
-            if before != NONE {
-                unchecked[before as usize] = true;
-                before = self.prev[before as usize];
-            }
-            if after != NONE {
-                unchecked[after as usize] = true;
-                after = self.next[after as usize];
-            }
-        }
-    }
-
-    /// Whether closing open cut `i`, then the cheaper neighbour of the
-    /// segment it makes (ties: the one before), and so on, saves bytes
-    /// within [`MAX_CHAIN`] closes that add less than 4 bytes together at
-    /// every step. If so, `chain` lists those closes in order, each with the
-    /// open cuts before and after it; the list is left as it was either way.
-    ///
-    /// Cheapest-first never takes a close that saves nothing, yet a close
-    /// can make a neighbour's cheaper, by as much as the neighbour's length
-    /// LEB would have grown (at most 4 bytes): a length LEB that has grown
-    /// once is paid for by every gap it spans (docs/design.md).
-    fn saving_chain(&mut self, i: usize, chain: &mut Vec<(usize, u32, u32)>) -> bool {
-        chain.clear();
-        // A close adds at least its gap less the longest header (and length
-        // LEB): no need to price a long gap.
-        if self.is_closed(i) || self.cuts.gap(i).len() >= NEVER_MERGED_GAP + 4 {
-            return false;
-        }
-        let (mut added, mut next) = (0, i);
-        while added >= 0 && chain.len() < MAX_CHAIN {
-            let step = if chain.is_empty() {
-                self.price(next).map(|a| (a, next))
-            } else {
-                // The merged segment ends at open cut `end`.
-                let end = next;
-                let before = self.prev[end];
-                let left = (before != NONE)
-                    .then(|| self.price(before as usize))
-                    .flatten();
-                match (left, self.price(end)) {
-                    (Some(l), Some(r)) if r < l => Some((r, end)),
-                    (Some(l), _) => Some((l, before as usize)),
-                    (None, r) => r.map(|r| (r, end)),
-                }
-            };
-            let Some((cost, j)) = step.filter(|&(cost, _)| added + cost < 4) else {
-                break;
-            };
-            let (p, n) = (self.prev[j], self.next[j]);
-            self.close(j).for_each(drop);
-            chain.push((j, p, n));
-            added += cost;
-            // The merged segment now ends where `j`'s right neighbour does.
-            next = n as usize;
-        }
-        for &(j, p, n) in chain.iter().rev() {
-            self.reopen(j, p, n);
-        }
-        if added < 0 {
-            true
-        } else {
-            chain.clear();
-            false
-        }
-    }
 }
-
-/// How many closes [`OpenCuts::saving_chain`] looks at, at most.
-pub(super) const MAX_CHAIN: usize = 8;

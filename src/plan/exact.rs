@@ -34,7 +34,13 @@ use super::cap::Cuts;
 use crate::segment::{fixed_header_len, segment_len, uleb_len};
 
 /// The longest segment of each length-LEB width: 1 to 5 bytes.
-const WIDEST: [u64; 5] = [(1 << 7) - 1, (1 << 14) - 1, (1 << 21) - 1, (1 << 28) - 1, u64::MAX];
+const WIDEST: [u64; 5] = [
+    (1 << 7) - 1,
+    (1 << 14) - 1,
+    (1 << 21) - 1,
+    (1 << 28) - 1,
+    u64::MAX,
+];
 
 /// The cost of a layout so far: its bytes, then its segments, counted as
 /// [`Ties`] says (lower is better).
@@ -131,7 +137,10 @@ fn last_segment_start(starts: &mut VecDeque<Start>, end: u64) -> Start {
         let Some(&start) = starts.get(at) else {
             continue;
         };
-        let cost = (start.base.0 + (uleb_len(end - start.at) + end) as i64, start.base.1);
+        let cost = (
+            start.base.0 + (uleb_len(end - start.at) + end) as i64,
+            start.base.1,
+        );
         let candidate = (cost, Reverse(start.at), start);
         if chosen.is_none_or(|c| (candidate.0, candidate.1) < (c.0, c.1)) {
             chosen = Some(candidate);
@@ -187,7 +196,9 @@ pub(super) fn reopen_free_cuts(cuts: &Cuts, open: &mut [bool], mut count: u64, b
             continue;
         }
         // A memory's end is a cut that never closes: one is open after.
-        next = (next.max(i)..open.len()).find(|&k| open[k]).expect("a memory's end");
+        next = (next.max(i)..open.len())
+            .find(|&k| open[k])
+            .expect("a memory's end");
         let extent = cuts.extent(i);
         let cost = |start: u64, end: u64| {
             segment_len(extent.memory_index, extent.index_type, start, end - start)
