@@ -293,7 +293,11 @@ impl Shortlist {
         } else if len > n {
             let cut = (len - n) as usize;
             let order = self.order;
-            self.gaps.select_nth_unstable_by_key(cut, |g| order.key(g));
+            // A selection by key computes two keys a comparison, several
+            // comparisons a gap. Buckets by worth first, a key a gap (twice):
+            // only the bucket the cut falls in is selected in.
+            let (low, bucket) = partition_by_worth(&mut self.gaps, cut, order);
+            self.gaps[low..low + bucket].select_nth_unstable_by_key(cut - low, |g| order.key(g));
             self.gaps.drain(..cut);
         }
     }
@@ -317,6 +321,46 @@ impl Shortlist {
         self.keep_best(self.places);
         self.gaps
     }
+}
+
+/// Worths from this one up share one bucket in [`partition_by_worth`].
+const WORTH_BUCKETS: usize = 1024;
+
+/// Reorders `gaps` into three runs by worth in `order` (lowest first):
+/// those below the bucket where the `cut`-th lowest gap lies, that bucket,
+/// and those above. Returns where the bucket starts and how many gaps it
+/// holds: the `cut` lowest gaps are the run below and the lowest of the
+/// bucket.
+fn partition_by_worth(gaps: &mut [Gap], cut: usize, order: Order) -> (usize, usize) {
+    let bucket = |g: &Gap| order.key(g).worth().min(WORTH_BUCKETS as u64 - 1) as usize;
+    let mut counts = [0usize; WORTH_BUCKETS];
+    for g in gaps.iter() {
+        counts[bucket(g)] += 1;
+    }
+    let (mut at, mut below) = (0, 0);
+    while below + counts[at] <= cut {
+        below += counts[at];
+        at += 1;
+    }
+    // A three-way partition, in place: [0, lo) below, [lo, i) in the
+    // bucket, [hi, len) above.
+    let (mut lo, mut i, mut hi) = (0, 0, gaps.len());
+    while i < hi {
+        match bucket(&gaps[i]).cmp(&at) {
+            std::cmp::Ordering::Less => {
+                gaps.swap(lo, i);
+                lo += 1;
+                i += 1;
+            }
+            std::cmp::Ordering::Equal => i += 1,
+            std::cmp::Ordering::Greater => {
+                hi -= 1;
+                gaps.swap(i, hi);
+            }
+        }
+    }
+    debug_assert_eq!((lo, hi - lo), (below, counts[at]));
+    (lo, hi - lo)
 }
 
 /// The gaps a shortlist keeps for a cap of `budget` segments: `budget` and
