@@ -150,7 +150,7 @@ impl Compression {
         // (miniz_oxide's fastest level does): they always get writes of
         // WRITE bytes, so the size depends on the bytes only, never on the
         // slices they come in.
-        #[allow(unused_mut)]
+        #[allow(unused_mut, unused_variables)] // (Unused without a codec feature.)
         let mut bytes = Rechunk::new(bytes);
         match self.codec {
             #[cfg(feature = "gzip")]
