@@ -43,8 +43,9 @@ const WIDEST: [u64; 5] = [
 ];
 
 /// The cost of a layout so far: its bytes, then its segments, counted as
-/// [`Ties`] says (lower is better).
-type Cost = (i64, i64);
+/// [`Ties`] says (lower is better). Bytes in 128 bits: a base less a 64-bit
+/// offset goes below zero by as much as 2^64.
+type Cost = (i128, i64);
 
 /// Which of two layouts with as many bytes is the better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +84,10 @@ impl Start {
         Start {
             at,
             before,
-            base: (before.0 + fixed_header as i64 - at as i64, before.1),
+            base: (
+                before.0 + i128::from(fixed_header) - i128::from(at),
+                before.1,
+            ),
             cut,
         }
     }
@@ -110,7 +114,10 @@ pub(super) fn settle_exactly(cuts: &Cuts, ties: Ties) -> (Vec<bool>, u64) {
         let extent = cuts.extent(j);
         let len = end - start.at;
         let cost = segment_len(extent.memory_index, extent.index_type, start.at, len);
-        best = (start.before.0 + cost as i64, start.before.1 + ties.step());
+        best = (
+            start.before.0 + i128::from(cost),
+            start.before.1 + ties.step(),
+        );
         from.push(start.cut);
         if cuts.is_fixed(j) {
             starts.clear();
@@ -138,7 +145,7 @@ fn last_segment_start(starts: &mut VecDeque<Start>, end: u64) -> Start {
             continue;
         };
         let cost = (
-            start.base.0 + (uleb_len(end - start.at) + end) as i64,
+            start.base.0 + i128::from(uleb_len(end - start.at)) + i128::from(end),
             start.base.1,
         );
         let candidate = (cost, Reverse(start.at), start);

@@ -463,7 +463,7 @@ proptest! {
 
     /// Segments whose lengths cross the 2- and 3-byte length LEB boundaries
     /// (128 bytes and 16 KiB), gaps around a header's size at offsets of
-    /// every LEB width: the exact settle's windows of starts give the plain
+    /// every LEB width, up to 2^64: the exact settle's starts give the plain
     /// definition, at caps it meets and caps it does not.
     #[test]
     fn long_segments_settle_as_the_plain_definition(
@@ -471,9 +471,18 @@ proptest! {
             (prop_oneof![1..40usize, 120..136usize, 16_300..16_400usize], 5..=12usize),
             1..24,
         ),
-        start in prop_oneof![Just(0u64), Just(100), Just(1 << 20), Just(1 << 27)],
+        start in prop_oneof![
+            Just(0u64),
+            Just(100),
+            Just(1 << 20),
+            Just(1 << 27),
+            // A 64-bit memory, across 2^63 and up to the end of its space.
+            Just((1 << 63) - 20_000),
+            Just(u64::MAX - 1_000_000),
+        ],
         budget in prop_oneof![Just(1000u64), 1..12u64],
     ) {
+        let index_type = if start >> 32 == 0 { IndexType::I32 } else { IndexType::I64 };
         let mut at = start;
         let mem0: Vec<(u64, Vec<u8>)> = runs
             .iter()
@@ -483,7 +492,7 @@ proptest! {
                 run
             })
             .collect();
-        let images = [image(0, IndexType::I32, &mem0)];
+        let images = [image(0, index_type, &mem0)];
         let expected = reference(&images, budget);
         prop_assert_eq!(packed(&images, budget, 1, 1 << 20), expected);
     }
