@@ -615,6 +615,23 @@ impl Cuts {
         }
     }
 
+    /// Cuts of one 32-bit memory 0 from `first` to `last`, closable at
+    /// `gaps` (sorted): for tests that need no image.
+    #[cfg(test)]
+    pub(super) fn of_gaps(first: u64, last: u64, gaps: &[Range]) -> Self {
+        let closable = gaps
+            .iter()
+            .map(|&g| Gap::new(0, IndexType::I32, g, g.len() as u32))
+            .collect();
+        let extent = Extent {
+            memory_index: 0,
+            index_type: IndexType::I32,
+            first,
+            last,
+        };
+        Cuts::new(closable, fixed_cuts(Vec::new(), &[extent]), vec![extent])
+    }
+
     /// How many closable cuts may stay open within `budget` segments, after
     /// the cuts that never close.
     fn places_left(&self, budget: u64) -> u64 {

@@ -235,3 +235,90 @@ fn open_cuts(cuts: &Cuts, from: &[u32]) -> Vec<bool> {
     }
     open
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Range;
+
+    /// Segments of `cuts` that stay `open`, as (start, end).
+    fn segments(cuts: &Cuts, open: &[bool]) -> Vec<(u64, u64)> {
+        let mut previous = None;
+        (0..cuts.len())
+            .filter(|&i| open[i])
+            .map(|i| {
+                let start = cuts.start(i, previous.replace(i));
+                (start, cuts.gap(i).start)
+            })
+            .collect()
+    }
+
+    /// Dense data over more than 1 GiB, a byte of zeros every 64 MiB: one
+    /// segment would be smallest, but none may pass 1 GiB, so the best
+    /// layout cuts at the gap nearest below each 1 GiB, and only there.
+    #[test]
+    fn no_segment_passes_1_gib() {
+        let step = 64 << 20;
+        let gaps: Vec<Range> = (1..40u64)
+            .map(|k| Range {
+                start: k * step,
+                end: k * step + 1,
+            })
+            .collect();
+        let cuts = Cuts::of_gaps(0, 40 * step, &gaps);
+        for ties in [Ties::MoreSegments, Ties::FewerSegments] {
+            let (open, count) = settle_exactly(&cuts, ties);
+            let segments = segments(&cuts, &open);
+            assert_eq!(count, segments.len() as u64);
+            assert!(
+                segments.iter().all(|&(s, e)| e - s <= MAX_SEGMENT_LEN),
+                "{segments:?}"
+            );
+            // 40 stretches of 64 MiB: 16 to a segment, at most.
+            assert_eq!(segments.len(), 3, "{segments:?}");
+        }
+    }
+
+    /// Runs across the 2-byte length LEB boundary: a segment of 16,383
+    /// bytes takes a 2-byte LEB, one of 16,384 a 3-byte one. Three runs,
+    /// 8,190 bytes each, 2 zeros apart: closing both gaps makes a segment
+    /// of 24,574 bytes (3-byte LEB), closing one makes 16,382 (2 bytes).
+    #[test]
+    fn a_length_leb_boundary_is_priced_exactly() {
+        let run = 8_190;
+        let gaps = [
+            Range {
+                start: run,
+                end: run + 2,
+            },
+            Range {
+                start: 2 * run + 2,
+                end: 2 * run + 4,
+            },
+        ];
+        let cuts = Cuts::of_gaps(0, 3 * run + 4, &gaps);
+        let (open, _) = settle_exactly(&cuts, Ties::MoreSegments);
+        let segments = segments(&cuts, &open);
+        let bytes: u64 = segments
+            .iter()
+            .map(|&(s, e)| segment_len(0, crate::segment::IndexType::I32, s, e - s))
+            .sum();
+        // Every layout, by hand: the smallest is the one found.
+        let layouts = [
+            vec![(0, run), (run + 2, 2 * run + 2), (2 * run + 4, 3 * run + 4)],
+            vec![(0, 2 * run + 2), (2 * run + 4, 3 * run + 4)],
+            vec![(0, run), (run + 2, 3 * run + 4)],
+            vec![(0, 3 * run + 4)],
+        ];
+        let least = layouts
+            .iter()
+            .map(|l| {
+                l.iter()
+                    .map(|&(s, e)| segment_len(0, crate::segment::IndexType::I32, s, e - s))
+                    .sum::<u64>()
+            })
+            .min()
+            .unwrap();
+        assert_eq!(bytes, least, "{segments:?}");
+    }
+}
