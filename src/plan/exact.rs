@@ -30,7 +30,7 @@ use std::cmp::Reverse;
 use std::collections::VecDeque;
 
 use super::MAX_SEGMENT_LEN;
-use super::cap::Cuts;
+use super::cap::{Cuts, Extent};
 use crate::segment::{fixed_header_len, segment_len, uleb_len};
 
 /// The longest segment of each length-LEB width: 1 to 5 bytes.
@@ -80,14 +80,14 @@ struct Start {
 }
 
 impl Start {
-    fn new(at: u64, before: Cost, fixed_header: u64, cut: u32) -> Self {
+    /// A start at `at` in the memory of `extent`, after a layout costing
+    /// `before`.
+    fn new(extent: Extent, at: u64, before: Cost, cut: u32) -> Self {
+        let header = fixed_header_len(extent.memory_index, extent.index_type, at);
         Start {
             at,
             before,
-            base: (
-                before.0 + i128::from(fixed_header) - i128::from(at),
-                before.1,
-            ),
+            base: (before.0 + i128::from(header) - i128::from(at), before.1),
             cut,
         }
     }
@@ -105,14 +105,14 @@ pub(super) fn settle_exactly(cuts: &Cuts, ties: Ties) -> (Vec<bool>, u64) {
     let mut starts: VecDeque<Start> = VecDeque::new();
     let mut best: Cost = (0, 0);
     for j in 0..cuts.len() {
+        let extent = cuts.extent(j);
         if j == 0 || cuts.memory_index(j) != cuts.memory_index(j - 1) {
             starts.clear();
-            starts.push_back(memory_start(cuts, j, best));
+            starts.push_back(Start::new(extent, extent.first, best, MEMORY_START));
         }
-        let end = cuts.gap(j).start;
-        let start = last_segment_start(&mut starts, end);
-        let extent = cuts.extent(j);
-        let len = end - start.at;
+        let gap = cuts.gap(j);
+        let start = last_segment_start(&mut starts, gap.start);
+        let len = gap.start - start.at;
         let cost = segment_len(extent.memory_index, extent.index_type, start.at, len);
         best = (
             start.before.0 + i128::from(cost),
@@ -122,7 +122,7 @@ pub(super) fn settle_exactly(cuts: &Cuts, ties: Ties) -> (Vec<bool>, u64) {
         if cuts.is_fixed(j) {
             starts.clear();
         }
-        enter(&mut starts, cut_start(cuts, j, best));
+        enter(&mut starts, Start::new(extent, gap.end, best, j as u32));
     }
     (open_cuts(cuts, &from), best.1.unsigned_abs())
 }
@@ -167,23 +167,6 @@ fn enter(starts: &mut VecDeque<Start>, start: Start) {
         starts.pop_back();
     }
     starts.push_back(start);
-}
-
-/// The start at the first byte of the memory of cut `j`, after a layout
-/// costing `before`.
-fn memory_start(cuts: &Cuts, j: usize, before: Cost) -> Start {
-    let extent = cuts.extent(j);
-    let at = extent.first;
-    let header = fixed_header_len(extent.memory_index, extent.index_type, at);
-    Start::new(at, before, header, MEMORY_START)
-}
-
-/// The start where the gap of cut `i` ends, after a layout costing `before`.
-fn cut_start(cuts: &Cuts, i: usize, before: Cost) -> Start {
-    let at = cuts.gap(i).end;
-    let extent = cuts.extent(i);
-    let header = fixed_header_len(extent.memory_index, extent.index_type, at);
-    Start::new(at, before, header, i as u32)
 }
 
 /// Opens the closed cuts of `open` (a layout of `count` segments) that add
