@@ -773,6 +773,20 @@ impl Cuts {
         Segments { ranges, memories }
     }
 
+    /// What closing cut `i` adds to the data section (negative: saves),
+    /// when the segments on either side of its gap span `merged`.
+    pub(super) fn close_price(&self, i: usize, merged: Range) -> i64 {
+        let Extent {
+            memory_index,
+            index_type,
+            ..
+        } = self.extent(i);
+        let cost =
+            |start: u64, end: u64| segment_len(memory_index, index_type, start, end - start) as i64;
+        let gap = self.gap(i);
+        cost(merged.start, merged.end) - cost(merged.start, gap.start) - cost(gap.end, merged.end)
+    }
+
     /// The memory of cut `i`.
     pub(super) fn extent(&self, i: usize) -> Extent {
         self.extents[extent_at(&self.extents, self.memory_index(i))]
@@ -1035,29 +1049,13 @@ impl<'c> OpenCuts<'c> {
         if self.cuts.cuts[i].is_fixed() {
             return None;
         }
-        let Extent {
-            memory_index,
-            index_type,
-            ..
-        } = self.cuts.extent(i);
-        let cost = |r: Range| segment_len(memory_index, index_type, r.start, r.len()) as i64;
-        let gap = self.cuts.gap(i);
         // A closable gap is followed by a cut of its memory: its end at least.
-        let end = self.cuts.gap(self.next[i] as usize).start;
-        let left = Range {
-            start: self.start(i),
-            end: gap.start,
-        };
-        let right = Range {
-            start: gap.end,
-            end,
-        };
         let merged = Range {
-            start: left.start,
-            end,
+            start: self.start(i),
+            end: self.cuts.gap(self.next[i] as usize).start,
         };
         // Under 1 GiB either way: the difference fits in 32 bits.
-        (merged.len() <= MAX_SEGMENT_LEN).then(|| (cost(merged) - cost(left) - cost(right)) as i32)
+        (merged.len() <= MAX_SEGMENT_LEN).then(|| self.cuts.close_price(i, merged) as i32)
     }
 
     /// Closes open cut `i`; returns the open cuts whose segments changed.

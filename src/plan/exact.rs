@@ -29,8 +29,8 @@
 use std::cmp::Reverse;
 use std::collections::VecDeque;
 
-use super::MAX_SEGMENT_LEN;
 use super::cap::{Cuts, Extent};
+use super::{MAX_SEGMENT_LEN, Range};
 use crate::segment::{fixed_header_len, segment_len, uleb_len};
 
 /// The longest segment of each length-LEB width: 1 to 5 bytes.
@@ -189,12 +189,11 @@ pub(super) fn reopen_free_cuts(cuts: &Cuts, open: &mut [bool], mut count: u64, b
         next = (next.max(i)..open.len())
             .find(|&k| open[k])
             .expect("a memory's end");
-        let extent = cuts.extent(i);
-        let cost = |start: u64, end: u64| {
-            segment_len(extent.memory_index, extent.index_type, start, end - start)
+        let merged = Range {
+            start: cuts.start(i, previous),
+            end: cuts.gap(next).start,
         };
-        let (start, gap, end) = (cuts.start(i, previous), cuts.gap(i), cuts.gap(next).start);
-        if cost(start, gap.start) + cost(gap.end, end) <= cost(start, end) {
+        if cuts.close_price(i, merged) >= 0 {
             open[i] = true;
             count += 1;
             previous = Some(i);
@@ -222,7 +221,6 @@ fn open_cuts(cuts: &Cuts, from: &[u32]) -> Vec<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Range;
 
     /// Segments of `cuts` that stay `open`, as (start, end).
     fn segments(cuts: &Cuts, open: &[bool]) -> Vec<(u64, u64)> {
