@@ -452,11 +452,13 @@ impl<'m, 'a> Layout<'m, 'a> {
         let mut parts = Vec::new();
         let mut same_bytes = |slot: usize, (memory_index, r): (u32, plan::Range)| {
             let original = &self.module.segments[slot];
-            let header = || encoded_header(memory_index, self.index_type(memory_index), r);
-            matches!(original.placement, Placement::Constant { memory_index: m, offset } if m == memory_index && offset == r.start)
-                && r.len() == original.data.len() as u64
-                && header().len() + original.data.len() == original.range.len()
-                && input[original.range.clone()].starts_with(&header())
+            let placed = matches!(original.placement, Placement::Constant { memory_index: m, offset } if m == memory_index && offset == r.start);
+            if !placed || r.len() != original.data.len() as u64 {
+                return false;
+            }
+            let header = encoded_header(memory_index, self.index_type(memory_index), r);
+            header.len() + original.data.len() == original.range.len()
+                && input[original.range.clone()].starts_with(&header)
                 && {
                     cursor.parts(memory_index, r, &mut parts);
                     parts_equal(&parts, original.data)

@@ -10,7 +10,7 @@
 
 use crate::PackOptions;
 use crate::error::{Error, ErrorKind, Result};
-use crate::plan::{self, MemoryImage, StreamingPlan};
+use crate::plan::{self, MEMORY_INDEX_LIMIT, MemoryImage, StreamingPlan};
 #[cfg(feature = "encoder")]
 use crate::segment::Part;
 use crate::segment::{IndexType, PackedSegment, Segment, offset_immediate};
@@ -419,8 +419,13 @@ impl Packer {
     /// address 0. Nothing of `memory` is kept.
     ///
     /// # Panics
-    /// When `memory_index` was added before.
+    /// When `memory_index` was added before, or is 2^31 or more (no engine
+    /// has that many memories; a module may have 100).
     pub fn add_memory(&mut self, memory_index: u32, index_type: IndexType, memory: &[u8]) {
+        assert!(
+            memory_index < MEMORY_INDEX_LIMIT,
+            "memory index {memory_index} is 2^31 or more: segpack packs memories 0 to 2^31 - 1"
+        );
         let slot = memory_index as usize;
         if self.index_types.len() <= slot {
             self.index_types.resize(slot + 1, None);
@@ -459,6 +464,16 @@ pub(crate) fn images_of_segments<'a>(
 ) -> Result<Vec<MemoryImage<'a>>> {
     let mut per_memory: Vec<Vec<(u64, &'a [u8])>> = vec![Vec::new(); memories.len()];
     for (i, s) in segments.iter().enumerate() {
+        if s.memory_index >= MEMORY_INDEX_LIMIT {
+            return Err(Error::new(
+                ErrorKind::InvalidSegment,
+                format!(
+                    "segment {i} names memory {}, 2^31 or more: segpack packs memories 0 to 2^31 - 1",
+                    s.memory_index
+                ),
+                None,
+            ));
+        }
         let Some(&index_type) = memories.get(s.memory_index as usize) else {
             return Err(Error::new(
                 ErrorKind::InvalidSegment,

@@ -327,6 +327,28 @@ fn adding_a_memory_twice_panics() {
     packer.add_memory(1, IndexType::I32, &[4]);
 }
 
+#[test]
+#[should_panic(expected = "2^31 or more")]
+fn a_memory_index_of_2_pow_31_panics_before_anything_is_allocated() {
+    let mut packer = Packer::new(&PackOptions::default());
+    packer.add_memory(1 << 31, IndexType::I64, &[1, 2, 3]);
+}
+
+#[test]
+fn a_segment_naming_memory_2_pow_31_is_refused() {
+    for memory_index in [1 << 31, u32::MAX] {
+        let segment = Segment {
+            memory_index,
+            offset: 0,
+            data: &[1],
+        };
+        let err = segpack::pack_segments(&[segment], &[IndexType::I64], &PackOptions::default())
+            .unwrap_err();
+        assert_eq!(err.kind(), segpack::ErrorKind::InvalidSegment);
+        assert!(err.to_string().contains("2^31 or more"), "{err}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Offsets past 2^31 (32-bit), past 4 GiB (memory64), and memory indices > 0.
 

@@ -27,7 +27,7 @@ use std::collections::BinaryHeap;
 
 use super::exact::{Ties, reopen_free_cuts, settle_exactly};
 use super::merge::NEVER_MERGED_GAP;
-use super::{MAX_GAP, MAX_SEGMENT_LEN, Range, Segments};
+use super::{MAX_GAP, MAX_SEGMENT_LEN, MEMORY_INDEX_LIMIT, Range, Segments};
 use crate::segment::{
     IndexType, MAX_FIXED_HEADER_LEN, fixed_header_len, push_uleb, read_uleb, segment_len, uleb_len,
 };
@@ -107,9 +107,8 @@ pub(super) struct Gap {
 }
 
 /// The bit of [`Gap::memory`] that marks a 64-bit memory. Memory indices
-/// stay below it: validation allows 100 memories, and a producer's memory
-/// index sizes a list.
-const I64_MEMORY: u32 = 1 << 31;
+/// stay below it: [`MEMORY_INDEX_LIMIT`], checked where they come in.
+const I64_MEMORY: u32 = MEMORY_INDEX_LIMIT;
 
 /// [`Gap::gap_len`] of a cut that never closes.
 const FIXED: u32 = u32::MAX;

@@ -39,6 +39,11 @@ pub const MAX_SEGMENT_LEN: u64 = 1 << 30;
 /// A gap this long is never closed: it would write at least 4 GiB of zeros.
 pub const MAX_GAP: u64 = 1 << 32;
 
+/// Memory indices are below this: the cap keeps a 64-bit memory's flag in
+/// the top bit of a gap's memory index ([`cap`]'s `Gap`), and no engine has
+/// two billion memories (validation allows 100).
+pub(crate) const MEMORY_INDEX_LIMIT: u32 = 1 << 31;
+
 /// A piece of a memory's image: `data` is at `offset`, and no other piece
 /// overlaps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
