@@ -296,7 +296,7 @@ impl ExactSizeIterator for Payload<'_, '_> {}
 ///
 /// # Errors
 /// [`ErrorKind::InvalidSegment`] when a segment names an undescribed memory
-/// or does not fit its address space.
+/// (or one of index 2^31 or more) or does not fit its address space.
 ///
 /// ```
 /// use segpack::{IndexType, Segment};
