@@ -16,24 +16,26 @@
 //! 2. Candidates: caps `n`, `n/4`, `n/16`, ... down to 1, each planned with
 //!    the raw-growth check off (a layout may be larger raw), up to the
 //!    first whose output is longer than the growth limit (half as long
-//!    again as the input, plus half of [`BUDGET_SLACK`]); then the caps at
-//!    half and twice the best one, then at 1/1.41 and 1.41 times the best
-//!    of those (each weighed only within the growth limit).
+//!    again as the input, plus half of [`BUDGET_SLACK`]).
 //! 3. Each candidate is ranked by the real codec on its data sections only
 //!    (every other byte is the same in all of them): whole when they fit in
 //!    its share of the ranking budget, else up to [`WINDOWS`] windows at the
-//!    same places of every candidate's address space.
+//!    same places of every candidate's address space. Then two rounds of
+//!    refinement: the best so far and the caps twice and half of it, then
+//!    1.41 times and 1/1.41 of the best of those, each round ranked on
+//!    windows around the cuts where its candidates differ (near caps
+//!    differ in few cuts, which evenly spread windows mostly miss).
 //! 4. The codec decides: the input is compressed whole, then the
-//!    best-ranked layouts whole, best first, as many as the budget still
-//!    allows; the smallest is kept only when strictly smaller than the
-//!    input, else the output is the input (never larger compressed than
-//!    the input).
+//!    best-ranked layouts whole, each round's best in turn (the last
+//!    round's first), as many as the budget still allows; the smallest is kept only when strictly smaller
+//!    than the input, else the output is the input (never larger
+//!    compressed than the input).
 //!
 //! Cost, in bytes handed to the codec: at most [`BUDGET`] times the input's
 //! length plus [`BUDGET_SLACK`] ([`Optimized::bytes_compressed`] counts
 //! them), whatever the input's size: the input once (1x); the ranking, half
 //! of what the input and the grid's longest candidate leave (at least 0.25x
-//! of the input), shared evenly by the candidates before any is weighed;
+//! of the input), shared evenly by the samples before any is taken;
 //! and the whole-file compressions, the rest (at least the grid's longest
 //! candidate, so the best-ranked one on the grid always fits).
 
@@ -54,8 +56,20 @@ pub const BUDGET: u64 = 3;
 /// pure-Rust brotli at 11, the slowest, about 0.3 s).
 pub const BUDGET_SLACK: u64 = 64 << 10;
 
-/// Candidates weighed after the grid: two around the best cap, twice.
-const REFINEMENTS: u64 = 4;
+/// The refinement rounds after the grid: each weighs the best cap so far
+/// and the caps this factor above and below it.
+const REFINEMENT_FACTORS: [f64; 2] = [2.0, std::f64::consts::SQRT_2];
+
+/// The room the refinement rounds take in the ranking, in shares (of
+/// which the grid's candidates take one each): two a round, for three
+/// samples, so that each is two thirds of a share.
+const REFINEMENT_SHARES: u64 = 2 * REFINEMENT_FACTORS.len() as u64;
+
+/// The bytes a window around a cut ([`Windows::around`]) holds on either
+/// side of the cut's zeros and header, at least and at most: the codec's
+/// context there. A window of a few hundred bytes prices a header alone,
+/// without the matches a codec finds around it in the whole file.
+const CUT_CONTEXT: (u64, u64) = (128, MIN_WINDOW);
 
 /// The most windows sampled from each candidate's data sections when they do
 /// not fit in its share of the ranking budget. Few and long: a window cuts
@@ -88,7 +102,10 @@ pub struct Optimized<'a> {
     /// The cap of the chosen layout; `None` when the input is kept.
     pub max_segments: Option<u32>,
     /// Every candidate weighed: (cap, output length, compressed length of
-    /// its sample), in the order weighed.
+    /// its sample), round by round (the grid, then each refinement), in
+    /// the order weighed. Samples are compared only within a round, whose
+    /// candidates share windows; a round's best is listed in the next
+    /// round, where it is weighed again.
     pub candidates: Vec<(u32, u64, u64)>,
     /// The candidates then compressed whole, best-ranked first: (cap,
     /// compressed length of the whole output). The codec's choice is the
@@ -212,69 +229,78 @@ pub fn optimize_with<'a>(
     // it whole.
     let longest = grid.iter().map(|g| g.1.len()).max().unwrap_or(0);
     // Step 3's shares, fixed up front: half of what the input's compression
-    // and one whole candidate's leave, evenly over every candidate that may
-    // be weighed. The other half goes to step 4.
+    // and one whole candidate's leave, evenly over every sample that may
+    // be taken. The other half goes to step 4.
     let ranking = budget.saturating_sub(len).saturating_sub(longest) / 2;
-    let share = ranking / (grid.len() as u64 + REFINEMENTS);
+    let share = ranking / (grid.len() as u64 + REFINEMENT_SHARES);
     let windows = Windows::new(&raw, share, longest <= share);
 
-    let mut ranked = Ranked::default();
-    let weigh = |r: &mut Ranked<'a>, cap: u32, plan: Option<Plan<'a>>| -> Result<()> {
-        if r.weighed.iter().any(|c| c.0 == cap) {
-            return Ok(());
-        }
-        let plan = match plan {
-            Some(plan) => plan,
-            None => plan_at(cap)?,
+    let mut ranked_bytes = 0u64;
+    let mut weigh =
+        |r: &mut Ranked<'a>, windows: &Windows, cap: u32, plan: Plan<'a>| -> Result<()> {
+            let sample = windows.sample(&plan);
+            // The windows hold about a share; a candidate whose sample would
+            // take the ranking past its budget is not weighed (the raw plan's
+            // headers in the windows bound a candidate's, give or take the
+            // bytes of a longer length LEB).
+            if ranked_bytes + sample.len() as u64 > ranking {
+                return Ok(());
+            }
+            ranked_bytes += sample.len() as u64;
+            let estimate = measure(sample.len() as u64, &mut std::iter::once(&sample[..]))?;
+            r.weighed.push((cap, estimate, plan));
+            Ok(())
         };
-        if plan.len() > growth_limit {
-            return Ok(());
-        }
-        let sample = windows.sample(&plan);
-        // The windows hold about a share; a candidate whose sample would
-        // take the ranking past its budget is not weighed (the raw plan's
-        // headers in the windows bound a candidate's, give or take the
-        // bytes of a longer length LEB).
-        if r.bytes + sample.len() as u64 > ranking {
-            return Ok(());
-        }
-        r.bytes += sample.len() as u64;
-        let estimate = measure(sample.len() as u64, &mut std::iter::once(&sample[..]))?;
-        r.weighed.push((cap, estimate, plan));
-        Ok(())
-    };
+    // Step 3: the grid, on windows spread evenly.
+    let mut rounds = vec![Ranked::default()];
     for (cap, plan) in grid {
-        weigh(&mut ranked, cap, Some(plan))?;
+        weigh(&mut rounds[0], &windows, cap, plan)?;
     }
-    // Step 2's refinement: half and twice the best cap, then the same
-    // again with a factor of 1.41 around the best of those.
-    for factor in [2.0f64, std::f64::consts::SQRT_2] {
-        let Some(best_cap) = ranked.best().map(|b| b.0) else {
+    // Step 3's refinement: the best so far and the caps a factor either
+    // side of it, on windows around the cuts where those three differ.
+    for factor in REFINEMENT_FACTORS {
+        let last = rounds.last_mut().expect("the grid's round");
+        let Some(at) = last.best() else {
             break;
         };
-        let up = ((best_cap as f64 * factor).round() as u32).min(n);
-        let down = ((best_cap as f64 / factor).round() as u32).max(1);
+        let best = last.weighed.remove(at);
+        let up = ((best.0 as f64 * factor).round() as u32).min(n);
+        let down = ((best.0 as f64 / factor).round() as u32).max(1);
+        let mut plans = vec![(best.0, best.2)];
         for cap in [up, down] {
-            weigh(&mut ranked, cap, None)?;
+            if plans.iter().all(|p| p.0 != cap) {
+                let plan = plan_at(cap)?;
+                if plan.len() <= growth_limit {
+                    plans.push((cap, plan));
+                }
+            }
         }
+        if plans.len() == 1 {
+            let (cap, plan) = plans.pop().expect("the best");
+            last.weighed.insert(at, (cap, best.1, plan));
+            break;
+        }
+        let around = windows.around(plans.iter().map(|p| &p.1), share * 2 / 3);
+        let mut round = Ranked::default();
+        for (cap, plan) in plans {
+            weigh(&mut round, &around, cap, plan)?;
+        }
+        rounds.push(round);
     }
-    let candidates = ranked
-        .weighed
+    let candidates = rounds
         .iter()
+        .flat_map(|r| &r.weighed)
         .map(|(cap, estimate, plan)| (*cap, plan.len(), *estimate))
         .collect();
 
     // Step 4: the codec decides. The input whole, then the best-ranked
-    // layouts whole, best first, as many as the budget still allows (the
-    // ranking left room for any on the grid). Ties go to the higher cap
-    // (fewer raw bytes), weighed first.
+    // layouts whole ([`rank_order`]), as many as the budget still allows
+    // (the ranking left room for any on the grid).
     let compressed_before = measure(len, &mut std::iter::once(input))?;
-    let mut order: Vec<Weighed<'a>> = ranked.weighed;
-    order.sort_by_key(|w| w.1);
-    let mut measured = Vec::new();
+    let mut measured: Vec<(u32, u64)> = Vec::new();
     let mut chosen: Option<(Plan<'a>, u64, u32)> = None;
-    for (cap, _, plan) in order {
-        if !plan.report().changed() {
+    for (cap, _, plan) in rank_order(rounds) {
+        if !plan.report().changed() || measured.iter().any(|m| m.0 == cap) {
             continue;
         }
         // A refinement may be longer than the grid's longest, which the
@@ -312,26 +338,57 @@ pub fn optimize_with<'a>(
 /// its plan.
 type Weighed<'a> = (u32, u64, Plan<'a>);
 
-/// The ranking so far: the candidates weighed, in order, and the bytes their
-/// samples took.
+/// One round of the ranking: the candidates weighed on the same windows,
+/// in order.
 #[derive(Default)]
 struct Ranked<'a> {
     weighed: Vec<Weighed<'a>>,
-    bytes: u64,
 }
 
 impl Ranked<'_> {
-    /// The best-ranked candidate's (cap, estimate); ties go to the one
-    /// weighed first (the higher cap, on the grid).
-    fn best(&self) -> Option<(u32, u64)> {
-        let mut best: Option<(u32, u64)> = None;
-        for &(cap, estimate, _) in &self.weighed {
-            if best.is_none_or(|b| estimate < b.1) {
-                best = Some((cap, estimate));
+    /// Where the best-ranked candidate is; ties go to the one weighed first
+    /// (the higher cap, on the grid).
+    fn best(&self) -> Option<usize> {
+        let mut best: Option<usize> = None;
+        for (i, w) in self.weighed.iter().enumerate() {
+            if best.is_none_or(|b| w.1 < self.weighed[b].1) {
+                best = Some(i);
             }
         }
         best
     }
+}
+
+/// Every candidate of `rounds` in the order step 4 measures them: each
+/// round's best, the last round's first, then each round's second best,
+/// and so on. Estimates compare only within a round, whose candidates
+/// share windows, and each round's windows see something the others miss:
+/// the refinement's, the few cuts its candidates differ in; the grid's,
+/// longer stretches, with the match distances a codec sees in the whole
+/// file (on the 64 MiB snapshot, zstd 3's last round ranked cap 221 first,
+/// the round before it cap 625, and 625 was 0.2% smaller once whole).
+fn rank_order<'a>(rounds: Vec<Ranked<'a>>) -> impl Iterator<Item = Weighed<'a>> {
+    let mut rounds: Vec<std::vec::IntoIter<Weighed<'a>>> = rounds
+        .into_iter()
+        .rev()
+        .map(|round| {
+            let mut weighed = round.weighed;
+            // Stable: ties stay in the order weighed.
+            weighed.sort_by_key(|w| w.1);
+            weighed.into_iter()
+        })
+        .collect();
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        for _ in 0..rounds.len() {
+            let next = rounds[at].next();
+            at = (at + 1) % rounds.len();
+            if next.is_some() {
+                return next;
+            }
+        }
+        None
+    })
 }
 
 /// Where the ranking samples: windows of the memories' address space, the
@@ -394,6 +451,79 @@ impl Windows {
         Windows { spans, windows }
     }
 
+    /// Windows on the same line around the cuts where `plans` differ: the
+    /// segment starts that some of them have and others do not. Each window
+    /// holds the zeros before such a start (where a plan that closed the
+    /// gap writes them, whole: a window that cut a long run of zeros short
+    /// would make closing it look cheaper than it is) and as many bytes
+    /// either side as `share` leaves ([`CUT_CONTEXT`]); every k-th such
+    /// cut when their windows would hold more than `share` in all. Near caps differ in few
+    /// of their cuts: windows spread evenly mostly miss them, and the
+    /// candidates then tie (on the sample snapshot, caps 3 to 14 all tied
+    /// for zstd).
+    fn around<'p, 'a: 'p>(&self, plans: impl Iterator<Item = &'p Plan<'a>>, share: u64) -> Windows {
+        // Every plan's segment starts on the line, each with the zeros
+        // before it (none for a memory's first).
+        let mut count = 0;
+        let mut starts: Vec<(u64, u64)> = Vec::new();
+        for plan in plans {
+            count += 1;
+            let mut end: Option<(u32, u64)> = None;
+            for_each_segment(plan, &mut |item| match item {
+                Item::Header(memory, offset, _) => {
+                    let zeros = match end {
+                        Some((m, e)) if m == memory && e <= offset => offset - e,
+                        _ => 0,
+                    };
+                    starts.extend(self.position(memory, offset).map(|p| (p, zeros)));
+                }
+                Item::Payload(memory, offset, bytes) => {
+                    end = Some((memory, offset + bytes.len() as u64));
+                }
+            });
+        }
+        starts.sort_unstable();
+        let differing: Vec<(u64, u64)> = starts
+            .chunk_by(|a, b| a.0 == b.0)
+            .filter(|same| same.len() < count)
+            .map(|same| same[0])
+            .collect();
+        // The context the share leaves either side of each cut's zeros.
+        let (least, most) = CUT_CONTEXT;
+        let zeros: u64 = differing.iter().map(|d| d.1).sum();
+        let sides = 2 * (differing.len() as u64).max(1);
+        let context = (share.saturating_sub(zeros) / sides).clamp(least, most);
+        // A window, at most a share long.
+        let window = |&(p, zeros): &(u64, u64)| {
+            let zeros = zeros.min(share.saturating_sub(2 * context));
+            (p.saturating_sub(zeros + context), p + context)
+        };
+        let total: u64 = differing.iter().map(&window).map(|w| w.1 - w.0).sum();
+        let step = usize::try_from(total.div_ceil(share.max(1)))
+            .unwrap_or(usize::MAX)
+            .max(1);
+        let line: u64 = self.spans.iter().map(|s| s.1 - s.0).sum();
+        let mut windows: Vec<(u64, u64)> = Vec::new();
+        for d in differing.iter().step_by(step) {
+            let w = window(d);
+            let w = (w.0, w.1.min(line));
+            match windows.last_mut() {
+                Some(last) if w.0 <= last.1 => last.1 = last.1.max(w.1),
+                _ => windows.push(w),
+            }
+        }
+        Windows {
+            spans: self.spans.clone(),
+            windows,
+        }
+    }
+
+    /// Whether position `p` on the line is in a window.
+    fn inside(&self, p: u64) -> bool {
+        let i = self.windows.partition_point(|w| w.1 <= p);
+        self.windows.get(i).is_some_and(|w| w.0 <= p)
+    }
+
     /// The position of `(memory, offset)` on the line, if in a span.
     fn position(&self, memory: u32, offset: u64) -> Option<u64> {
         let memory = memory as usize;
@@ -409,10 +539,12 @@ impl Windows {
     /// segment that starts in one, and its payload bytes that lie in one.
     fn sample(&self, plan: &Plan<'_>) -> Vec<u8> {
         let mut sample = Vec::new();
-        let inside = |p: u64| self.windows.iter().any(|w| w.0 <= p && p < w.1);
         for_each_segment(plan, &mut |item| match item {
             Item::Header(memory, offset, header) => {
-                if self.position(memory, offset).is_some_and(inside) {
+                if self
+                    .position(memory, offset)
+                    .is_some_and(|p| self.inside(p))
+                {
                     sample.extend_from_slice(header);
                 }
             }
@@ -422,7 +554,8 @@ impl Windows {
                     return;
                 };
                 let last = first + bytes.len() as u64;
-                for w in &self.windows {
+                let from = self.windows.partition_point(|w| w.1 <= first);
+                for w in self.windows[from..].iter().take_while(|w| w.0 < last) {
                     let (lo, hi) = (w.0.max(first), w.1.min(last));
                     if lo < hi {
                         sample.extend_from_slice(
@@ -718,7 +851,54 @@ impl DataSections {
 
 #[cfg(test)]
 mod tests {
-    use super::{read_uleb, sleb};
+    use super::{CUT_CONTEXT, Plan, Windows, read_uleb, sleb};
+    use crate::{MaxSegments, PackOptions};
+
+    /// The plan of `input` at `cap`, larger raw if need be, as the
+    /// candidates are planned.
+    fn plan_at(input: &[u8], cap: u32) -> Plan<'_> {
+        let options = PackOptions::default().with_max_segments(MaxSegments::new(cap).unwrap());
+        Plan::build(input, &options, &|_| {}, true).unwrap()
+    }
+
+    /// Windows around the cuts where two plans differ hold each such cut's
+    /// header and its zeros whole, with context either side, and nothing
+    /// around the cuts the plans share; within a share, every other cut.
+    #[test]
+    fn windows_around_the_cuts_that_differ_hold_their_zeros_whole() {
+        // Objects of 8 bytes with gaps of 3,000, 1,000, 2,000 and 4,000
+        // zeros: at a cap of 4 only the shortest gap closes.
+        let input = wat::parse_str(
+            r#"(module (memory 1)
+                (data (i32.const 100) "objectA1")
+                (data (i32.const 3108) "objectB2")
+                (data (i32.const 4116) "objectC3")
+                (data (i32.const 6124) "objectD4")
+                (data (i32.const 10132) "objectE5"))"#,
+        )
+        .unwrap();
+        let raw = plan_at(&input, 10_000);
+        let (five, four) = (plan_at(&input, 5), plan_at(&input, 4));
+        let count = |p: &Plan<'_>| p.report().segments_after();
+        assert_eq!((count(&five), count(&four)), (5, 4));
+        let line = Windows::new(&raw, 0, true);
+        // The one cut they differ in: where "objectC3" starts, 1,000 zeros
+        // after "objectB2" ends (the line starts at offset 100). A share
+        // of 1,600 bytes leaves 300 either side.
+        let windows = line.around([&five, &four].into_iter(), 1600);
+        let c = 4116 - 100;
+        assert_eq!(windows.windows, [(c - 1000 - 300, c + 300)]);
+        // Four cuts' windows (10,000 zeros and the least context, 11,024
+        // bytes) and a share for about half: every other cut, its zeros
+        // whole.
+        let one = plan_at(&input, 1);
+        let windows = line.around([&five, &one].into_iter(), 5600);
+        let (b, d, least) = (3108 - 100, 6124 - 100, CUT_CONTEXT.0);
+        assert_eq!(
+            windows.windows,
+            [(0, b + least), (d - 2000 - least, d + least)]
+        );
+    }
 
     #[test]
     fn lebs_read_as_the_encoder_writes_them() {
