@@ -27,9 +27,9 @@
 //!    differ in few cuts, which evenly spread windows mostly miss).
 //! 4. The codec decides: the input is compressed whole, then the
 //!    best-ranked layouts whole, each round's best in turn (the last
-//!    round's first), as many as the budget still allows; the smallest is kept only when strictly smaller
-//!    than the input, else the output is the input (never larger
-//!    compressed than the input).
+//!    round's first), as many as the budget still allows; the smallest is
+//!    kept only when strictly smaller than the input, else the output is
+//!    the input (never larger compressed than the input).
 //!
 //! Cost, in bytes handed to the codec: at most [`BUDGET`] times the input's
 //! length plus [`BUDGET_SLACK`] ([`Optimized::bytes_compressed`] counts
@@ -457,10 +457,10 @@ impl Windows {
     /// gap writes them, whole: a window that cut a long run of zeros short
     /// would make closing it look cheaper than it is) and as many bytes
     /// either side as `share` leaves ([`CUT_CONTEXT`]); every k-th such
-    /// cut when their windows would hold more than `share` in all. Near caps differ in few
-    /// of their cuts: windows spread evenly mostly miss them, and the
-    /// candidates then tie (on the sample snapshot, caps 3 to 14 all tied
-    /// for zstd).
+    /// cut when their windows would hold more than `share` in all. Near
+    /// caps differ in few of their cuts: windows spread evenly mostly miss
+    /// them, and the candidates then tie (on the sample snapshot, caps 3 to
+    /// 14 all tied for zstd).
     fn around<'p, 'a: 'p>(&self, plans: impl Iterator<Item = &'p Plan<'a>>, share: u64) -> Windows {
         // Every plan's segment starts on the line, each with the zeros
         // before it (none for a memory's first).

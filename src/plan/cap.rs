@@ -679,7 +679,10 @@ impl Cuts {
     }
 
     /// The segments the cuts that stay `open` end, in (memory, offset) order.
-    fn open_segments<'s>(&'s self, open: &'s [bool]) -> impl Iterator<Item = (u32, Range)> + 's {
+    pub(super) fn open_segments<'s>(
+        &'s self,
+        open: &'s [bool],
+    ) -> impl Iterator<Item = (u32, Range)> + 's {
         let mut previous: Option<usize> = None;
         (0..self.cuts.len()).filter(|&i| open[i]).map(move |i| {
             let start = self.start(i, previous.replace(i));

@@ -222,15 +222,10 @@ fn open_cuts(cuts: &Cuts, from: &[u32]) -> Vec<bool> {
 mod tests {
     use super::*;
 
-    /// Segments of `cuts` that stay `open`, as (start, end).
+    /// Segments of `cuts` (all of memory 0) that stay `open`, as (start, end).
     fn segments(cuts: &Cuts, open: &[bool]) -> Vec<(u64, u64)> {
-        let mut previous = None;
-        (0..cuts.len())
-            .filter(|&i| open[i])
-            .map(|i| {
-                let start = cuts.start(i, previous.replace(i));
-                (start, cuts.gap(i).start)
-            })
+        cuts.open_segments(open)
+            .map(|(_, r)| (r.start, r.end))
             .collect()
     }
 
