@@ -169,9 +169,9 @@ impl Gap {
 
 /// The `places` best closable gaps of everything offered, in its
 /// [`Order`], kept in a buffer of at most `1.5 × places` gaps, cut back to
-/// the `places` best whenever it fills (a selection, linear): memory is
-/// O(budget), not O(runs). Which gaps it ends with does not depend on when
-/// it was cut.
+/// the `places` best whenever it fills (counted, linear, in order: see
+/// [`Threshold`]): memory is O(budget), not O(runs). Which gaps it ends
+/// with does not depend on when it was cut.
 #[derive(Debug)]
 pub(super) struct Shortlist {
     order: Order,
@@ -182,6 +182,11 @@ pub(super) struct Shortlist {
     /// The worth of the lowest gap kept at the last cut, else 0: `places`
     /// gaps rank above any gap worth less, which never enters.
     floor: u64,
+    /// Whether `gaps` is in (memory, offset) order, as the image offers
+    /// them: a cut then keeps that order, and ties fall to the first.
+    in_order: bool,
+    /// The worths of `gaps`, counted as they come.
+    counts: WorthCounts,
     /// Closable gaps offered.
     pub(super) offered: u64,
 }
@@ -205,6 +210,8 @@ impl Shortlist {
             places,
             gaps: Vec::new(),
             floor: 0,
+            in_order: true,
+            counts: WorthCounts::new(),
             offered: 0,
         }
     }
@@ -243,6 +250,8 @@ impl Shortlist {
         other.keep_best(other.places);
         if other.gaps.capacity() - other.gaps.len() >= self.gaps.len() {
             std::mem::swap(&mut self.gaps, &mut other.gaps);
+            std::mem::swap(&mut self.in_order, &mut other.in_order);
+            std::mem::swap(&mut self.counts, &mut other.counts);
         }
         // (What the buffer held was cut at another floor: no floor is safe.)
         self.floor = 0;
@@ -260,7 +269,8 @@ impl Shortlist {
     fn offer_gap(&mut self, gap: Gap) {
         self.offered += 1;
         // Most gaps rank below every kept one: settled by `floor`.
-        if self.places == 0 || self.order.key(&gap).worth < self.floor {
+        let worth = self.order.key(&gap).worth;
+        if self.places == 0 || worth < self.floor {
             return;
         }
         let limit = self.limit();
@@ -275,10 +285,13 @@ impl Shortlist {
             self.gaps
                 .reserve_exact(want.saturating_sub(self.gaps.len()).max(1));
         }
+        if let Some(last) = self.gaps.last() {
+            self.in_order &= last.place_key() < gap.place_key();
+        }
         self.gaps.push(gap);
+        self.counts.add(worth);
         if self.gaps.len() >= limit {
-            self.keep_best(self.places);
-            self.floor = self.gaps.first().map_or(0, |g| self.order.key(g).worth);
+            self.floor = self.keep_best(self.places);
         }
     }
 
@@ -289,83 +302,198 @@ impl Shortlist {
         places.saturating_add((places / 2).max(1))
     }
 
-    /// Keeps only the `n` best gaps (keys are distinct), the lowest of them
-    /// first.
-    fn keep_best(&mut self, n: u64) {
+    /// Keeps only the `n` best gaps (keys are distinct), in (memory,
+    /// offset) order. Returns the worth of the lowest kept, or 0 if none is
+    /// dropped.
+    fn keep_best(&mut self, n: u64) -> u64 {
         let len = self.gaps.len() as u64;
         if n == 0 {
             self.gaps.clear();
-        } else if len > n {
-            let cut = (len - n) as usize;
-            let order = self.order;
-            // A selection by key computes two keys a comparison, several
-            // comparisons a gap. Buckets by worth first, a key a gap (twice):
-            // only the bucket the cut falls in is selected in.
-            let (low, bucket) = partition_by_worth(&mut self.gaps, cut, order);
-            self.gaps[low..low + bucket].select_nth_unstable_by_key(cut - low, |g| order.key(g));
-            self.gaps.drain(..cut);
+            self.counts = WorthCounts::new();
+            return 0;
         }
+        if len <= n {
+            return 0;
+        }
+        // Gaps offered out of order (another memory first, or a second
+        // list absorbed) are put in order once.
+        if !self.in_order {
+            self.gaps.sort_unstable_by_key(Gap::place_key);
+            self.in_order = true;
+        }
+        let threshold = self.threshold((len - n) as usize);
+        threshold.drop_below(&mut self.gaps, self.order);
+        self.counts.drop_below(threshold, self.gaps.len());
+        threshold.worth
+    }
+
+    /// The [`Threshold`] of the `cut` lowest gaps kept (fewer than kept).
+    fn threshold(&self, cut: usize) -> Threshold {
+        let counts = &self.counts;
+        counts.threshold(cut).unwrap_or_else(|below| {
+            Threshold::among_long(&self.gaps, cut, below, counts.highest, self.order)
+        })
     }
 
     /// The worth (by length: the length) of the `k`-th best gap kept
-    /// (k ≥ 1), or 0 when fewer are kept. (The buffer is a set: selecting
-    /// in it reorders it, nothing more.)
-    pub(super) fn kth_best_worth(&mut self, k: u64) -> u64 {
+    /// (k ≥ 1), or 0 when fewer are kept.
+    pub(super) fn kth_best_worth(&self, k: u64) -> u64 {
         let k = usize::try_from(k).unwrap_or(usize::MAX);
         if k == 0 || self.gaps.len() < k {
             return 0;
         }
-        let at = self.gaps.len() - k;
-        let order = self.order;
-        self.gaps.select_nth_unstable_by_key(at, |g| order.key(g));
-        order.key(&self.gaps[at]).worth()
+        self.threshold(self.gaps.len() - k).worth
     }
 
-    /// The `places` best gaps offered (all of them if fewer).
+    /// The `places` best gaps offered (all of them if fewer), in (memory,
+    /// offset) order.
     pub(super) fn into_best(mut self) -> Vec<Gap> {
         self.keep_best(self.places);
+        if !self.in_order {
+            self.gaps.sort_unstable_by_key(Gap::place_key);
+        }
         self.gaps
     }
 }
 
-/// Worths from this one up share one bucket in [`partition_by_worth`].
+/// Where the `cut` lowest closable gaps of a list end, in an [`Order`]:
+/// the worth of the next one up, and how many of the `cut` are worth as
+/// much. Of gaps worth the same, the first in (memory, offset) order rank
+/// lowest, so in a list in that order the `cut` lowest are those worth
+/// less and the first `ties_below` worth `worth`: a cut keeps the list's
+/// order, and needs no sort after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Threshold {
+    worth: u64,
+    ties_below: usize,
+}
+
+/// Buckets of [`WorthCounts`]: one per worth below the last, and the last
+/// for every worth from there up.
 const WORTH_BUCKETS: usize = 1024;
 
-/// Reorders `gaps` into three runs by worth in `order` (lowest first):
-/// those below the bucket where the `cut`-th lowest gap lies, that bucket,
-/// and those above. Returns where the bucket starts and how many gaps it
-/// holds: the `cut` lowest gaps are the run below and the lowest of the
-/// bucket.
-fn partition_by_worth(gaps: &mut [Gap], cut: usize, order: Order) -> (usize, usize) {
-    let bucket = |g: &Gap| order.key(g).worth().min(WORTH_BUCKETS as u64 - 1) as usize;
-    let mut counts = [0usize; WORTH_BUCKETS];
-    for g in gaps.iter() {
-        counts[bucket(g)] += 1;
-    }
-    let (mut at, mut below) = (0, 0);
-    while below + counts[at] <= cut {
-        below += counts[at];
-        at += 1;
-    }
-    // A three-way partition, in place: [0, lo) below, [lo, i) in the
-    // bucket, [hi, len) above.
-    let (mut lo, mut i, mut hi) = (0, 0, gaps.len());
-    while i < hi {
-        match bucket(&gaps[i]).cmp(&at) {
-            std::cmp::Ordering::Less => {
-                gaps.swap(lo, i);
-                lo += 1;
-                i += 1;
-            }
-            std::cmp::Ordering::Equal => i += 1,
-            std::cmp::Ordering::Greater => {
-                hi -= 1;
-                gaps.swap(i, hi);
-            }
+/// How many gaps of a list are worth each worth below `WORTH_BUCKETS - 1`,
+/// how many more, and the highest worth: most cuts fall among short gaps,
+/// where this alone tells the [`Threshold`].
+#[derive(Debug, Clone)]
+struct WorthCounts {
+    counts: [usize; WORTH_BUCKETS],
+    highest: u64,
+}
+
+impl WorthCounts {
+    fn new() -> Self {
+        WorthCounts {
+            counts: [0; WORTH_BUCKETS],
+            highest: 0,
         }
     }
-    debug_assert_eq!((lo, hi - lo), (below, counts[at]));
-    (lo, hi - lo)
+
+    /// The closable gaps of `gaps`, counted.
+    fn of(gaps: &[Gap], order: Order) -> Self {
+        let mut counts = WorthCounts::new();
+        for g in gaps.iter().filter(|g| !g.is_fixed()) {
+            counts.add(order.key(g).worth());
+        }
+        counts
+    }
+
+    fn add(&mut self, worth: u64) {
+        self.counts[worth.min(WORTH_BUCKETS as u64 - 1) as usize] += 1;
+        self.highest = self.highest.max(worth);
+    }
+
+    /// The threshold of the `cut` lowest gaps counted (fewer than there
+    /// are), or, when it is among the longest, how many are shorter.
+    fn threshold(&self, cut: usize) -> Result<Threshold, usize> {
+        let mut below = 0;
+        for (worth, &count) in self.counts[..WORTH_BUCKETS - 1].iter().enumerate() {
+            if below + count > cut {
+                return Ok(Threshold {
+                    worth: worth as u64,
+                    ties_below: cut - below,
+                });
+            }
+            below += count;
+        }
+        Err(below)
+    }
+
+    /// What is left of the counts once the gaps below `threshold` are
+    /// dropped, `kept` of them left.
+    fn drop_below(&mut self, threshold: Threshold, kept: usize) {
+        if threshold.worth < WORTH_BUCKETS as u64 - 1 {
+            let at = threshold.worth as usize;
+            self.counts[..at].fill(0);
+            self.counts[at] -= threshold.ties_below;
+        } else {
+            self.counts.fill(0);
+            self.counts[WORTH_BUCKETS - 1] = kept;
+        }
+    }
+}
+
+impl Threshold {
+    /// The threshold of the `cut` lowest closable gaps of `gaps` (fewer than
+    /// there are), found by counting, without moving a gap: one pass when
+    /// it lies among short gaps, else one more for each ten bits of the
+    /// longest ([`Threshold::among_long`]).
+    fn of(gaps: &[Gap], cut: usize, order: Order) -> Self {
+        let counts = WorthCounts::of(gaps, order);
+        counts
+            .threshold(cut)
+            .unwrap_or_else(|below| Threshold::among_long(gaps, cut, below, counts.highest, order))
+    }
+
+    /// The threshold of the `cut` lowest closable gaps of `gaps`, when
+    /// `below` of them are worth less than `WORTH_BUCKETS - 1` and the
+    /// highest is worth `highest`: each pass counts the worths in
+    /// `low..=high` in buckets of `1 << shift`, and narrows to one bucket.
+    fn among_long(gaps: &[Gap], cut: usize, mut below: usize, highest: u64, order: Order) -> Self {
+        let mut low = WORTH_BUCKETS as u64 - 1;
+        let mut high = highest;
+        loop {
+            let shift =
+                (u64::BITS - (high - low).leading_zeros()).saturating_sub(WORTH_BUCKETS.ilog2());
+            let mut counts = [0usize; WORTH_BUCKETS];
+            for g in gaps.iter().filter(|g| !g.is_fixed()) {
+                let worth = order.key(g).worth();
+                if (low..=high).contains(&worth) {
+                    counts[((worth - low) >> shift) as usize] += 1;
+                }
+            }
+            let mut at = 0;
+            while below + counts[at] <= cut {
+                below += counts[at];
+                at += 1;
+            }
+            low += (at as u64) << shift;
+            if shift == 0 {
+                return Threshold {
+                    worth: low,
+                    ties_below: cut - below,
+                };
+            }
+            high = high.min(low + ((1 << shift) - 1));
+        }
+    }
+
+    /// Drops from `gaps`, in (memory, offset) order, the closable gaps below
+    /// the threshold; the rest keep their order.
+    fn drop_below(self, gaps: &mut Vec<Gap>, order: Order) {
+        let mut ties = self.ties_below;
+        gaps.retain(|g| {
+            if g.is_fixed() {
+                return true;
+            }
+            let worth = order.key(g).worth();
+            if worth == self.worth && ties > 0 {
+                ties -= 1;
+                return false;
+            }
+            worth >= self.worth
+        });
+    }
 }
 
 /// The gaps a shortlist keeps for a cap of `budget` segments: `budget` and
@@ -445,7 +573,7 @@ impl Gaps {
     /// the gaps between the runs must be offered too
     /// ([`super::wizer::offer_short_gaps`]). (Rare when the cap binds hard:
     /// a large snapshot has more long gaps than the cap.)
-    pub(super) fn needs_short_gaps(&mut self) -> bool {
+    pub(super) fn needs_short_gaps(&self) -> bool {
         let places = self.longest.places();
         !self.short_gaps_known
             && places > 0
@@ -596,16 +724,30 @@ pub(super) struct Cuts {
 }
 
 impl Cuts {
-    /// The cuts `closable` (in any order) and `fixed` (see [`fixed_cuts`]).
+    /// The cuts `closable` and `fixed` (see [`fixed_cuts`]), both in
+    /// (memory, offset) order, merged into `closable`'s buffer from the back.
     fn new(mut closable: Vec<Gap>, fixed: Vec<(u32, Range)>, extents: Vec<Extent>) -> Self {
-        closable.reserve_exact(fixed.len());
-        closable.extend(fixed.iter().map(|&(memory_index, gap)| {
-            // (The index type of a cut that never closes is never asked for.)
+        debug_assert!(closable.is_sorted_by_key(Gap::place_key));
+        // (The index type of a cut that never closes is never asked for.)
+        let fixed_cut = |&(memory_index, gap): &(u32, Range)| {
             Gap::new(memory_index, IndexType::I32, gap, FIXED)
-        }));
+        };
         // A short gap Wizer's rule keeps may also be one that never closes
-        // (two greedy segments too long to merge): one cut, the fixed one.
-        closable.sort_unstable_by_key(|c| c.place_key() << 1 | u128::from(!c.is_fixed()));
+        // (two greedy segments too long to merge): one cut, the fixed one,
+        // which sorts first.
+        let order = |c: &Gap| c.place_key() << 1 | u128::from(!c.is_fixed());
+        let mut unmerged = closable.len();
+        closable.extend(fixed.iter().map(fixed_cut));
+        let mut free = closable.len();
+        for f in fixed.iter().rev().map(fixed_cut) {
+            while unmerged > 0 && order(&closable[unmerged - 1]) > order(&f) {
+                unmerged -= 1;
+                free -= 1;
+                closable[free] = closable[unmerged];
+            }
+            free -= 1;
+            closable[free] = f;
+        }
         closable.dedup_by_key(|c| c.place());
         Cuts {
             cuts: closable,
@@ -662,20 +804,15 @@ impl Cuts {
     }
 
     /// Keeps the `places` best closable cuts in `order`, as a shortlist of
-    /// that many would have, and every cut that never closes.
+    /// that many would have, and every cut that never closes, in order.
     fn keep_best(&mut self, places: u64, order: Order) {
         let closable = self.cuts.iter().filter(|c| !c.is_fixed()).count();
         let places = usize::try_from(places).unwrap_or(usize::MAX);
-        if closable <= places {
-            return;
+        if places == 0 {
+            self.cuts.retain(Gap::is_fixed);
+        } else if closable > places {
+            Threshold::of(&self.cuts, closable - places, order).drop_below(&mut self.cuts, order);
         }
-        let drop = closable - places;
-        // Cuts that never close rank above all others (and have no key).
-        self.cuts.select_nth_unstable_by_key(drop, |c| {
-            (c.is_fixed(), (!c.is_fixed()).then(|| order.key(c)))
-        });
-        self.cuts.drain(..drop);
-        self.cuts.sort_unstable_by_key(Gap::place_key);
     }
 
     /// The segments the cuts that stay `open` end, in (memory, offset) order.
@@ -1093,6 +1230,70 @@ impl<'c> OpenCuts<'c> {
                 }
                 queue.push(Reverse((added, neighbour as u32)));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::cmp::Reverse;
+
+    /// Gap lengths that tie often, that reach past the worths counted one
+    /// by one ([`WORTH_BUCKETS`]), and up to 1 GiB.
+    fn gap_len() -> impl Strategy<Value = u64> {
+        prop_oneof![1u64..8, 1u64..3000, 1u64..(1 << 30)]
+    }
+
+    proptest! {
+        /// However often it was cut on the way, a shortlist ends with the
+        /// `places` best gaps offered, as sorting them all would pick, in
+        /// (memory, offset) order; and its k-th best worth is theirs. The
+        /// memories come in order, or the last first; some gaps may come
+        /// through a second shortlist, absorbed.
+        #[test]
+        fn a_shortlist_keeps_the_best_in_order(
+            gaps in prop::collection::vec((0u32..3, gap_len()), 0..3000),
+            budget in 0u64..400,
+            by_length: bool,
+            last_memory_first: bool,
+            second_from in prop_oneof![Just(0), 0usize..3000],
+        ) {
+            let mut ends = [0u64; 3];
+            let mut gaps: Vec<(u32, Range)> = gaps
+                .into_iter()
+                .map(|(memory_index, len)| {
+                    let start = ends[memory_index as usize] + 1;
+                    ends[memory_index as usize] = start + len;
+                    (memory_index, Range { start, end: start + len })
+                })
+                .collect();
+            gaps.sort_by_key(|&(m, _)| if last_memory_first { Reverse(m) } else { Reverse(u32::MAX - m) });
+            let (mut shortlist, order) = if by_length {
+                (Shortlist::by_length(budget), Order::Length)
+            } else {
+                (Shortlist::by_rank(budget), Order::Rank)
+            };
+            let mut second = Shortlist::new(order, shortlist.places());
+            for (i, &(m, gap)) in gaps.iter().enumerate() {
+                let into = if i < second_from { &mut shortlist } else { &mut second };
+                into.offer(m, IndexType::I32, gap);
+            }
+            shortlist.absorb(second);
+            let mut best: Vec<Gap> = gaps
+                .iter()
+                .map(|&(m, gap)| Gap::new(m, IndexType::I32, gap, gap.len() as u32))
+                .collect();
+            best.sort_by_key(|g| Reverse(order.key(g)));
+            best.truncate(shortlist.places() as usize);
+            for k in [1, best.len() / 2, best.len()].into_iter().filter(|&k| k > 0 && k <= best.len()) {
+                prop_assert_eq!(shortlist.kth_best_worth(k as u64), order.key(&best[k - 1]).worth());
+            }
+            let mut expected: Vec<(u32, u64)> = best.iter().map(Gap::place).collect();
+            expected.sort_unstable();
+            let kept: Vec<(u32, u64)> = shortlist.into_best().iter().map(Gap::place).collect();
+            prop_assert_eq!(kept, expected);
         }
     }
 }

@@ -134,7 +134,7 @@ impl Route {
     /// give up at the end, so the full pass had better start now. (A guess:
     /// the plan is the same either way, only the time differs.)
     fn looks_hopeless(&mut self, scanned: u64, total: u64, projected: &mut bool) -> bool {
-        let shortlist = &mut self.gaps.shortlist;
+        let shortlist = &self.gaps.shortlist;
         if scanned < total / 4 {
             return false;
         }
@@ -226,10 +226,7 @@ pub(super) fn long_gaps(
         let extent = regions.finish(&mut route);
         route.gaps.extents.extend(extent);
     }
-    let Route {
-        mut gaps,
-        unsettled,
-    } = route;
+    let Route { gaps, unsettled } = route;
     // The full pass's shortlist holds the best-ranked closable gaps of all:
     // they are these long gaps when there are enough of them and the last
     // of them outranks every short gap. Wizer's longest gaps are then long
