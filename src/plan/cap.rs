@@ -253,10 +253,22 @@ impl Shortlist {
             std::mem::swap(&mut self.in_order, &mut other.in_order);
             std::mem::swap(&mut self.counts, &mut other.counts);
         }
-        // (What the buffer held was cut at another floor: no floor is safe.)
+        if self.in_order && other.in_order {
+            merge_in_order(&mut self.gaps, other.gaps.iter().copied());
+        } else {
+            self.gaps.extend_from_slice(&other.gaps);
+            self.in_order = false;
+        }
+        for (count, more) in self.counts.counts.iter_mut().zip(other.counts.counts) {
+            *count += more;
+        }
+        self.counts.highest = self.counts.highest.max(other.counts.highest);
+        self.offered += other.offered;
+        // (What each list held was cut at its own floor: no floor is safe
+        // until the two are cut together.)
         self.floor = 0;
-        for gap in other.gaps {
-            self.offer_gap(gap);
+        if self.gaps.len() >= self.limit() {
+            self.floor = self.keep_best(self.places);
         }
     }
 
@@ -481,18 +493,44 @@ impl Threshold {
     /// Drops from `gaps`, in (memory, offset) order, the closable gaps below
     /// the threshold; the rest keep their order.
     fn drop_below(self, gaps: &mut Vec<Gap>, order: Order) {
+        let mut below = self.below(order);
+        gaps.retain(|g| !below(g));
+    }
+
+    /// Tells, for each gap of a list in (memory, offset) order, in turn,
+    /// whether it is a closable gap below the threshold.
+    fn below(self, order: Order) -> impl FnMut(&Gap) -> bool {
         let mut ties = self.ties_below;
-        gaps.retain(|g| {
+        move |g| {
             if g.is_fixed() {
-                return true;
+                return false;
             }
             let worth = order.key(g).worth();
             if worth == self.worth && ties > 0 {
                 ties -= 1;
-                return false;
+                return true;
             }
-            worth >= self.worth
-        });
+            worth < self.worth
+        }
+    }
+}
+
+/// Merges `from` into `into`, both in (memory, offset) order, a cut that
+/// never closes before a closable one at the same place: from the back, in
+/// `into`'s buffer, with none beside it.
+fn merge_in_order(into: &mut Vec<Gap>, from: impl DoubleEndedIterator<Item = Gap> + Clone) {
+    let order = |c: &Gap| c.place_key() << 1 | u128::from(!c.is_fixed());
+    let mut unmerged = into.len();
+    into.extend(from.clone());
+    let mut free = into.len();
+    for gap in from.rev() {
+        while unmerged > 0 && order(&into[unmerged - 1]) > order(&gap) {
+            unmerged -= 1;
+            free -= 1;
+            into[free] = into[unmerged];
+        }
+        free -= 1;
+        into[free] = gap;
     }
 }
 
@@ -732,22 +770,9 @@ impl Cuts {
         let fixed_cut = |&(memory_index, gap): &(u32, Range)| {
             Gap::new(memory_index, IndexType::I32, gap, FIXED)
         };
+        merge_in_order(&mut closable, fixed.iter().map(fixed_cut));
         // A short gap Wizer's rule keeps may also be one that never closes
-        // (two greedy segments too long to merge): one cut, the fixed one,
-        // which sorts first.
-        let order = |c: &Gap| c.place_key() << 1 | u128::from(!c.is_fixed());
-        let mut unmerged = closable.len();
-        closable.extend(fixed.iter().map(fixed_cut));
-        let mut free = closable.len();
-        for f in fixed.iter().rev().map(fixed_cut) {
-            while unmerged > 0 && order(&closable[unmerged - 1]) > order(&f) {
-                unmerged -= 1;
-                free -= 1;
-                closable[free] = closable[unmerged];
-            }
-            free -= 1;
-            closable[free] = f;
-        }
+        // (two greedy segments too long to merge): one cut, the fixed one.
         closable.dedup_by_key(|c| c.place());
         Cuts {
             cuts: closable,
@@ -1136,22 +1161,18 @@ fn settle_by_price(cuts: &Cuts, budget: u64) -> Vec<bool> {
 /// leaves after the cuts that never close, and closes the rest. Returns
 /// which cuts stay open.
 fn settle_by_rank(cuts: &Cuts, budget: u64) -> Vec<bool> {
-    let mut open = vec![true; cuts.cuts.len()];
-    let mut closable: Vec<u32> = (0..cuts.cuts.len() as u32)
-        .filter(|&i| !cuts.cuts[i as usize].is_fixed())
-        .collect();
-    let fixed = (cuts.cuts.len() - closable.len()) as u64;
+    let closable = cuts.cuts.iter().filter(|c| !c.is_fixed()).count();
+    let fixed = (cuts.cuts.len() - closable) as u64;
     let stay_open = usize::try_from(budget.saturating_sub(fixed)).unwrap_or(usize::MAX);
-    if closable.len() > stay_open {
-        let close = closable.len() - stay_open;
-        if stay_open > 0 {
-            closable.select_nth_unstable_by_key(close, |&i| cuts.cuts[i as usize].key());
-        }
-        for &i in &closable[..close] {
-            open[i as usize] = false;
-        }
+    if closable <= stay_open {
+        vec![true; cuts.cuts.len()]
+    } else if stay_open == 0 {
+        cuts.cuts.iter().map(Gap::is_fixed).collect()
+    } else {
+        let mut below =
+            Threshold::of(&cuts.cuts, closable - stay_open, Order::Rank).below(Order::Rank);
+        cuts.cuts.iter().map(|c| !below(c)).collect()
     }
-    open
 }
 
 /// The cuts still open, as a list linked both ways: each open cut ends one
