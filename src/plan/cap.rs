@@ -1026,15 +1026,23 @@ impl PackedCuts {
 
 /// The gap of `cut`: its own, or for a cut that never closes, the one
 /// `fixed` (sorted by memory and offset) lists for it.
+#[inline]
 fn cut_gap(fixed: &[(u32, Range)], cut: &Gap) -> Range {
     if cut.is_fixed() {
-        let at = fixed
-            .binary_search_by_key(&cut.place(), |&(m, gap)| (m, gap.start))
-            .expect("a cut that never closes is listed");
-        fixed[at].1
+        fixed_gap(fixed, cut)
     } else {
         cut.range()
     }
+}
+
+/// The gap of `cut`, a cut that never closes: the rare case of
+/// [`cut_gap`], out of line so that the common one is inlined.
+#[inline(never)]
+fn fixed_gap(fixed: &[(u32, Range)], cut: &Gap) -> Range {
+    let at = fixed
+        .binary_search_by_key(&cut.place(), |&(m, gap)| (m, gap.start))
+        .expect("a cut that never closes is listed");
+    fixed[at].1
 }
 
 /// Where memory `memory_index` is in `extents` (sorted by memory index).
