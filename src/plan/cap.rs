@@ -244,7 +244,9 @@ impl Shortlist {
     /// Takes in the gaps of `other`, of the same order: keeps the `places`
     /// best of both. They go into whichever buffer has room for both (the
     /// other's is usually the larger), so that a third is never made: at
-    /// that moment both lists are at their largest.
+    /// that moment both lists are at their largest. There, two lists in
+    /// order are merged; else the gaps are offered again, one by one, as
+    /// the buffer allows.
     fn absorb(&mut self, mut other: Shortlist) {
         debug_assert_eq!(self.order, other.order);
         other.keep_best(other.places);
@@ -253,20 +255,22 @@ impl Shortlist {
             std::mem::swap(&mut self.in_order, &mut other.in_order);
             std::mem::swap(&mut self.counts, &mut other.counts);
         }
-        if self.in_order && other.in_order {
-            merge_in_order(&mut self.gaps, other.gaps.iter().copied());
-        } else {
-            self.gaps.extend_from_slice(&other.gaps);
-            self.in_order = false;
+        // (What each list held was cut at its own floor: no floor is safe
+        // until the two are cut together.)
+        self.floor = 0;
+        let room = self.gaps.capacity() - self.gaps.len() >= other.gaps.len();
+        if !(room && self.in_order && other.in_order) {
+            for gap in other.gaps {
+                self.offer_gap(gap);
+            }
+            return;
         }
+        merge_in_order(&mut self.gaps, other.gaps.iter().copied());
         for (count, more) in self.counts.counts.iter_mut().zip(other.counts.counts) {
             *count += more;
         }
         self.counts.highest = self.counts.highest.max(other.counts.highest);
-        self.offered += other.offered;
-        // (What each list held was cut at its own floor: no floor is safe
-        // until the two are cut together.)
-        self.floor = 0;
+        self.offered += other.gaps.len() as u64;
         if self.gaps.len() >= self.limit() {
             self.floor = self.keep_best(self.places);
         }
@@ -518,9 +522,13 @@ impl Threshold {
 /// Merges `from` into `into`, both in (memory, offset) order, a cut that
 /// never closes before a closable one at the same place: from the back, in
 /// `into`'s buffer, with none beside it.
-fn merge_in_order(into: &mut Vec<Gap>, from: impl DoubleEndedIterator<Item = Gap> + Clone) {
+fn merge_in_order(
+    into: &mut Vec<Gap>,
+    from: impl DoubleEndedIterator<Item = Gap> + ExactSizeIterator + Clone,
+) {
     let order = |c: &Gap| c.place_key() << 1 | u128::from(!c.is_fixed());
     let mut unmerged = into.len();
+    into.reserve_exact(from.len());
     into.extend(from.clone());
     let mut free = into.len();
     for gap in from.rev() {
