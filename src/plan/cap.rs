@@ -806,6 +806,32 @@ impl Cuts {
         Cuts::new(closable, fixed_cuts(Vec::new(), &[extent]), vec![extent])
     }
 
+    /// How many cuts every layout with the fewest bytes keeps open, at
+    /// least: those that never close, and those whose gap is longer than
+    /// the header after it and a length LEB as wide as its memory's span.
+    /// Splitting a segment at such a gap saves the gap's zeros and costs
+    /// that header and at most that LEB (the two parts' LEBs together
+    /// exceed the whole's by at most the narrower one's), so a layout that
+    /// closes it is never the smallest. When these alone are over the cap,
+    /// so is the exact settle's layout, which need not be made.
+    fn always_open(&self) -> u64 {
+        (0..self.cuts.len()).filter(|&i| self.stays_open(i)).count() as u64
+    }
+
+    /// Whether cut `i` is one [`Cuts::always_open`] counts.
+    fn stays_open(&self, i: usize) -> bool {
+        let Extent {
+            memory_index,
+            index_type,
+            first,
+            last,
+        } = self.extent(i);
+        let gap = self.gap(i);
+        self.is_fixed(i)
+            || gap.len()
+                > fixed_header_len(memory_index, index_type, gap.end) + uleb_len(last - first)
+    }
+
     /// How many closable cuts may stay open within `budget` segments, after
     /// the cuts that never close.
     fn places_left(&self, budget: u64) -> u64 {
@@ -1114,6 +1140,9 @@ fn settle(ranked: &Cuts, wizer: u64, budget: u64) -> Settled {
 /// that cost nothing opened again, in order, up to the cap. (The fewest
 /// first: when the cap binds, one pass tells.)
 fn settle_exactly_within(ranked: &Cuts, budget: u64) -> Option<Vec<bool>> {
+    if ranked.always_open() > budget {
+        return None;
+    }
     let (mut fewest, count) = settle_exactly(ranked, Ties::FewerSegments);
     if count > budget {
         return None;
@@ -1283,7 +1312,49 @@ mod tests {
         prop_oneof![1u64..8, 1u64..3000, 1u64..(1 << 30)]
     }
 
+    /// Runs and gaps of one memory from `first`: runs around the 1- and
+    /// 2-byte length LEB boundaries, gaps about a header long.
+    fn cuts_of_runs() -> impl Strategy<Value = (u64, u64, Vec<Range>)> {
+        let run = prop_oneof![1u64..6, 120u64..136, 16_376u64..16_392];
+        let first = prop_oneof![
+            Just(0u64),
+            60u64..70,
+            8_180u64..8_200,
+            (1u64 << 20)..(1 << 20) + 8
+        ];
+        (first, prop::collection::vec((run, 1u64..40), 1..60)).prop_map(|(first, parts)| {
+            let mut at = first;
+            let mut gaps = Vec::new();
+            for (run, gap) in parts {
+                at += run;
+                gaps.push(Range {
+                    start: at,
+                    end: at + gap,
+                });
+                at += gap;
+            }
+            let last = gaps.pop().map_or(at, |g| g.start);
+            (first, last, gaps)
+        })
+    }
+
     proptest! {
+        /// The cuts counted as always open are open in the exact settle's
+        /// layout with the fewest segments: the count is a bound that
+        /// holds.
+        #[test]
+        fn cuts_counted_always_open_are_open_in_the_exact_layout(
+            (first, last, gaps) in cuts_of_runs(),
+        ) {
+            let cuts = Cuts::of_gaps(first, last, &gaps);
+            for ties in [Ties::FewerSegments, Ties::MoreSegments] {
+                let (open, _) = settle_exactly(&cuts, ties);
+                for (i, &open) in open.iter().enumerate() {
+                    prop_assert!(open || !cuts.stays_open(i), "cut {i} of {gaps:?} closed");
+                }
+            }
+        }
+
         /// However often it was cut on the way, a shortlist ends with the
         /// `places` best gaps offered, as sorting them all would pick, in
         /// (memory, offset) order; and its k-th best worth is theirs. The
