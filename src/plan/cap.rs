@@ -806,19 +806,32 @@ impl Cuts {
         Cuts::new(closable, fixed_cuts(Vec::new(), &[extent]), vec![extent])
     }
 
-    /// How many cuts every layout with the fewest bytes keeps open, at
-    /// least: those that never close, and those whose gap is longer than
-    /// the header after it and a length LEB as wide as its memory's span.
-    /// Splitting a segment at such a gap saves the gap's zeros and costs
-    /// that header and at most that LEB (the two parts' LEBs together
-    /// exceed the whole's by at most the narrower one's), so a layout that
-    /// closes it is never the smallest. When these alone are over the cap,
-    /// so is the exact settle's layout, which need not be made.
-    fn always_open(&self) -> u64 {
-        (0..self.cuts.len()).filter(|&i| self.stays_open(i)).count() as u64
+    /// Whether more than `budget` cuts are open in every layout with the
+    /// fewest bytes ([`Cuts::stays_open`]): then so many are in the exact
+    /// settle's layout, which need not be made. Counted only as far as
+    /// the answer is open.
+    fn always_open_over(&self, budget: u64) -> bool {
+        let mut open = 0;
+        for i in 0..self.cuts.len() {
+            let left = (self.cuts.len() - i) as u64;
+            if open + left <= budget {
+                return false;
+            }
+            open += u64::from(self.stays_open(i));
+            if open > budget {
+                return true;
+            }
+        }
+        false
     }
 
-    /// Whether cut `i` is one [`Cuts::always_open`] counts.
+    /// Whether cut `i` is open in every layout with the fewest bytes: a
+    /// cut that never closes, or one whose gap is longer than the header
+    /// after it and a length LEB as wide as its memory's span. Splitting a
+    /// segment at such a gap saves the gap's zeros and costs that header
+    /// and at most that LEB (the two parts' LEBs together exceed the
+    /// whole's by at most the narrower one's), so a layout that closes it
+    /// is never the smallest.
     fn stays_open(&self, i: usize) -> bool {
         let Extent {
             memory_index,
@@ -1140,7 +1153,7 @@ fn settle(ranked: &Cuts, wizer: u64, budget: u64) -> Settled {
 /// that cost nothing opened again, in order, up to the cap. (The fewest
 /// first: when the cap binds, one pass tells.)
 fn settle_exactly_within(ranked: &Cuts, budget: u64) -> Option<Vec<bool>> {
-    if ranked.always_open() > budget {
+    if ranked.always_open_over(budget) {
         return None;
     }
     let (mut fewest, count) = settle_exactly(ranked, Ties::FewerSegments);
