@@ -184,154 +184,260 @@ pub fn optimize_with<'a>(
     compressed_len: CompressedLen<'_>,
 ) -> Result<Optimized<'a>> {
     let raw = Plan::new(input, options)?;
-    let n = u32::try_from(raw.report().segments_after())
-        .unwrap_or(u32::MAX)
-        .clamp(1, options.max_segments.get());
-    let len = input.len() as u64;
-    // Every byte handed to the codec goes through here, and is counted.
-    let spent = std::cell::Cell::new(0u64);
-    let measure = |total: u64, bytes: &mut dyn Iterator<Item = &[u8]>| {
-        spent.set(spent.get() + total);
-        compressed_len(total, bytes)
-    };
-    let budget = BUDGET.saturating_mul(len).saturating_add(BUDGET_SLACK);
-    // No candidate longer: its own compression, if chosen, must leave room
-    // for the input's and the ranking.
-    let growth_limit = len.saturating_add(len / 2).saturating_add(BUDGET_SLACK / 2);
-    let plan_at = |cap: u32| {
-        Plan::build(
-            input,
-            // `cap` is between 1 and the user's cap: a valid cap.
-            &options
-                .clone()
-                .with_max_segments(MaxSegments::new(cap).unwrap_or_default()),
-            &|_| {},
-            true,
-        )
-    };
-
-    // Step 2: the grid's plans, down to the first over the growth limit
-    // (lower caps only grow more).
-    let mut grid: Vec<(u32, Plan<'a>)> = Vec::new();
-    let mut cap = n;
-    loop {
-        let plan = plan_at(cap)?;
-        if plan.len() > growth_limit {
-            break;
-        }
-        grid.push((cap, plan));
-        if cap == 1 {
-            break;
-        }
-        cap = (cap / 4).max(1);
-    }
-    // The longest output on the grid: the ranking leaves room to compress
-    // it whole.
-    let longest = grid.iter().map(|g| g.1.len()).max().unwrap_or(0);
-    // Step 3's shares, fixed up front: half of what the input's compression
-    // and one whole candidate's leave, evenly over every sample that may
-    // be taken. The other half goes to step 4.
-    let ranking = budget.saturating_sub(len).saturating_sub(longest) / 2;
-    let share = ranking / (grid.len() as u64 + REFINEMENT_SHARES);
-    let windows = Windows::new(&raw, share, longest <= share);
-
-    let mut ranked_bytes = 0u64;
-    let mut weigh =
-        |r: &mut Ranked<'a>, windows: &Windows, cap: u32, plan: Plan<'a>| -> Result<()> {
-            let sample = windows.sample(&plan);
-            // The windows hold about a share; a candidate whose sample would
-            // take the ranking past its budget is not weighed (the raw plan's
-            // headers in the windows bound a candidate's, give or take the
-            // bytes of a longer length LEB).
-            if ranked_bytes + sample.len() as u64 > ranking {
-                return Ok(());
-            }
-            ranked_bytes += sample.len() as u64;
-            let estimate = measure(sample.len() as u64, &mut std::iter::once(&sample[..]))?;
-            r.weighed.push((cap, estimate, plan));
-            Ok(())
-        };
-    // Step 3: the grid, on windows spread evenly.
-    let mut rounds = vec![Ranked::default()];
-    for (cap, plan) in grid {
-        weigh(&mut rounds[0], &windows, cap, plan)?;
-    }
-    // Step 3's refinement: the best so far and the caps a factor either
-    // side of it, on windows around the cuts where those three differ.
-    for factor in REFINEMENT_FACTORS {
-        let last = rounds.last_mut().expect("the grid's round");
-        let Some(at) = last.best() else {
-            break;
-        };
-        let best = last.weighed.remove(at);
-        let up = ((best.0 as f64 * factor).round() as u32).min(n);
-        let down = ((best.0 as f64 / factor).round() as u32).max(1);
-        let mut plans = vec![(best.0, best.2)];
-        for cap in [up, down] {
-            if plans.iter().all(|p| p.0 != cap) {
-                let plan = plan_at(cap)?;
-                if plan.len() <= growth_limit {
-                    plans.push((cap, plan));
-                }
-            }
-        }
-        if plans.len() == 1 {
-            let (cap, plan) = plans.pop().expect("the best");
-            last.weighed.insert(at, (cap, best.1, plan));
-            break;
-        }
-        let around = windows.around(plans.iter().map(|p| &p.1), share * 2 / 3);
-        let mut round = Ranked::default();
-        for (cap, plan) in plans {
-            weigh(&mut round, &around, cap, plan)?;
-        }
-        rounds.push(round);
-    }
+    let mut search = Search::new(input, options, &raw, compressed_len);
+    let grid = search.grid()?;
+    let mut ranking = Ranking::new(&search, &raw, &grid);
+    let mut rounds = vec![ranking.weigh_grid(&mut search, grid)?];
+    ranking.refine(&mut search, &mut rounds)?;
     let candidates = rounds
         .iter()
         .flat_map(|r| &r.weighed)
         .map(|(cap, estimate, plan)| (*cap, plan.len(), *estimate))
         .collect();
-
-    // Step 4: the codec decides. The input whole, then the best-ranked
-    // layouts whole ([`rank_order`]), as many as the budget still allows
-    // (the ranking left room for any on the grid).
-    let compressed_before = measure(len, &mut std::iter::once(input))?;
-    let mut measured: Vec<(u32, u64)> = Vec::new();
-    let mut chosen: Option<(Plan<'a>, u64, u32)> = None;
-    for (cap, _, plan) in rank_order(rounds) {
-        if !plan.report().changed() || measured.iter().any(|m| m.0 == cap) {
-            continue;
-        }
-        // A refinement may be longer than the grid's longest, which the
-        // ranking left room for: then the next one.
-        if spent.get() + plan.len() > budget {
-            continue;
-        }
-        let after = measure(plan.len(), &mut bytes_of(&plan))?;
-        measured.push((cap, after));
-        if after < chosen.as_ref().map_or(compressed_before, |c| c.1) {
-            chosen = Some((plan, after, cap));
-        }
-    }
-    debug_assert!(spent.get() <= budget, "{} > {budget}", spent.get());
-    let (plan, compressed_after, max_segments) = match chosen {
+    let decided = search.decide(rounds)?;
+    let (plan, compressed_after, max_segments) = match decided.chosen {
         Some((plan, after, cap)) => (plan, after, Some(cap)),
         None => (
             Plan::keep_input(input, raw.report().clone()),
-            compressed_before,
+            decided.compressed_before,
             None,
         ),
     };
     Ok(Optimized {
         plan,
-        compressed_before,
+        compressed_before: decided.compressed_before,
         compressed_after,
         max_segments,
         candidates,
-        measured,
-        bytes_compressed: spent.get(),
+        measured: decided.measured,
+        bytes_compressed: search.spent,
     })
+}
+
+/// What one search may spend and has spent, and how it plans a candidate.
+struct Search<'a, 'o, 'f> {
+    input: &'a [u8],
+    options: &'o PackOptions,
+    /// The raw plan's segment count, within the user's cap: the highest cap
+    /// weighed (step 1).
+    n: u32,
+    /// The most bytes handed to the codec in all ([`BUDGET`]).
+    budget: u64,
+    /// No candidate longer: its own compression, if chosen, must leave room
+    /// for the input's and the ranking.
+    growth_limit: u64,
+    compressed_len: CompressedLen<'f>,
+    /// The bytes handed to the codec so far: every one goes through
+    /// [`Search::measure`], and is counted.
+    spent: u64,
+}
+
+/// Step 4's outcome: the input compressed, the candidates compressed whole,
+/// and the smallest of them when smaller than the input.
+struct Decided<'a> {
+    compressed_before: u64,
+    measured: Vec<(u32, u64)>,
+    chosen: Option<(Plan<'a>, u64, u32)>,
+}
+
+impl<'a, 'o, 'f> Search<'a, 'o, 'f> {
+    fn new(
+        input: &'a [u8],
+        options: &'o PackOptions,
+        raw: &Plan<'_>,
+        compressed_len: CompressedLen<'f>,
+    ) -> Self {
+        let len = input.len() as u64;
+        Search {
+            input,
+            options,
+            n: u32::try_from(raw.report().segments_after())
+                .unwrap_or(u32::MAX)
+                .clamp(1, options.max_segments.get()),
+            budget: BUDGET.saturating_mul(len).saturating_add(BUDGET_SLACK),
+            growth_limit: len.saturating_add(len / 2).saturating_add(BUDGET_SLACK / 2),
+            compressed_len,
+            spent: 0,
+        }
+    }
+
+    /// The input planned at `cap` (between 1 and the user's cap), the
+    /// raw-growth check off.
+    fn plan_at(&self, cap: u32) -> Result<Plan<'a>> {
+        let options = self
+            .options
+            .clone()
+            .with_max_segments(MaxSegments::new(cap).unwrap_or_default());
+        Plan::build(self.input, &options, &|_| {}, true)
+    }
+
+    /// `bytes`, `total` of them, compressed: their length, counted.
+    fn measure(&mut self, total: u64, bytes: &mut dyn Iterator<Item = &[u8]>) -> Result<u64> {
+        self.spent += total;
+        (self.compressed_len)(total, bytes)
+    }
+
+    /// Step 2: the grid's plans, caps `n`, `n/4`, ... down to the first
+    /// over the growth limit (lower caps only grow more).
+    fn grid(&self) -> Result<Vec<(u32, Plan<'a>)>> {
+        let mut grid = Vec::new();
+        let mut cap = self.n;
+        loop {
+            let plan = self.plan_at(cap)?;
+            if plan.len() > self.growth_limit {
+                break;
+            }
+            grid.push((cap, plan));
+            if cap == 1 {
+                break;
+            }
+            cap = (cap / 4).max(1);
+        }
+        Ok(grid)
+    }
+
+    /// Step 4: the codec decides. The input whole, then the best-ranked
+    /// layouts whole ([`rank_order`]), as many as the budget still allows
+    /// (the ranking left room for any on the grid).
+    fn decide(&mut self, rounds: Vec<Ranked<'a>>) -> Result<Decided<'a>> {
+        let input = self.input;
+        let compressed_before = self.measure(input.len() as u64, &mut std::iter::once(input))?;
+        let mut measured: Vec<(u32, u64)> = Vec::new();
+        let mut chosen: Option<(Plan<'a>, u64, u32)> = None;
+        for (cap, _, plan) in rank_order(rounds) {
+            if !plan.report().changed() || measured.iter().any(|m| m.0 == cap) {
+                continue;
+            }
+            // A refinement may be longer than the grid's longest, which the
+            // ranking left room for: then the next one.
+            if self.spent + plan.len() > self.budget {
+                continue;
+            }
+            let after = self.measure(plan.len(), &mut bytes_of(&plan))?;
+            measured.push((cap, after));
+            if after < chosen.as_ref().map_or(compressed_before, |c| c.1) {
+                chosen = Some((plan, after, cap));
+            }
+        }
+        debug_assert!(
+            self.spent <= self.budget,
+            "{} > {}",
+            self.spent,
+            self.budget
+        );
+        Ok(Decided {
+            compressed_before,
+            measured,
+            chosen,
+        })
+    }
+}
+
+/// Step 3: candidates ranked on samples of their data sections, within the
+/// ranking's share of the budget.
+struct Ranking {
+    samples: Samples,
+    /// What one candidate's sample should hold.
+    share: u64,
+    /// The grid's windows, spread evenly.
+    windows: Windows,
+}
+
+/// The bytes the ranking may hand to the codec, and has.
+struct Samples {
+    budget: u64,
+    used: u64,
+}
+
+impl Ranking {
+    /// The ranking's budget, fixed up front: half of what the input's
+    /// compression and the grid's longest candidate leave (so that it can
+    /// be compressed whole), evenly over every sample that may be taken.
+    /// The other half goes to step 4.
+    fn new(search: &Search<'_, '_, '_>, raw: &Plan<'_>, grid: &[(u32, Plan<'_>)]) -> Self {
+        let len = search.input.len() as u64;
+        let longest = grid.iter().map(|g| g.1.len()).max().unwrap_or(0);
+        let budget = search.budget.saturating_sub(len).saturating_sub(longest) / 2;
+        let share = budget / (grid.len() as u64 + REFINEMENT_SHARES);
+        Ranking {
+            samples: Samples { budget, used: 0 },
+            share,
+            windows: Windows::new(raw, share, longest <= share),
+        }
+    }
+
+    /// Step 3: the grid, on windows spread evenly.
+    fn weigh_grid<'a>(
+        &mut self,
+        search: &mut Search<'a, '_, '_>,
+        grid: Vec<(u32, Plan<'a>)>,
+    ) -> Result<Ranked<'a>> {
+        self.samples.round(search, &self.windows, grid)
+    }
+
+    /// Step 3's refinement: the best so far and the caps a factor either
+    /// side of it, on windows around the cuts where those three differ.
+    fn refine<'a>(
+        &mut self,
+        search: &mut Search<'a, '_, '_>,
+        rounds: &mut Vec<Ranked<'a>>,
+    ) -> Result<()> {
+        for factor in REFINEMENT_FACTORS {
+            let last = rounds.last_mut().expect("the grid's round");
+            let Some(at) = last.best() else {
+                break;
+            };
+            let best = last.weighed.remove(at);
+            let up = ((best.0 as f64 * factor).round() as u32).min(search.n);
+            let down = ((best.0 as f64 / factor).round() as u32).max(1);
+            let mut plans = vec![(best.0, best.2)];
+            for cap in [up, down] {
+                if plans.iter().all(|p| p.0 != cap) {
+                    let plan = search.plan_at(cap)?;
+                    if plan.len() <= search.growth_limit {
+                        plans.push((cap, plan));
+                    }
+                }
+            }
+            if plans.len() == 1 {
+                let (cap, plan) = plans.pop().expect("the best");
+                last.weighed.insert(at, (cap, best.1, plan));
+                break;
+            }
+            let around = self
+                .windows
+                .around(plans.iter().map(|p| &p.1), self.share * 2 / 3);
+            let round = self.samples.round(search, &around, plans)?;
+            rounds.push(round);
+        }
+        Ok(())
+    }
+}
+
+impl Samples {
+    /// One round: `plans` weighed on the same `windows`, in order. A
+    /// candidate whose sample would take the ranking past its budget is
+    /// not weighed (the raw plan's headers in the windows bound a
+    /// candidate's, give or take the bytes of a longer length LEB).
+    fn round<'a>(
+        &mut self,
+        search: &mut Search<'a, '_, '_>,
+        windows: &Windows,
+        plans: Vec<(u32, Plan<'a>)>,
+    ) -> Result<Ranked<'a>> {
+        let mut round = Ranked::default();
+        for (cap, plan) in plans {
+            let sample = windows.sample(&plan);
+            if self.used + sample.len() as u64 > self.budget {
+                continue;
+            }
+            self.used += sample.len() as u64;
+            let estimate =
+                search.measure(sample.len() as u64, &mut std::iter::once(&sample[..]))?;
+            round.weighed.push((cap, estimate, plan));
+        }
+        Ok(round)
+    }
 }
 
 /// A candidate weighed: its cap, the compressed length of its sample, and
@@ -430,7 +536,7 @@ impl Windows {
                 *span = (0, 0);
             }
         }
-        let line: u64 = spans.iter().map(|s| s.1 - s.0).sum();
+        let line = line_len(&spans);
         let windows = if whole || line + headers <= share {
             vec![(0, line)]
         } else {
@@ -502,7 +608,7 @@ impl Windows {
         let step = usize::try_from(total.div_ceil(share.max(1)))
             .unwrap_or(usize::MAX)
             .max(1);
-        let line: u64 = self.spans.iter().map(|s| s.1 - s.0).sum();
+        let line = line_len(&self.spans);
         let mut windows: Vec<(u64, u64)> = Vec::new();
         for d in differing.iter().step_by(step) {
             let w = window(d);
@@ -531,8 +637,7 @@ impl Windows {
         if offset < span.0 || offset >= span.1 {
             return None;
         }
-        let before: u64 = self.spans[..memory].iter().map(|s| s.1 - s.0).sum();
-        Some(before + offset - span.0)
+        Some(line_len(&self.spans[..memory]) + offset - span.0)
     }
 
     /// `plan`'s data sections inside the windows: the header of each active
@@ -567,6 +672,11 @@ impl Windows {
         });
         sample
     }
+}
+
+/// The length of `spans` laid one after the other: a stretch of the line.
+fn line_len(spans: &[(u64, u64)]) -> u64 {
+    spans.iter().map(|s| s.1 - s.0).sum()
 }
 
 /// The output of `plan` as byte slices (zeros from a shared buffer).
