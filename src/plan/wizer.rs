@@ -152,6 +152,9 @@ impl WizerGaps {
             self.short
                 .select_nth_unstable_by_key(drop, |g| (g.len(), g.start));
             self.short.drain(..drop);
+            // Back in offset order, as the consumer's shortlist keeps them
+            // (else it sorts its own buffer at its next cut).
+            self.short.sort_unstable_by_key(|g| g.start);
             let lowest = self.short.iter().map(Range::len).min();
             self.shortest = self.shortest.max(lowest.unwrap_or(u64::MAX));
         }
