@@ -331,12 +331,7 @@ impl Shortlist {
         if len <= n {
             return 0;
         }
-        // Gaps offered out of order (another memory first, or a second
-        // list absorbed) are put in order once.
-        if !self.in_order {
-            self.gaps.sort_unstable_by_key(Gap::place_key);
-            self.in_order = true;
-        }
+        self.put_in_order();
         let threshold = self.threshold((len - n) as usize);
         threshold.drop_below(&mut self.gaps, self.order);
         self.counts.drop_below(threshold, self.gaps.len());
@@ -365,10 +360,18 @@ impl Shortlist {
     /// offset) order.
     pub(super) fn into_best(mut self) -> Vec<Gap> {
         self.keep_best(self.places);
+        self.put_in_order();
+        self.gaps
+    }
+
+    /// Sorts the buffer by (memory, offset) if gaps came out of order
+    /// (another memory first, or a second list absorbed): once, after
+    /// which it stays in order.
+    fn put_in_order(&mut self) {
         if !self.in_order {
             self.gaps.sort_unstable_by_key(Gap::place_key);
+            self.in_order = true;
         }
-        self.gaps
     }
 }
 
@@ -423,16 +426,13 @@ impl WorthCounts {
     /// are), or, when it is among the longest, how many are shorter.
     fn threshold(&self, cut: usize) -> Result<Threshold, usize> {
         let mut below = 0;
-        for (worth, &count) in self.counts[..WORTH_BUCKETS - 1].iter().enumerate() {
-            if below + count > cut {
-                return Ok(Threshold {
-                    worth: worth as u64,
-                    ties_below: cut - below,
-                });
-            }
-            below += count;
+        match bucket_of(&self.counts[..WORTH_BUCKETS - 1], cut, &mut below) {
+            Some(worth) => Ok(Threshold {
+                worth: worth as u64,
+                ties_below: cut - below,
+            }),
+            None => Err(below),
         }
-        Err(below)
     }
 
     /// What is left of the counts once the gaps below `threshold` are
@@ -478,11 +478,7 @@ impl Threshold {
                     counts[((worth - low) >> shift) as usize] += 1;
                 }
             }
-            let mut at = 0;
-            while below + counts[at] <= cut {
-                below += counts[at];
-                at += 1;
-            }
+            let at = bucket_of(&counts, cut, &mut below).expect("the cut is within `low..=high`");
             low += (at as u64) << shift;
             if shift == 0 {
                 return Threshold {
@@ -491,6 +487,24 @@ impl Threshold {
                 };
             }
             high = high.min(low + ((1 << shift) - 1));
+        }
+    }
+
+    /// The threshold that keeps the `places` best closable gaps of `gaps`
+    /// in `order`, or `None` when there are no more than that.
+    fn keeping(gaps: &[Gap], places: usize, order: Order) -> Option<Self> {
+        let closable = gaps.iter().filter(|g| !g.is_fixed()).count();
+        if closable <= places {
+            None
+        } else if places == 0 {
+            // Above every worth a gap can have (under 1 GiB of zeros and a
+            // header): all go.
+            Some(Threshold {
+                worth: u64::MAX,
+                ties_below: 0,
+            })
+        } else {
+            Some(Threshold::of(gaps, closable - places, order))
         }
     }
 
@@ -517,6 +531,19 @@ impl Threshold {
             worth < self.worth
         }
     }
+}
+
+/// The bucket of `counts` (gaps counted by worth, lowest first) where the
+/// `cut`-th lowest gap lies, `below` gaps lying below `counts` already;
+/// `below` becomes the count below that bucket, or below the end if none.
+fn bucket_of(counts: &[usize], cut: usize, below: &mut usize) -> Option<usize> {
+    for (at, &count) in counts.iter().enumerate() {
+        if *below + count > cut {
+            return Some(at);
+        }
+        *below += count;
+    }
+    None
 }
 
 /// Merges `from` into `into`, both in (memory, offset) order, a cut that
@@ -878,12 +905,9 @@ impl Cuts {
     /// Keeps the `places` best closable cuts in `order`, as a shortlist of
     /// that many would have, and every cut that never closes, in order.
     fn keep_best(&mut self, places: u64, order: Order) {
-        let closable = self.cuts.iter().filter(|c| !c.is_fixed()).count();
         let places = usize::try_from(places).unwrap_or(usize::MAX);
-        if places == 0 {
-            self.cuts.retain(Gap::is_fixed);
-        } else if closable > places {
-            Threshold::of(&self.cuts, closable - places, order).drop_below(&mut self.cuts, order);
+        if let Some(threshold) = Threshold::keeping(&self.cuts, places, order) {
+            threshold.drop_below(&mut self.cuts, order);
         }
     }
 
@@ -1219,17 +1243,13 @@ fn settle_by_price(cuts: &Cuts, budget: u64) -> Vec<bool> {
 /// leaves after the cuts that never close, and closes the rest. Returns
 /// which cuts stay open.
 fn settle_by_rank(cuts: &Cuts, budget: u64) -> Vec<bool> {
-    let closable = cuts.cuts.iter().filter(|c| !c.is_fixed()).count();
-    let fixed = (cuts.cuts.len() - closable) as u64;
-    let stay_open = usize::try_from(budget.saturating_sub(fixed)).unwrap_or(usize::MAX);
-    if closable <= stay_open {
-        vec![true; cuts.cuts.len()]
-    } else if stay_open == 0 {
-        cuts.cuts.iter().map(Gap::is_fixed).collect()
-    } else {
-        let mut below =
-            Threshold::of(&cuts.cuts, closable - stay_open, Order::Rank).below(Order::Rank);
-        cuts.cuts.iter().map(|c| !below(c)).collect()
+    let stay_open = usize::try_from(cuts.places_left(budget)).unwrap_or(usize::MAX);
+    match Threshold::keeping(&cuts.cuts, stay_open, Order::Rank) {
+        None => cuts.all_open(),
+        Some(threshold) => {
+            let mut below = threshold.below(Order::Rank);
+            cuts.cuts.iter().map(|c| !below(c)).collect()
+        }
     }
 }
 
