@@ -133,7 +133,7 @@ impl Route {
     /// short gaps (looked at once, `projected`): this route will most likely
     /// give up at the end, so the full pass had better start now. (A guess:
     /// the plan is the same either way, only the time differs.)
-    fn looks_hopeless(&mut self, scanned: u64, total: u64, projected: &mut bool) -> bool {
+    fn looks_hopeless(&self, scanned: u64, total: u64, projected: &mut bool) -> bool {
         let shortlist = &self.gaps.shortlist;
         if scanned < total / 4 {
             return false;
