@@ -40,6 +40,10 @@
 #   segpack-100k    segpack pack --max-segments 100000 IN -o OUT   (wasm-opt's cap)
 #   segpack-inplace segpack pack OUT -o OUT, after an untimed cp IN OUT and sync
 #                   (in place: synced before and after the rename, SPEC §8)
+#   cp-existing     cp IN OUT over an existing OUT (an untimed cp IN OUT and sync first: a
+#                   rebuild's output from an earlier run)
+#   segpack-existing  segpack pack IN -o OUT over an existing OUT, made the same way (Linux:
+#                   exchanged with it, so ext4 does not write the new file out at the rename)
 #   segpack-stdin   cat IN | segpack pack > OUT    (snapshots only)
 #   segpack-redirect  segpack pack < IN > OUT      (stdin is the file; snapshots only)
 #   cat-pipe        cat IN | cat | cat > OUT       (the floor of a pipe; snapshots only)
@@ -229,7 +233,7 @@ wanted() { [ -z "$tools" ] || [[ ",$tools," == *",$1,"* ]]; }
 # measure INPUT TOOL MODE OUT CMD...
 #   MODE file: run CMD; stdin: cat INPUT | CMD > OUT; redirect: CMD < INPUT > OUT;
 #   pipe: cat INPUT | CMD | cat > OUT; disk: cp CMD OUT untimed, then sync OUT;
-#   inplace: cp INPUT OUT and sync untimed, then CMD (which rewrites OUT)
+#   inplace: cp INPUT OUT and sync untimed, then CMD (which rewrites or replaces OUT)
 measure() {
   local input=$1 tool=$2 mode=$3 output=$4
   shift 4
@@ -322,6 +326,8 @@ for input in "${inputs[@]}"; do
   measure "$input" segpack file "$o" "$segpack" pack "$input" -o "$o"
   measure "$input" segpack-100k file "$o" "$segpack" pack --max-segments 100000 "$input" -o "$o"
   measure "$input" segpack-inplace inplace "$o" "$segpack" pack "$o" -o "$o"
+  measure "$input" cp-existing inplace "$o" cp "$input" "$o"
+  measure "$input" segpack-existing inplace "$o" "$segpack" pack "$input" -o "$o"
   case $name in
     snapshot-*)
       measure "$input" segpack-stdin stdin "$o" "$segpack" pack

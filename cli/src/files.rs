@@ -493,6 +493,9 @@ pub fn write_atomically(
             e,
         )
     })?;
+    // Whether the rename replaces a file (read before `existing` is used up).
+    #[cfg(target_os = "linux")]
+    let replaces_a_file = matches!(&existing, Ok(meta) if meta.is_file());
     #[cfg(not(target_os = "wasi"))]
     let file = &temp.as_file().0;
     #[cfg(target_os = "wasi")]
@@ -523,6 +526,13 @@ pub fn write_atomically(
         file.sync_all()
             .map_err(|e| Error::io(format!("cannot write {name}"), e))?;
     }
+    #[cfg(target_os = "linux")]
+    if durability == Durability::Unsynced && replaces_a_file && exchange(temp.path(), target) {
+        // The temporary name now holds the old file: remove it, as the
+        // rename would have. Failing that, the output is still in place.
+        let _ = temp.close();
+        return Ok(());
+    }
     #[cfg(not(target_os = "wasi"))]
     temp.persist(target)
         .map_err(|e| Error::io(format!("cannot replace {name}"), e.error))?;
@@ -533,6 +543,49 @@ pub fn write_atomically(
         sync_directory(&dir).map_err(|e| Error::io(format!("cannot sync {}", dir.display()), e))?;
     }
     Ok(())
+}
+
+/// Swaps the files at `temp` and `target` in one step (Linux's
+/// `renameat2` with `RENAME_EXCHANGE`), for an unsynced output that
+/// replaces a file. A rename over an existing file makes ext4 write the new
+/// file's data out first (its `auto_da_alloc`, there for programs that
+/// forget to sync): on a 1 GiB snapshot that is most of a pack's time. An
+/// exchange is not a rename over a file, and the target still always names
+/// a whole file, the old one or the new one. Returns `false`, with nothing
+/// changed, where the call or the filesystem does not support it, or when
+/// the target is no longer a file (a rename then fails as it should).
+#[cfg(target_os = "linux")]
+fn exchange(temp: &Path, target: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let (Ok(from), Ok(to)) = (
+        std::ffi::CString::new(temp.as_os_str().as_bytes()),
+        std::ffi::CString::new(target.as_os_str().as_bytes()),
+    ) else {
+        return false;
+    };
+    let swap = || {
+        // SAFETY: two NUL-terminated paths that outlive the call; renameat2
+        // reads nothing else of ours.
+        unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            ) == 0
+        }
+    };
+    if !swap() {
+        return false;
+    }
+    // Whatever was at the target is at `temp` now. Only a file may be
+    // replaced: a directory that took the target's place since it was
+    // looked at goes back.
+    if std::fs::symlink_metadata(temp).is_ok_and(|meta| meta.is_dir()) {
+        return !swap();
+    }
+    true
 }
 
 /// Syncs standard output once written, with [`Durability::Synced`]
@@ -671,6 +724,28 @@ mod tests {
 
     /// Writeback is started for synced files only, in steps of
     /// [`WRITEBACK_STEP`] counted from where the last one ended.
+    /// Two files swap names; a directory that took the target's place is
+    /// swapped back, and the caller's rename then fails as it should.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn exchange_swaps_files_and_never_takes_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, "new").unwrap();
+        std::fs::write(&b, "old").unwrap();
+        assert!(exchange(&a, &b));
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old");
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "new");
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(sub.join("inside"), "kept").unwrap();
+        assert!(!exchange(&a, &sub));
+        assert_eq!(std::fs::read_to_string(sub.join("inside")).unwrap(), "kept");
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old");
+        assert!(!exchange(&a, &dir.path().join("missing")));
+        assert!(a.exists());
+    }
+
     #[test]
     #[cfg(target_os = "linux")]
     fn writeback_starts_in_steps_for_synced_files_only() {

@@ -6,7 +6,9 @@
 //!   it is renamed over the target, and the directory after, so a crash or
 //!   power loss leaves the old file or the new one;
 //! - every other output: renamed into place (or written to stdout) with no
-//!   sync of any kind, as `cp` leaves its copy;
+//!   sync of any kind, as `cp` leaves its copy; over an existing file, the
+//!   two are exchanged and the old one removed, so that ext4 does not write
+//!   the new one out at the rename;
 //! - standard output that is the input's own file is refused, as `cat`
 //!   refuses it, with nothing written.
 
@@ -50,6 +52,10 @@ impl Call {
 
     fn is_rename(&self) -> bool {
         self.name.starts_with("rename")
+    }
+
+    fn is_exchange(&self) -> bool {
+        self.name == "renameat2" && self.args.contains("RENAME_EXCHANGE")
     }
 
     /// The path of the descriptor in the first argument (`3</a/b>` gives
@@ -251,11 +257,50 @@ fn a_new_output_is_not_synced() {
             calls.iter().any(|c| c.is_rename()),
             "{round}: not renamed into place: {calls:#?}"
         );
+        // Over an existing file, a plain rename would make ext4 write the
+        // new file out first (auto_da_alloc): the two are exchanged instead.
+        assert_eq!(
+            calls.iter().any(Call::is_exchange),
+            round == "existing",
+            "{round}: exchanged with the target only when there is one: {calls:#?}"
+        );
         assert_not_synced(&calls);
         assert_packed(&target, &input);
     }
     assert_eq!(std::fs::read(&source).unwrap(), input);
     assert_eq!(listing(dir.path()), ["out.wasm", "snapshot.wasm"]);
+}
+
+/// An unsynced output that replaces a file takes its place whole, as a
+/// rename would: through a symbolic link the link stays and its file gets
+/// the packed bytes; another hard link to the old file keeps the old bytes;
+/// the old file's permissions carry over; nothing is left beside it.
+#[test]
+fn an_existing_output_is_replaced_as_a_rename_would() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample();
+    let source = write(&dir, "snapshot.wasm", &input);
+    let old = b"an older build".to_vec();
+    let file = write(&dir, "out.wasm", &old);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::hard_link(&file, dir.path().join("kept.wasm")).unwrap();
+    let link = dir.path().join("link.wasm");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    let calls = traced(dir.path(), &pack_args(&source, &link), None, None);
+    assert!(calls.iter().any(Call::is_exchange), "{calls:#?}");
+    assert_not_synced(&calls);
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    assert_packed(&file, &input);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    assert_eq!(std::fs::read(dir.path().join("kept.wasm")).unwrap(), old);
+    assert_eq!(
+        listing(dir.path()),
+        ["kept.wasm", "link.wasm", "out.wasm", "snapshot.wasm"]
+    );
 }
 
 /// Standard output is written as it is; `--sync` syncs it when it is a
