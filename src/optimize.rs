@@ -38,6 +38,11 @@
 //! of the input), shared evenly by the samples before any is taken;
 //! and the whole-file compressions, the rest (at least the grid's longest
 //! candidate, so the best-ranked one on the grid always fits).
+//!
+//! Time: the compressions of each ranking round, and step 4's, run at once
+//! on the workers ([`PackOptions::threads`]), one codec call each. What is
+//! measured is chosen from lengths and the budget alone, before any result
+//! is in, so the search comes out the same on any number of threads.
 
 use crate::MaxSegments;
 use crate::compress::Compression;
@@ -271,10 +276,23 @@ impl<'a, 'o, 'f> Search<'a, 'o, 'f> {
         Plan::build(self.input, &options, &|_| {}, true)
     }
 
-    /// `bytes`, `total` of them, compressed: their length, counted.
-    fn measure(&mut self, total: u64, bytes: &mut dyn Iterator<Item = &[u8]>) -> Result<u64> {
-        self.spent += total;
-        (self.compressed_len)(total, bytes)
+    /// Each of `items` compressed: their lengths, counted. Several at once
+    /// on the workers: a codec's result depends on its bytes alone, so it
+    /// is the same in any order, and what is measured was chosen before
+    /// (from lengths and the budget only). Steps 3 and 4 are mostly these
+    /// compressions, one thread each.
+    fn measure_all(&mut self, items: &[Measured<'_, '_>]) -> Result<Vec<u64>> {
+        self.spent += items.iter().map(Measured::len).sum::<u64>();
+        let compressed_len = self.compressed_len;
+        let threads = crate::pool::thread_count(self.options.threads);
+        let mut sizes = Vec::with_capacity(items.len());
+        crate::pool::map_ordered(
+            items,
+            threads,
+            |item| item.compressed(compressed_len),
+            |_, size| sizes.push(size),
+        );
+        sizes.into_iter().collect()
     }
 
     /// Step 2: the grid's plans, caps `n`, `n/4`, ... down to the first
@@ -301,19 +319,29 @@ impl<'a, 'o, 'f> Search<'a, 'o, 'f> {
     /// (the ranking left room for any on the grid).
     fn decide(&mut self, rounds: Vec<Ranked<'a>>) -> Result<Decided<'a>> {
         let input = self.input;
-        let compressed_before = self.measure(input.len() as u64, &mut std::iter::once(input))?;
-        let mut measured: Vec<(u32, u64)> = Vec::new();
-        let mut chosen: Option<(Plan<'a>, u64, u32)> = None;
+        let mut spent = self.spent + input.len() as u64;
+        let mut picked: Vec<(u32, Plan<'a>)> = Vec::new();
         for (cap, _, plan) in rank_order(rounds) {
-            if !plan.report().changed() || measured.iter().any(|m| m.0 == cap) {
+            if !plan.report().changed() || picked.iter().any(|p| p.0 == cap) {
                 continue;
             }
             // A refinement may be longer than the grid's longest, which the
             // ranking left room for: then the next one.
-            if self.spent + plan.len() > self.budget {
+            if spent + plan.len() > self.budget {
                 continue;
             }
-            let after = self.measure(plan.len(), &mut bytes_of(&plan))?;
+            spent += plan.len();
+            picked.push((cap, plan));
+        }
+        let items: Vec<Measured<'_, 'a>> = std::iter::once(Measured::Bytes(input))
+            .chain(picked.iter().map(|p| Measured::Plan(&p.1)))
+            .collect();
+        let sizes = self.measure_all(&items)?;
+        drop(items);
+        let compressed_before = sizes[0];
+        let mut measured: Vec<(u32, u64)> = Vec::new();
+        let mut chosen: Option<(Plan<'a>, u64, u32)> = None;
+        for ((cap, plan), &after) in picked.into_iter().zip(&sizes[1..]) {
             measured.push((cap, after));
             if after < chosen.as_ref().map_or(compressed_before, |c| c.1) {
                 chosen = Some((plan, after, cap));
@@ -426,17 +454,50 @@ impl Samples {
         plans: Vec<(u32, Plan<'a>)>,
     ) -> Result<Ranked<'a>> {
         let mut round = Ranked::default();
-        for (cap, plan) in plans {
+        // As many samples at a time as there are workers to compress them.
+        let batch = crate::pool::thread_count(search.options.threads);
+        let mut pending: Vec<(u32, Plan<'a>, Vec<u8>)> = Vec::with_capacity(batch);
+        let mut plans = plans.into_iter().peekable();
+        while let Some((cap, plan)) = plans.next() {
             let sample = windows.sample(&plan);
-            if self.used + sample.len() as u64 > self.budget {
-                continue;
+            if self.used + sample.len() as u64 <= self.budget {
+                self.used += sample.len() as u64;
+                pending.push((cap, plan, sample));
             }
-            self.used += sample.len() as u64;
-            let estimate =
-                search.measure(sample.len() as u64, &mut std::iter::once(&sample[..]))?;
-            round.weighed.push((cap, estimate, plan));
+            if pending.len() == batch || (plans.peek().is_none() && !pending.is_empty()) {
+                let items: Vec<Measured<'_, 'a>> =
+                    pending.iter().map(|p| Measured::Bytes(&p.2)).collect();
+                let estimates = search.measure_all(&items)?;
+                drop(items);
+                for ((cap, plan, _), estimate) in pending.drain(..).zip(estimates) {
+                    round.weighed.push((cap, estimate, plan));
+                }
+            }
         }
         Ok(round)
+    }
+}
+
+/// What steps 3 and 4 hand to the codec: a sample, the input, or a
+/// candidate's whole output.
+enum Measured<'p, 'a> {
+    Bytes(&'p [u8]),
+    Plan(&'p Plan<'a>),
+}
+
+impl Measured<'_, '_> {
+    fn len(&self) -> u64 {
+        match self {
+            Measured::Bytes(bytes) => bytes.len() as u64,
+            Measured::Plan(plan) => plan.len(),
+        }
+    }
+
+    fn compressed(&self, compressed_len: CompressedLen<'_>) -> Result<u64> {
+        match self {
+            Measured::Bytes(bytes) => compressed_len(self.len(), &mut std::iter::once(*bytes)),
+            Measured::Plan(plan) => compressed_len(self.len(), &mut bytes_of(plan)),
+        }
     }
 }
 

@@ -345,6 +345,42 @@ fn optimizing_costs_at_most_about_three_compressions_of_the_input() {
     }
 }
 
+/// The compressions run several at a time on the workers, and the search
+/// comes out the same on any number of them: the same candidates, the same
+/// estimates, the same layouts measured whole, the same output, the same
+/// cost.
+#[test]
+fn optimizing_chooses_the_same_on_any_number_of_threads() {
+    let sample = std::fs::read(support::repo_root().join("samples/snapshot.wasm")).unwrap();
+    for c in ["gzip", "zstd:3", "brotli:5"] {
+        let c: Compression = c.parse().unwrap();
+        if !c.codec.is_available() {
+            continue;
+        }
+        let run = |threads: usize| {
+            let options = PackOptions::default().with_threads(threads);
+            let o = segpack::optimize(&sample, &options, c).unwrap();
+            let mut output = Vec::new();
+            o.plan.write_to(&mut output, None).unwrap();
+            let what = (
+                o.candidates.clone(),
+                o.measured.clone(),
+                o.max_segments,
+                o.compressed_before,
+                o.compressed_after,
+                o.bytes_compressed,
+            );
+            (what, output)
+        };
+        let one = run(1);
+        for threads in [2, 3, 5] {
+            let other = run(threads);
+            assert_eq!(one.0, other.0, "{c}, {threads} threads");
+            assert!(one.1 == other.1, "{c}, {threads} threads: another output");
+        }
+    }
+}
+
 /// The CLI reports the same cost, `bytes_compressed` in `--json`'s
 /// `compressed` object, for each codec at its usual level.
 #[test]
