@@ -4,7 +4,8 @@
 # takes. Sizes are segpack's own codecs (flate2/miniz_oxide, brotli crate,
 # libzstd), the ones --optimize-for weighs with; "1x" is one compression of
 # the input at that level by the reference tool (gzip -9, zstd -19 with the
-# size known, Python's brotli at quality 11), the unit of the budget.
+# size known, Python's brotli at quality 11; the level given, as in
+# `zstd:3`, when there is one), the unit of the budget.
 #
 #   scripts/compressed.sh SEGPACK [CODEC...] -- FILE.wasm ...
 #
@@ -31,10 +32,12 @@ for f in "$@"; do
     t0=$(date +%s.%N)
     "$bin" pack --quiet --json --optimize-for "$c" "$f" -o "$tmp/opt.wasm" 2> "$tmp/opt.json"
     t1=$(date +%s.%N)
+    level=${c#*:}
+    [ "$level" = "$c" ] && level=
     case $c in
-      gzip*) one=$(secs gzip -9c "$f") ;;
-      zstd*) one=$(secs zstd -19 -c "$f") ;;
-      brotli*) one=$(secs "${PYTHON:-python3}" -c "import brotli,sys; brotli.compress(open(sys.argv[1],'rb').read(), quality=11)" "$f") ;;
+      gzip*) one=$(secs gzip "-${level:-9}" -c "$f") ;;
+      zstd*) one=$(secs zstd "-${level:-19}" -c "$f") ;;
+      brotli*) one=$(secs "${PYTHON:-python3}" -c "import brotli,sys; brotli.compress(open(sys.argv[1],'rb').read(), quality=int(sys.argv[2]))" "$f" "${level:-11}") ;;
     esac
     "$bin" inspect --json --compressed "$c" "$f" > "$tmp/inspect.json"
     python3 - "$f" "$c" "$tmp/opt.json" "$tmp/inspect.json" "$t0" "$t1" "$one" "$(stat -c %s "$tmp/opt.wasm")" <<'PY'
