@@ -267,13 +267,13 @@ impl<'a, 'o, 'f> Search<'a, 'o, 'f> {
     }
 
     /// The input planned at `cap` (between 1 and the user's cap), the
-    /// raw-growth check off.
+    /// raw-growth check off. Not validated again: the raw plan was.
     fn plan_at(&self, cap: u32) -> Result<Plan<'a>> {
         let options = self
             .options
             .clone()
             .with_max_segments(MaxSegments::new(cap).unwrap_or_default());
-        Plan::build(self.input, &options, &|_| {}, true)
+        Plan::build_valid(self.input, &options, &|_| {}, true, Default::default())
     }
 
     /// Each of `items` compressed: their lengths, counted. Several at once
