@@ -722,8 +722,6 @@ mod tests {
         assert!(error.to_string().contains("temporary file"), "{error}");
     }
 
-    /// Writeback is started for synced files only, in steps of
-    /// [`WRITEBACK_STEP`] counted from where the last one ended.
     /// Two files swap names; a directory that took the target's place is
     /// swapped back, and the caller's rename then fails as it should.
     #[cfg(target_os = "linux")]
@@ -746,6 +744,8 @@ mod tests {
         assert!(a.exists());
     }
 
+    /// Writeback is started for synced files only, in steps of
+    /// [`WRITEBACK_STEP`] counted from where the last one ended.
     #[test]
     #[cfg(target_os = "linux")]
     fn writeback_starts_in_steps_for_synced_files_only() {
