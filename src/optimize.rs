@@ -232,8 +232,10 @@ struct Search<'a, 'o, 'f> {
     /// for the input's and the ranking.
     growth_limit: u64,
     compressed_len: CompressedLen<'f>,
+    /// How many compressions run at once ([`Search::measure_all`]).
+    threads: usize,
     /// The bytes handed to the codec so far: every one goes through
-    /// [`Search::measure`], and is counted.
+    /// [`Search::measure_all`], and is counted.
     spent: u64,
 }
 
@@ -262,6 +264,7 @@ impl<'a, 'o, 'f> Search<'a, 'o, 'f> {
             budget: BUDGET.saturating_mul(len).saturating_add(BUDGET_SLACK),
             growth_limit: len.saturating_add(len / 2).saturating_add(BUDGET_SLACK / 2),
             compressed_len,
+            threads: crate::pool::thread_count(options.threads),
             spent: 0,
         }
     }
@@ -284,11 +287,10 @@ impl<'a, 'o, 'f> Search<'a, 'o, 'f> {
     fn measure_all(&mut self, items: &[Measured<'_, '_>]) -> Result<Vec<u64>> {
         self.spent += items.iter().map(Measured::len).sum::<u64>();
         let compressed_len = self.compressed_len;
-        let threads = crate::pool::thread_count(self.options.threads);
         let mut sizes = Vec::with_capacity(items.len());
         crate::pool::map_ordered(
             items,
-            threads,
+            self.threads,
             |item| item.compressed(compressed_len),
             |_, size| sizes.push(size),
         );
@@ -455,27 +457,38 @@ impl Samples {
     ) -> Result<Ranked<'a>> {
         let mut round = Ranked::default();
         // As many samples at a time as there are workers to compress them.
-        let batch = crate::pool::thread_count(search.options.threads);
-        let mut pending: Vec<(u32, Plan<'a>, Vec<u8>)> = Vec::with_capacity(batch);
-        let mut plans = plans.into_iter().peekable();
-        while let Some((cap, plan)) = plans.next() {
+        let mut pending: Vec<Sampled<'a>> = Vec::with_capacity(search.threads);
+        for (cap, plan) in plans {
             let sample = windows.sample(&plan);
             if self.used + sample.len() as u64 <= self.budget {
                 self.used += sample.len() as u64;
                 pending.push((cap, plan, sample));
             }
-            if pending.len() == batch || (plans.peek().is_none() && !pending.is_empty()) {
-                let items: Vec<Measured<'_, 'a>> =
-                    pending.iter().map(|p| Measured::Bytes(&p.2)).collect();
-                let estimates = search.measure_all(&items)?;
-                drop(items);
-                for ((cap, plan, _), estimate) in pending.drain(..).zip(estimates) {
-                    round.weighed.push((cap, estimate, plan));
-                }
+            if pending.len() == search.threads {
+                weigh(search, &mut pending, &mut round)?;
             }
         }
+        weigh(search, &mut pending, &mut round)?;
         Ok(round)
     }
+}
+
+/// A candidate and its sample, not yet weighed.
+type Sampled<'a> = (u32, Plan<'a>, Vec<u8>);
+
+/// Weighs the `pending` samples at once and moves them into `round`, in order.
+fn weigh<'a>(
+    search: &mut Search<'a, '_, '_>,
+    pending: &mut Vec<Sampled<'a>>,
+    round: &mut Ranked<'a>,
+) -> Result<()> {
+    let items: Vec<Measured<'_, 'a>> = pending.iter().map(|p| Measured::Bytes(&p.2)).collect();
+    let estimates = search.measure_all(&items)?;
+    drop(items);
+    for ((cap, plan, _), estimate) in pending.drain(..).zip(estimates) {
+        round.weighed.push((cap, estimate, plan));
+    }
+    Ok(())
 }
 
 /// What steps 3 and 4 hand to the codec: a sample, the input, or a
