@@ -98,6 +98,8 @@ mod inspect;
 #[cfg(feature = "module")]
 mod map;
 #[cfg(feature = "module")]
+mod memo;
+#[cfg(feature = "module")]
 mod names;
 #[cfg(feature = "module")]
 mod optimize;

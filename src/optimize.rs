@@ -47,6 +47,7 @@
 use crate::MaxSegments;
 use crate::compress::Compression;
 use crate::error::Result;
+use crate::memo::Memo;
 use crate::segment::{read_leb, read_uleb};
 use crate::{Chunk, PackOptions, Plan};
 
@@ -188,8 +189,10 @@ pub fn optimize_with<'a>(
     options: &PackOptions,
     compressed_len: CompressedLen<'_>,
 ) -> Result<Optimized<'a>> {
-    let raw = Plan::new(input, options)?;
-    let mut search = Search::new(input, options, &raw, compressed_len);
+    // Kept for every cap planned after the raw plan: none is above it.
+    let memo = Memo::default();
+    let raw = Plan::build(input, options, &|_| {}, Some(&memo))?;
+    let mut search = Search::new(input, options, &raw, compressed_len, memo);
     let grid = search.grid()?;
     let mut ranking = Ranking::new(&search, &raw, &grid);
     let mut rounds = vec![ranking.weigh_grid(&mut search, grid)?];
@@ -234,6 +237,8 @@ struct Search<'a, 'o, 'f> {
     compressed_len: CompressedLen<'f>,
     /// How many compressions run at once ([`Search::measure_all`]).
     threads: usize,
+    /// The raw plan's parse and scan, for every other cap ([`Memo`]).
+    memo: Memo<'a>,
     /// The bytes handed to the codec so far: every one goes through
     /// [`Search::measure_all`], and is counted.
     spent: u64,
@@ -253,6 +258,7 @@ impl<'a, 'o, 'f> Search<'a, 'o, 'f> {
         options: &'o PackOptions,
         raw: &Plan<'_>,
         compressed_len: CompressedLen<'f>,
+        memo: Memo<'a>,
     ) -> Self {
         let len = input.len() as u64;
         Search {
@@ -265,18 +271,28 @@ impl<'a, 'o, 'f> Search<'a, 'o, 'f> {
             growth_limit: len.saturating_add(len / 2).saturating_add(BUDGET_SLACK / 2),
             compressed_len,
             threads: crate::pool::thread_count(options.threads),
+            memo,
             spent: 0,
         }
     }
 
     /// The input planned at `cap` (between 1 and the user's cap), the
-    /// raw-growth check off. Not validated again: the raw plan was.
+    /// raw-growth check off. Not validated, parsed or scanned again: the
+    /// raw plan was, at a cap as high ([`Memo`]).
     fn plan_at(&self, cap: u32) -> Result<Plan<'a>> {
         let options = self
             .options
             .clone()
             .with_max_segments(MaxSegments::new(cap).unwrap_or_default());
-        Plan::build_valid(self.input, &options, &|_| {}, true, Default::default())
+        let memo = Some(&self.memo);
+        Plan::build_valid(
+            self.input,
+            &options,
+            &|_| {},
+            true,
+            Default::default(),
+            memo,
+        )
     }
 
     /// Each of `items` compressed: their lengths, counted. Several at once
@@ -1035,14 +1051,15 @@ impl DataSections {
 
 #[cfg(test)]
 mod tests {
-    use super::{CUT_CONTEXT, Plan, Windows, read_uleb, sleb};
+    use super::{CUT_CONTEXT, Memo, Plan, Windows, read_uleb, sleb};
     use crate::{MaxSegments, PackOptions};
 
     /// The plan of `input` at `cap`, larger raw if need be, as the
     /// candidates are planned.
     fn plan_at(input: &[u8], cap: u32) -> Plan<'_> {
         let options = PackOptions::default().with_max_segments(MaxSegments::new(cap).unwrap());
-        Plan::build(input, &options, &|_| {}, true).unwrap()
+        let known = crate::parse::validate(input, &|_| {}).unwrap();
+        Plan::build_valid(input, &options, &|_| {}, true, known, None).unwrap()
     }
 
     /// Windows around the cuts where two plans differ hold each such cut's
@@ -1082,6 +1099,42 @@ mod tests {
             windows.windows,
             [(0, b + least), (d - 2000 - least, d + least)]
         );
+    }
+
+    /// Planned again from a memo (parsed and scanned once, at the highest
+    /// cap so far), every cap gives the plan planned from scratch gives:
+    /// the same bytes and report. Caps in any order, so that a scan made
+    /// for a lower cap is made again, and two modules with one memo each.
+    #[test]
+    fn a_memo_plans_any_cap_as_planning_from_scratch_does() {
+        let module = |tag: &str| {
+            let data: String = (0..40)
+                .map(|i| format!(r#"(data (i32.const {}) "{tag}{i:02}")"#, i * (97 + i * 13)))
+                .collect();
+            format!("(core module (memory 1) {data})")
+        };
+        let input = wat::parse_str(format!("(component {} {})", module("a"), module("b"))).unwrap();
+        let known = || crate::parse::validate(&input, &|_| {}).unwrap();
+        let options =
+            |cap| PackOptions::default().with_max_segments(MaxSegments::new(cap).unwrap());
+        let bytes = |plan: &Plan<'_>| {
+            let mut out = Vec::new();
+            plan.write_to(&mut out, None).unwrap();
+            out
+        };
+        let memo = Memo::default();
+        for cap in [4, 40, 1, 17, 30, 2] {
+            let fresh = Plan::build_valid(&input, &options(cap), &|_| {}, true, known(), None);
+            let memoized =
+                Plan::build_valid(&input, &options(cap), &|_| {}, true, known(), Some(&memo));
+            let (fresh, memoized) = (fresh.unwrap(), memoized.unwrap());
+            assert_eq!(bytes(&memoized), bytes(&fresh), "cap {cap}");
+            assert_eq!(
+                format!("{:?}", memoized.report()),
+                format!("{:?}", fresh.report())
+            );
+            assert!(fresh.report().segments_after() <= 2 * u64::from(cap).max(1));
+        }
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! output byte before any is written.
 
 use std::ops::Range;
+use std::rc::Rc;
 
 use crate::emit::Output;
 use crate::error::{Error, Result};
+use crate::memo::Memo;
 use crate::parse::{self, Binary, DataSegment, Module, Placement};
 use crate::plan::{self, MemoryImage};
 use crate::report::Figures;
@@ -28,7 +30,7 @@ const EMPTY_PASSIVE: [u8; 2] = [0x01, 0x00];
 
 /// What planning needs besides the input: the options, and who to tell when
 /// input bytes have been scanned for good.
-pub(crate) struct Context<'c> {
+pub(crate) struct Context<'c, 'a> {
     pub options: &'c PackOptions,
     pub release: &'c (dyn Fn(&[u8]) + Sync),
     /// Data segment headers copied out by validation; each section's are
@@ -38,6 +40,20 @@ pub(crate) struct Context<'c> {
     /// the input's (`optimize`: raw bytes may buy compressed ones; the
     /// compressed size is checked against the input's afterwards).
     pub allow_growth: bool,
+    /// Parses and scans kept for planning the same input again at other
+    /// caps (`optimize`).
+    pub memo: Option<&'c Memo<'a>>,
+}
+
+impl<'a> Context<'_, 'a> {
+    /// The binary at `range` of `input`, parsed (once, with a memo).
+    fn parse(&self, input: &'a [u8], range: Range<usize>) -> Result<Rc<Binary<'a>>> {
+        let parse = || parse::parse_with(input, range.clone(), self.release, self.known);
+        match self.memo {
+            Some(memo) => memo.binary(range.start, parse),
+            None => parse().map(Rc::new),
+        }
+    }
 }
 
 /// Plans the binary at `range` of `input` into `out`, adding one report per
@@ -45,7 +61,7 @@ pub(crate) struct Context<'c> {
 pub(crate) fn plan_binary<'a>(
     input: &'a [u8],
     range: Range<usize>,
-    cx: &Context<'_>,
+    cx: &Context<'_, 'a>,
     path: &str,
     out: &mut Output<'a>,
     reports: &mut Vec<ModuleReport>,
@@ -65,9 +81,9 @@ pub(crate) fn plan_binary<'a>(
             range.start as u64,
         ));
     }
-    match parse::parse_with(input, range.clone(), cx.release, cx.known)? {
+    match &*cx.parse(input, range.clone())? {
         Binary::Module(module) => {
-            let (mut report, module_out) = plan_module(input, range, &module, cx, !path.is_empty())
+            let (mut report, module_out) = plan_module(input, range, module, cx, !path.is_empty())
                 .map_err(|e| e.in_context(path))?;
             out.append(module_out);
             if engine_limit_asked(cx.options) {
@@ -88,8 +104,8 @@ pub(crate) fn plan_binary<'a>(
             out.input(range.start..range.start + 8);
             let mut names = parse::NestedNames::default();
             for section in sections {
-                let Some(nested) = section.nested else {
-                    out.input(section.range);
+                let Some(nested) = section.nested.clone() else {
+                    out.input(section.range.clone());
                     continue;
                 };
                 let nested_path = names.next(path, section.id == parse::COMPONENT_MODULE_SECTION);
@@ -111,7 +127,7 @@ fn plan_module<'a>(
     input: &'a [u8],
     range: Range<usize>,
     module: &Module<'a>,
-    cx: &Context<'_>,
+    cx: &Context<'_, 'a>,
     nested: bool,
 ) -> Result<(ModuleReport, Output<'a>)> {
     let mut report = report_of_input(module);
@@ -125,7 +141,7 @@ fn plan_module<'a>(
         return unchanged(report);
     }
     let packable = packable_memories(module, cx.options, &mut report);
-    let Some(mut layout) = Layout::new(module, packable) else {
+    let Some(mut layout) = Layout::new(module, packable, range.start, cx.memo) else {
         return unchanged(report);
     };
     layout.pack(cx, &mut report);
@@ -213,6 +229,9 @@ struct Layout<'m, 'a> {
     keep_all: bool,
     /// The data section's entry count and payload length, once chosen.
     size: Size,
+    /// Where the module starts in the input: its key in `memo`.
+    start: usize,
+    memo: Option<&'m Memo<'a>>,
 }
 
 /// A data section's entry count and payload length (the count's LEB and
@@ -232,7 +251,12 @@ impl Size {
 
 impl<'m, 'a> Layout<'m, 'a> {
     /// The layout before packing, or `None` when no segment is re-packed.
-    fn new(module: &'m Module<'a>, packable: Vec<bool>) -> Option<Self> {
+    fn new(
+        module: &'m Module<'a>,
+        packable: Vec<bool>,
+        start: usize,
+        memo: Option<&'m Memo<'a>>,
+    ) -> Option<Self> {
         let mut layout = Layout {
             module,
             packable,
@@ -241,6 +265,8 @@ impl<'m, 'a> Layout<'m, 'a> {
             last_kept: None,
             keep_all: false,
             size: Size::default(),
+            start,
+            memo,
         };
         if !module.segments.iter().any(|s| layout.repacked(s)) {
             return None;
@@ -250,8 +276,11 @@ impl<'m, 'a> Layout<'m, 'a> {
         Some(layout)
     }
 
-    /// The images of the packable memories.
+    /// The images of the packable memories (the memo's, once it has them).
     fn make_images(&self) -> Vec<MemoryImage<'a>> {
+        if let Some(images) = self.memo.and_then(|memo| memo.images(self.start)) {
+            return images;
+        }
         (0..self.module.memories.len())
             .filter(|&m| self.packable[m])
             .map(|m| rules::image(self.module, m))
@@ -272,7 +301,7 @@ impl<'m, 'a> Layout<'m, 'a> {
     /// Packs the images within what the cap leaves after the active
     /// segments that are kept; and, in the same pass, works out the figures
     /// at the engine limit when the report asks for them.
-    fn pack(&mut self, cx: &Context<'_>, report: &mut ModuleReport) {
+    fn pack(&mut self, cx: &Context<'_, 'a>, report: &mut ModuleReport) {
         let max_segments = u64::from(cx.options.max_segments.get());
         let kept_active = self
             .module
@@ -283,7 +312,11 @@ impl<'m, 'a> Layout<'m, 'a> {
         let budget = max_segments.saturating_sub(kept_active);
         let also = engine_limit_asked(cx.options)
             .then(|| u64::from(MaxSegments::ENGINE_LIMIT.get()).saturating_sub(kept_active));
-        let scanned = plan::scan_gaps(&self.images, budget, also, cx.options.threads, cx.release);
+        let scan = || plan::scan_gaps(&self.images, budget, also, cx.options.threads, cx.release);
+        let scanned = match self.memo {
+            Some(memo) => memo.scanned(self.start, budget, also, &self.images, scan),
+            None => scan(),
+        };
         // The pieces (16 bytes an input segment) are made again after the
         // cap settles, which reads none: the npm build's peak is there.
         self.images = Vec::new();
@@ -372,7 +405,7 @@ impl<'m, 'a> Layout<'m, 'a> {
     /// nothing to merge) when that is smaller; else returns false: the
     /// input is kept. A cap that this leaves unmet is reported. With
     /// `allow_growth`, the packed section is always kept.
-    fn keep_smallest(&mut self, cx: &Context<'_>, report: &mut ModuleReport) -> bool {
+    fn keep_smallest(&mut self, cx: &Context<'_, '_>, report: &mut ModuleReport) -> bool {
         let options = cx.options;
         let before = report.data_bytes_before;
         let (chosen, packed_len) = self.smallest(before, cx.allow_growth);

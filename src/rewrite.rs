@@ -5,6 +5,7 @@ use std::io::Write;
 
 pub use crate::emit::Chunk;
 use crate::error::{Error, Result};
+use crate::memo::Memo;
 use crate::{PackOptions, PackReport, emit, pack, parse};
 
 /// A binary planned for packing: every output byte is decided, none written.
@@ -62,21 +63,20 @@ impl<'a> Plan<'a> {
         options: &PackOptions,
         release: &(dyn Fn(&[u8]) + Sync),
     ) -> Result<Self> {
-        Self::build(input, options, release, false)
+        Self::build(input, options, release, None)
     }
 
-    /// [`Plan::with_release`]; with `allow_growth`, a capped plan is laid
-    /// out even when its data section is larger than the input's (for
-    /// `optimize`, which weighs compressed sizes instead).
+    /// [`Plan::with_release`], keeping what can be planned again at other
+    /// caps in `memo`, if given.
     pub(crate) fn build(
         input: &'a [u8],
         options: &PackOptions,
         release: &(dyn Fn(&[u8]) + Sync),
-        allow_growth: bool,
+        memo: Option<&Memo<'a>>,
     ) -> Result<Self> {
         let known = parse::validate(input, release)?;
         release(input);
-        Self::build_valid(input, options, release, allow_growth, known)
+        Self::build_valid(input, options, release, false, known, memo)
     }
 
     /// [`Plan::build`] for an input already validated, with the segment
@@ -84,12 +84,19 @@ impl<'a> Plan<'a> {
     /// slower). `optimize` plans one input at several caps: validating it
     /// again at each took longer than compressing it at fast levels
     /// (esbuild.wasm: 0.3 s a plan, against 0.12 s for `zstd -3`).
+    ///
+    /// With `allow_growth`, a capped plan is laid out even when its data
+    /// section is larger than the input's (for `optimize`, which weighs
+    /// compressed sizes instead). With a `memo` of an earlier plan of the
+    /// same input at a cap as high, the input is neither parsed nor
+    /// scanned again ([`Memo`]).
     pub(crate) fn build_valid(
         input: &'a [u8],
         options: &PackOptions,
         release: &(dyn Fn(&[u8]) + Sync),
         allow_growth: bool,
         known: parse::KnownHeaders,
+        memo: Option<&Memo<'a>>,
     ) -> Result<Self> {
         let known = std::cell::RefCell::new(known);
         let mut output = emit::Output::new(input);
@@ -99,6 +106,7 @@ impl<'a> Plan<'a> {
             release,
             known: &known,
             allow_growth,
+            memo,
         };
         pack::plan_binary(input, 0..input.len(), &cx, "", &mut output, &mut modules)?;
         let changed = modules.iter().any(|m| m.changed);

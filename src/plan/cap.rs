@@ -172,7 +172,7 @@ impl Gap {
 /// the `places` best whenever it fills (counted, linear, in order: see
 /// [`Threshold`]): memory is O(budget), not O(runs). Which gaps it ends
 /// with does not depend on when it was cut.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Shortlist {
     order: Order,
     places: u64,
@@ -590,7 +590,7 @@ pub(super) struct Extent {
 /// that may stay open, and the longest gaps, for Wizer's rule. Filled by
 /// [`GapTracker`] from the greedy pass, or by the coarse route from long
 /// gaps alone.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Gaps {
     pub budget: u64,
     /// A higher budget planned from the same shortlist, for a report.
@@ -626,6 +626,20 @@ impl Gaps {
     /// The higher of the budgets planned for.
     pub(super) fn widest(&self) -> u64 {
         self.also.unwrap_or(self.budget)
+    }
+
+    /// A copy to settle within `budget`, and `also` when asked and higher,
+    /// both within [`widest`](Self::widest): the best gaps of the best are
+    /// the best, so the plans are those of gaps gathered for these budgets
+    /// alone (`optimize` plans one input at several caps from one scan).
+    #[cfg_attr(not(feature = "module"), allow(dead_code))]
+    pub(super) fn narrowed(&self, budget: u64, also: Option<u64>) -> Self {
+        debug_assert!(budget.max(also.unwrap_or(0)) <= self.widest());
+        Gaps {
+            budget,
+            also: also.filter(|&also| also > budget),
+            ..self.clone()
+        }
     }
 
     /// Offers the closable gap `gap` between two greedy segments of memory

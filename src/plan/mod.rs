@@ -329,12 +329,30 @@ pub(crate) fn scan_gaps(
 }
 
 /// What the cap needs of the images, scanned ([`scan_gaps`]).
+#[derive(Clone)]
 pub(crate) struct ScannedGaps {
     gaps: cap::Gaps,
     engine: Engine,
 }
 
 impl ScannedGaps {
+    /// The highest budget this scan can be settled for.
+    #[cfg_attr(not(feature = "module"), allow(dead_code))]
+    pub(crate) fn widest(&self) -> u64 {
+        self.gaps.widest()
+    }
+
+    /// This scan, to be settled within `budget` (and `also`, when asked),
+    /// both at most [`widest`](Self::widest), as if it had been made for
+    /// them ([`cap::Gaps::narrowed`]).
+    #[cfg_attr(not(feature = "module"), allow(dead_code))]
+    pub(crate) fn narrowed(&self, budget: u64, also: Option<u64>) -> ScannedGaps {
+        ScannedGaps {
+            gaps: self.gaps.narrowed(budget, also),
+            engine: self.engine,
+        }
+    }
+
     /// The cap settled: the final segments, before any past 1 GiB is split.
     pub(crate) fn settle(self) -> Finals {
         let budget = self.gaps.budget;

@@ -523,6 +523,35 @@ proptest! {
         prop_assert!(alone.also.is_none());
     }
 
+    /// A scan made for a higher budget, settled at a lower one (and a second
+    /// budget between them, as a report asks), gives exactly what a scan for
+    /// those alone gives, on either route: `optimize` plans every cap from
+    /// the raw plan's scan ([`crate::memo`]).
+    #[test]
+    fn a_scan_for_a_higher_budget_settles_any_lower_one_exactly(
+        mem0 in segments(),
+        mem1 in segments(),
+        budget in 1u64..8,
+        more in 0u64..60,
+        also in prop::option::of(1u64..70),
+        coarse in any::<bool>(),
+        job_bytes in prop_oneof![Just(7usize), Just(64), Just(1 << 20)],
+    ) {
+        let images = [image(0, IndexType::I32, &mem0), image(1, IndexType::I64, &mem1)];
+        let engine = Engine { threads: 2, job_bytes, coarse };
+        let ranges = |segments: &Segments| -> Vec<(u32, u64, u64)> {
+            segments.iter().map(|(m, r)| (m, r.start, r.end)).collect()
+        };
+        let widest = budget + more + also.unwrap_or(0);
+        let scanned = scan_gaps_with(&images, widest, None, engine, &|_| {});
+        prop_assert_eq!(scanned.widest(), widest);
+        let narrowed = scanned.narrowed(budget, also).settle().split(&images);
+        let alone = pack_ranges_with(&images, budget, also, engine, &|_| {});
+        prop_assert_eq!(ranges(&narrowed.segments), ranges(&alone.segments));
+        prop_assert_eq!(narrowed.cap_met, alone.cap_met);
+        prop_assert_eq!(narrowed.also.as_ref().map(ranges), alone.also.as_ref().map(ranges));
+    }
+
     /// Packed segments hold exactly the image's bytes, and nothing outside them is non-zero.
     #[test]
     fn segments_cover_every_non_zero_byte(segs in segments(), budget in 1u64..10) {
