@@ -1058,7 +1058,7 @@ mod tests {
     /// candidates are planned.
     fn plan_at(input: &[u8], cap: u32) -> Plan<'_> {
         let options = PackOptions::default().with_max_segments(MaxSegments::new(cap).unwrap());
-        let known = crate::parse::validate(input, &|_| {}).unwrap();
+        let known = crate::parse::validate(input, &|_| {}, 1).unwrap();
         Plan::build_valid(input, &options, &|_| {}, true, known, None).unwrap()
     }
 
@@ -1114,7 +1114,7 @@ mod tests {
             format!("(core module (memory 1) {data})")
         };
         let input = wat::parse_str(format!("(component {} {})", module("a"), module("b"))).unwrap();
-        let known = || crate::parse::validate(&input, &|_| {}).unwrap();
+        let known = || crate::parse::validate(&input, &|_| {}, 1).unwrap();
         let options =
             |cap| PackOptions::default().with_max_segments(MaxSegments::new(cap).unwrap());
         let bytes = |plan: &Plan<'_>| {

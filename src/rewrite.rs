@@ -74,7 +74,7 @@ impl<'a> Plan<'a> {
         release: &(dyn Fn(&[u8]) + Sync),
         memo: Option<&Memo<'a>>,
     ) -> Result<Self> {
-        let known = parse::validate(input, release)?;
+        let known = parse::validate(input, release, options.threads)?;
         release(input);
         Self::build_valid(input, options, release, false, known, memo)
     }

@@ -5,7 +5,8 @@
 use std::ops::Range;
 
 use wasmparser::{
-    BinaryReader, FuncValidatorAllocations, Parser, Payload, ValidPayload, Validator, WasmFeatures,
+    BinaryReader, FuncToValidate, FuncValidatorAllocations, FunctionBody, Parser, Payload,
+    ValidPayload, Validator, ValidatorResources, WasmFeatures,
 };
 
 use super::{ReleaseBehind, nested_path_at, short_path};
@@ -19,11 +20,18 @@ use crate::error::{Error, Result};
 /// reading just the headers lets `release` drop the pages behind us as we go,
 /// where touching one header per page would otherwise map the whole file.
 ///
+/// Function bodies are validated on `threads` workers ([`crate::pool`]),
+/// the first error in the input's order reported, as one thread would.
+///
 /// An error inside a component names the nested binary it is in
 /// ("in component 0 / core module 1: …").
-pub(crate) fn validate(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result<KnownHeaders> {
+pub(crate) fn validate(
+    input: &[u8],
+    release: &(dyn Fn(&[u8]) + Sync),
+    threads: usize,
+) -> Result<KnownHeaders> {
     crate::sniff::check(input)?;
-    validate_all(input, release).map_err(|e| match e.offset() {
+    validate_all(input, release, threads).map_err(|e| match e.offset() {
         Some(offset) => {
             let path = short_path(&nested_path_at(input, offset as usize));
             e.in_context(&path)
@@ -32,9 +40,13 @@ pub(crate) fn validate(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result
     })
 }
 
-fn validate_all(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result<KnownHeaders> {
+fn validate_all(
+    input: &[u8],
+    release: &(dyn Fn(&[u8]) + Sync),
+    threads: usize,
+) -> Result<KnownHeaders> {
     let mut validator = Validator::new_with_features(WasmFeatures::all());
-    let mut functions = Vec::new();
+    let mut functions = Bodies::default();
     let mut known = KnownHeaders::default();
     for payload in Parser::new(0).parse_all(input) {
         let payload = payload?;
@@ -51,16 +63,70 @@ fn validate_all(input: &[u8], release: &(dyn Fn(&[u8]) + Sync)) -> Result<KnownH
             _ => validator.payload(&payload)?,
         };
         if let ValidPayload::Func(func, body) = valid {
-            functions.push((func, body));
+            functions.push(func, body);
         }
     }
-    let mut allocations = FuncValidatorAllocations::default();
-    for (func, body) in functions {
-        let mut validator = func.into_validator(allocations);
-        validator.validate(&body)?;
-        allocations = validator.into_allocations();
-    }
+    functions.validate(threads)?;
     Ok(known)
+}
+
+/// The function bodies to validate, in batches of about [`Bodies::BATCH`]
+/// bytes of code: one job for a worker each, so that a module of many
+/// small functions is not sent over the pool's channel one at a time.
+#[derive(Default)]
+struct Bodies<'a> {
+    batches: Vec<Vec<(FuncToValidate<ValidatorResources>, FunctionBody<'a>)>>,
+    /// Code bytes in the last batch.
+    last_len: usize,
+}
+
+impl<'a> Bodies<'a> {
+    /// Big enough to make a job's overhead nothing; small enough that two
+    /// workers share esbuild.wasm's 9 MB of code evenly.
+    const BATCH: usize = 256 << 10;
+
+    fn push(&mut self, func: FuncToValidate<ValidatorResources>, body: FunctionBody<'a>) {
+        if self.batches.is_empty() || self.last_len >= Self::BATCH {
+            self.batches.push(Vec::new());
+            self.last_len = 0;
+        }
+        self.last_len += body.as_bytes().len();
+        self.batches
+            .last_mut()
+            .expect("just pushed")
+            .push((func, body));
+    }
+
+    /// Every body validated, the batches on `threads` workers; the first
+    /// error in order, if any.
+    fn validate(self, threads: usize) -> Result<()> {
+        let threads = crate::pool::thread_count(threads);
+        let mut first_error = None;
+        crate::pool::map_ordered(
+            &self.batches,
+            threads,
+            |batch| {
+                let mut allocations = FuncValidatorAllocations::default();
+                for (func, body) in batch {
+                    // (`FuncToValidate` is not `Clone`; its parts are.)
+                    let func = FuncToValidate {
+                        resources: func.resources.clone(),
+                        ..*func
+                    };
+                    let mut validator = func.into_validator(allocations);
+                    validator.validate(body)?;
+                    allocations = validator.into_allocations();
+                }
+                Ok(())
+            },
+            |_, result: std::result::Result<(), wasmparser::BinaryReaderError>| {
+                if let (None, Err(e)) = (&first_error, result) {
+                    first_error = Some(e);
+                }
+            },
+        );
+        first_error.map_or(Ok(()), |e| Err(e.into()))
+    }
 }
 
 /// The segment headers of every data section, copied out by validation, so
@@ -231,4 +297,38 @@ fn validate_data_section<'a>(
         })?;
     known.headers = headers;
     Ok((ValidPayload::Ok, known))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate;
+
+    /// On any number of threads, the error is the first invalid body's, as
+    /// one thread finds it: two invalid bodies (`i32.const 1` left on the
+    /// stack of a function that returns nothing), 400 KB of code apart, so
+    /// in different batches.
+    #[test]
+    fn the_first_invalid_body_is_reported_on_any_number_of_threads() {
+        let body = "(drop (i32.add (i32.const 1000000) (i32.const 2000000)))".repeat(20);
+        let module = |invalid: &[usize]| {
+            let funcs: String = (0..3000)
+                .map(|i| match invalid.contains(&i) {
+                    true => "(func (i32.const 1))".to_string(),
+                    false => format!("(func {body})"),
+                })
+                .collect();
+            wat::parse_str(format!("(module {funcs})")).unwrap()
+        };
+        let (both, first, second) = (module(&[1500, 2900]), module(&[1500]), module(&[2900]));
+        let error = |input: &[u8], threads| {
+            let e = validate(input, &|_| {}, threads).unwrap_err();
+            (e.offset(), e.to_string())
+        };
+        let expected = error(&first, 1);
+        assert!(expected.1.contains("type mismatch"), "{}", expected.1);
+        assert_ne!(error(&second, 1).0, expected.0);
+        for threads in [1, 2, 3, 8] {
+            assert_eq!(error(&both, threads), expected, "{threads} threads");
+        }
+    }
 }
