@@ -78,8 +78,9 @@ pub struct PackOptions {
     /// Treat imported memories as zero-filled at instantiation, so they can be
     /// packed. Only sound when the host really hands in fresh zeroed memory.
     pub zero_filled_imports: bool,
-    /// Worker threads for scanning, and for `optimize`'s
-    /// compressions; 0 (the default) means one per core, 1 does everything
+    /// Worker threads for validating function bodies, for scanning, and
+    /// for `optimize`'s compressions; 0 (the default) means one per core,
+    /// 1 does everything
     /// on the calling thread. With the `rayon` feature the scan runs
     /// on the rayon pool the call is made from, and this caps how many of
     /// its threads it keeps busy (0: all of them). Without `parallel` and

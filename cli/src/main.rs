@@ -74,7 +74,7 @@ struct Common {
     /// Pack imported memories too: promise that the host hands them in zeroed
     #[arg(long)]
     zero_filled_imports: bool,
-    /// Worker threads for scanning, compressing (--optimize-for) and writing (default: all cores); the output is the same for any value
+    /// Worker threads for validating, scanning, compressing (--optimize-for) and writing (default: all cores); the output is the same for any value
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
 }
