@@ -115,28 +115,66 @@ pub(crate) fn for_each_run(data: &[u8], mut f: impl FnMut(usize, usize)) {
     }
 }
 
-/// The unit of [`for_each_coarse_run`]: 16 bytes, tested for all-zero at once.
-pub(crate) const CHUNK: usize = 16;
+/// The unit of [`for_each_coarse_run`], tested for all-zero at once: a
+/// 16-byte chunk (`u128`) or an 8-byte word (`u64`), read little-endian, so
+/// that byte `k` is bits `8k..8k + 8`.
+pub(crate) trait Chunk: Copy + Eq + std::ops::BitOr<Output = Self> {
+    /// Its length in bytes.
+    const BYTES: usize;
+    /// All zeros.
+    const ZERO: Self;
+    /// The shortest stretch of zeros that always holds a whole aligned
+    /// chunk of zeros: `2 × BYTES − 1`.
+    const MIN_GAP: usize = 2 * Self::BYTES - 1;
+    /// The chunk at the start of `bytes` (at least [`BYTES`](Self::BYTES) long).
+    fn load(bytes: &[u8]) -> Self;
+    fn trailing_zeros(self) -> u32;
+    fn leading_zeros(self) -> u32;
+}
 
-/// The shortest stretch of zeros that always holds a whole aligned
-/// [`CHUNK`] of zeros: `2 × 16 − 1` bytes.
-pub(crate) const COARSE_MIN_GAP: usize = 2 * CHUNK - 1;
+macro_rules! chunk {
+    ($t:ty) => {
+        impl Chunk for $t {
+            const BYTES: usize = std::mem::size_of::<$t>();
+            const ZERO: Self = 0;
+            #[inline(always)]
+            fn load(bytes: &[u8]) -> Self {
+                <$t>::from_le_bytes(bytes[..Self::BYTES].try_into().unwrap())
+            }
+            #[inline(always)]
+            fn trailing_zeros(self) -> u32 {
+                <$t>::trailing_zeros(self)
+            }
+            #[inline(always)]
+            fn leading_zeros(self) -> u32 {
+                <$t>::leading_zeros(self)
+            }
+        }
+    };
+}
+chunk!(u128);
+chunk!(u64);
 
 /// Calls `f(start, end)` for each stretch of `data` from a non-zero byte to
 /// a non-zero byte that holds no `min_gap` zeros in a row, in order:
 /// stretches are separated by `min_gap` or more zeros.
 ///
-/// For `min_gap >= COARSE_MIN_GAP`, that is exact while looking at most
-/// bytes only as part of a 16-byte chunk tested for all-zero: such a
-/// stretch of zeros holds a whole chunk of zeros, so only chunks next to an
-/// all-zero chunk are looked into, to find where the non-zero bytes start or
-/// end. Much cheaper than [`for_each_run`] when only longer gaps matter.
+/// For `min_gap >= C::MIN_GAP`, that is exact while looking at most bytes
+/// only as part of a chunk `C` tested for all-zero: such a stretch of zeros
+/// holds a whole chunk of zeros, so only chunks next to an all-zero chunk
+/// are looked into, to find where the non-zero bytes start or end. Much
+/// cheaper than [`for_each_run`] when only longer gaps matter; 16-byte
+/// chunks when the gaps that matter allow, 8-byte words for shorter ones.
 #[inline]
-pub(crate) fn for_each_coarse_run(data: &[u8], min_gap: usize, mut f: impl FnMut(usize, usize)) {
-    debug_assert!(min_gap >= COARSE_MIN_GAP);
-    let full = data.len() / CHUNK;
-    // Little-endian: byte `k` of the chunk is bits `8k..8k + 8`.
-    let chunk = |i: usize| u128::from_le_bytes(data[i * CHUNK..][..CHUNK].try_into().unwrap());
+pub(crate) fn for_each_coarse_run<C: Chunk>(
+    data: &[u8],
+    min_gap: usize,
+    mut f: impl FnMut(usize, usize),
+) {
+    debug_assert!(min_gap >= C::MIN_GAP);
+    let width = C::BYTES;
+    let full = data.len() / width;
+    let chunk = |i: usize| C::load(&data[i * width..]);
     let mut open: Option<(usize, usize)> = None;
     let mut push = |start: usize, end: usize| match &mut open {
         Some(o) if start - o.1 < min_gap => o.1 = end,
@@ -147,11 +185,11 @@ pub(crate) fn for_each_coarse_run(data: &[u8], min_gap: usize, mut f: impl FnMut
         }
     };
     // Whether chunks `i..i + 4` are all zero / all hold a non-zero byte:
-    // most of the time a whole 64 bytes is settled at once.
+    // most of the time four chunks are settled at once.
     let group = |i: usize| {
         let c = [chunk(i), chunk(i + 1), chunk(i + 2), chunk(i + 3)];
-        let zero = (c[0] | c[1] | c[2] | c[3]) == 0;
-        let dense = (c[0] != 0) & (c[1] != 0) & (c[2] != 0) & (c[3] != 0);
+        let zero = (c[0] | c[1] | c[2] | c[3]) == C::ZERO;
+        let dense = (c[0] != C::ZERO) & (c[1] != C::ZERO) & (c[2] != C::ZERO) & (c[3] != C::ZERO);
         (zero, dense, c[3])
     };
     let mut i = 0;
@@ -161,12 +199,12 @@ pub(crate) fn for_each_coarse_run(data: &[u8], min_gap: usize, mut f: impl FnMut
             continue;
         }
         let first = chunk(i);
-        if first == 0 {
+        if first == C::ZERO {
             i += 1;
             continue;
         }
         // Chunks `i..j` hold non-zero bytes; only their outer edges matter.
-        let start = i * CHUNK + first.trailing_zeros() as usize / 8;
+        let start = i * width + first.trailing_zeros() as usize / 8;
         let mut last = first;
         let mut j = i + 1;
         while j < full {
@@ -179,25 +217,25 @@ pub(crate) fn for_each_coarse_run(data: &[u8], min_gap: usize, mut f: impl FnMut
                 }
             }
             let c = chunk(j);
-            if c == 0 {
+            if c == C::ZERO {
                 break;
             }
             last = c;
             j += 1;
         }
-        push(start, j * CHUNK - last.leading_zeros() as usize / 8);
+        push(start, j * width - last.leading_zeros() as usize / 8);
         i = j + 1;
     }
-    let rest = &data[full * CHUNK..];
+    let rest = &data[full * width..];
     if !rest.is_empty() {
-        let mut padded = [0u8; CHUNK];
+        let mut padded = [0u8; 16];
         padded[..rest.len()].copy_from_slice(rest);
-        let c = u128::from_le_bytes(padded);
-        if c != 0 {
-            let base = full * CHUNK;
+        let c = C::load(&padded);
+        if c != C::ZERO {
+            let base = full * width;
             push(
                 base + c.trailing_zeros() as usize / 8,
-                base + CHUNK - c.leading_zeros() as usize / 8,
+                base + width - c.leading_zeros() as usize / 8,
             );
         }
     }
@@ -374,9 +412,18 @@ mod tests {
         out
     }
 
+    /// The coarse runs by 16-byte chunks, checked against 8-byte words
+    /// where those apply too.
     fn coarse(data: &[u8], min_gap: usize) -> Vec<(usize, usize)> {
         let mut out = Vec::new();
-        for_each_coarse_run(data, min_gap, |s, e| out.push((s, e)));
+        for_each_coarse_run::<u128>(data, min_gap, |s, e| out.push((s, e)));
+        assert_eq!(words(data, min_gap), out);
+        out
+    }
+
+    fn words(data: &[u8], min_gap: usize) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        for_each_coarse_run::<u64>(data, min_gap, |s, e| out.push((s, e)));
         out
     }
 
@@ -393,6 +440,12 @@ mod tests {
         assert_eq!(coarse(&d, 31), vec![(15, 47), (78, 100), (199, 200)]);
         // A longer minimum joins more.
         assert_eq!(coarse(&d, 100), vec![(15, 200)]);
+        // Words see gaps of 15 zeros: 14 join, 15 split.
+        let mut d = vec![0u8; 64];
+        d[3] = 1;
+        d[3 + 15] = 1;
+        d[3 + 15 + 16] = 1;
+        assert_eq!(words(&d, 15), vec![(3, 19), (34, 35)]);
     }
 
     proptest! {
@@ -405,7 +458,7 @@ mod tests {
         #[test]
         fn coarse_matches_bytewise(
             parts in proptest::collection::vec((prop_oneof![0usize..40, 40usize..300], 1usize..80, any::<u8>()), 0..20),
-            min_gap in prop_oneof![Just(COARSE_MIN_GAP), COARSE_MIN_GAP..200],
+            min_gap in prop_oneof![Just(u64::MIN_GAP), Just(u128::MIN_GAP), u64::MIN_GAP..200],
         ) {
             // Non-zero stretches (with some zeros inside) between zero gaps
             // of every length around the threshold.
@@ -414,7 +467,11 @@ mod tests {
                 data.extend(std::iter::repeat_n(0u8, zeros));
                 data.extend((0..len).map(|i| if (i as u8).wrapping_mul(seed) % 5 == 0 { 0 } else { 1 + seed % 255 }));
             }
-            prop_assert_eq!(coarse(&data, min_gap), coarse_bytewise(&data, min_gap));
+            let expected = coarse_bytewise(&data, min_gap);
+            prop_assert_eq!(words(&data, min_gap), expected.clone());
+            if min_gap >= u128::MIN_GAP {
+                prop_assert_eq!(coarse(&data, min_gap), expected);
+            }
         }
     }
 }

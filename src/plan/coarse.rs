@@ -3,13 +3,16 @@
 //! Over the cap, only gaps on the shortlist may stay open: the `budget`
 //! best-ranked gaps between greedy segments ([`cap`](super::cap)). When a
 //! large snapshot meets a cap of 10,000, those are long stretches of zeros,
-//! and a stretch of at least [`BIG_GAP`] zeros always holds a whole 16-byte
-//! chunk of zeros. So a first pass that only tests chunks for all-zero
+//! and a stretch of at least 31 zeros always holds a whole 16-byte chunk of
+//! zeros. So a first pass that only tests chunks for all-zero
 //! ([`scan::for_each_coarse_run`]) finds every long gap with its exact ends,
-//! without the run-by-run work of the greedy pass.
+//! without the run-by-run work of the greedy pass. At a cap of 100,000 on
+//! a 1 GiB snapshot the shortlist reaches gaps shorter than 31; 8-byte words
+//! see gaps of 15 zeros or more, and serve there ([`Grain`]).
 //!
 //! A long gap always splits the greedy pass (it costs more than any
-//! header), so the segment after it starts where the gap ends, and its rank
+//! header: [`Grain::applies`]), so the segment after it starts where the
+//! gap ends, and its rank
 //! ([`GapKey`](super::cap::GapKey)) is known exactly from the gap alone.
 //! When the shortlist's last long gap outranks every short gap, the
 //! shortlist is the full pass's, and the rest ([`Gaps::finish`]) is the same
@@ -25,28 +28,112 @@
 //! When the premises do not hold (a region longer than 1 GiB, a gap whose
 //! closing the regions cannot settle, too few long gaps to fill the
 //! shortlist, or a shortlist that would reach short gaps), [`long_gaps`]
-//! gives up and the full pass runs.
+//! gives up on that grain, then on the next, and the full pass runs.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::cap::{Extent, Gaps, may_close};
 use super::{Engine, MAX_SEGMENT_LEN, MemoryImage, Range, image_bytes};
 use crate::scan;
-use crate::segment::{IndexType, MAX_FIXED_HEADER_LEN};
+use crate::segment::{IndexType, MAX_FIXED_HEADER_LEN, uleb_len};
 
-/// Zero stretches at least this long: 2 × 16 − 1 bytes, the shortest that
-/// always holds a whole 16-byte chunk. Longer than any segment header (at
-/// most 23 bytes), so the greedy pass always splits at them.
-pub(super) const BIG_GAP: u64 = scan::COARSE_MIN_GAP as u64;
+/// What the route tests for all-zero at once, and so which gaps it sees:
+/// stretches of at least [`long_gap`](Grain::long_gap) zeros, the shortest
+/// that always hold a whole aligned chunk of zeros.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Grain {
+    /// 16-byte chunks: gaps of 31 zeros or more, longer than any segment
+    /// header (at most 23 bytes).
+    Chunks,
+    /// 8-byte words: gaps of 15 zeros or more. Half the bytes settled at a
+    /// time, so tried only when chunks gave up; and only on 32-bit memories
+    /// of index under 128, whose headers take at most 14 bytes.
+    Words,
+}
 
-/// The most a short gap (under [`BIG_GAP`]) can be worth
-/// ([`GapKey`](super::cap::GapKey)): its zeros, less a fixed header of at least 4 bytes (flag, opcode, a one-byte
-/// offset, `end`).
-const SHORT_GAP_MAX_WORTH: u64 = BIG_GAP - 1 + MAX_FIXED_HEADER_LEN - 4;
+impl Grain {
+    /// The shortest gap the route sees.
+    pub(super) fn long_gap(self) -> u64 {
+        match self {
+            Grain::Chunks => <u128 as scan::Chunk>::MIN_GAP as u64,
+            Grain::Words => <u64 as scan::Chunk>::MIN_GAP as u64,
+        }
+    }
+
+    /// How far in the route first judges whether it will work: a quarter
+    /// of the image by chunks; a sixteenth by words, the second try, so
+    /// that a try that fails (the 256 MiB bench snapshot at 100,000) costs
+    /// little over the full pass that follows. A 1 GiB snapshot's
+    /// sixteenth holds 40,000 long gaps.
+    fn looks_after(self) -> u64 {
+        match self {
+            Grain::Chunks => 4,
+            Grain::Words => 16,
+        }
+    }
+
+    /// The most a gap shorter than [`long_gap`](Self::long_gap) can be
+    /// worth ([`GapKey`](super::cap::GapKey)): its zeros, less a fixed
+    /// header of at least 4 bytes (flag, opcode, a one-byte offset, `end`).
+    fn short_gap_max_worth(self) -> u64 {
+        self.long_gap() - 1 + MAX_FIXED_HEADER_LEN - 4
+    }
+
+    /// Whether every long gap splits the greedy pass in every image: it is
+    /// longer than any header there. (The greedy pass joins two runs only
+    /// across fewer zeros than the second one's header.)
+    pub(super) fn applies(self, images: &[MemoryImage<'_>]) -> bool {
+        images.iter().all(|image| {
+            let longest_header =
+                fixed_header_len_max(image.memory_index, image.index_type) + MAX_LENGTH_LEB;
+            longest_header < self.long_gap()
+        })
+    }
+
+    /// The coarse runs of a job's slices: non-zero stretches less than
+    /// [`long_gap`](Self::long_gap) zeros apart may come as one.
+    fn runs<'a>(self, slices: impl Iterator<Item = (u64, &'a [u8])>) -> Vec<Range> {
+        let mut runs = Vec::new();
+        let long_gap = self.long_gap() as usize;
+        for (offset, data) in slices {
+            let mut push = |s: usize, e: usize| {
+                runs.push(Range {
+                    start: offset + s as u64,
+                    end: offset + e as u64,
+                })
+            };
+            match self {
+                Grain::Chunks => scan::for_each_coarse_run::<u128>(data, long_gap, &mut push),
+                Grain::Words => scan::for_each_coarse_run::<u64>(data, long_gap, &mut push),
+            }
+        }
+        runs
+    }
+}
+
+/// The longest length LEB a segment can have: 5 bytes, as every segment is
+/// within 1 GiB.
+const MAX_LENGTH_LEB: u64 = 5;
+
+/// The longest fixed header a segment of this memory can have: its offset
+/// immediate at full width.
+fn fixed_header_len_max(memory_index: u32, index_type: IndexType) -> u64 {
+    let offset = match index_type {
+        IndexType::I32 => 5,
+        IndexType::I64 => 10,
+    };
+    let flag_and_memory = if memory_index == 0 {
+        1
+    } else {
+        1 + uleb_len(u64::from(memory_index))
+    };
+    flag_and_memory + 1 + offset + 1
+}
 
 /// Follows one image's coarse runs, in order, joining those less than
-/// [`BIG_GAP`] apart into regions.
+/// `long_gap` apart into regions.
 struct Regions {
+    long_gap: u64,
     memory_index: u32,
     index_type: IndexType,
     /// The region before `current`, once there is one.
@@ -59,7 +146,7 @@ struct Regions {
 impl Regions {
     fn run(&mut self, run: Range, route: &mut Route) {
         match &mut self.current {
-            Some(c) if run.start - c.end < BIG_GAP => c.end = run.end,
+            Some(c) if run.start - c.end < self.long_gap => c.end = run.end,
             _ => {
                 self.first_start.get_or_insert(run.start);
                 if let Some(done) = self.current.replace(run) {
@@ -123,19 +210,21 @@ impl Regions {
 /// What the route has gathered: the long gaps as [`Gaps`], and whether a
 /// region or gap came up that it cannot settle (then it gives up).
 struct Route {
+    grain: Grain,
     gaps: Gaps,
     unsettled: bool,
 }
 
 impl Route {
-    /// A quarter in, with long gaps at a rate that will not fill the
-    /// shortlist, or a shortlist that, at the rate seen so far, would reach
-    /// short gaps (looked at once, `projected`): this route will most likely
-    /// give up at the end, so the full pass had better start now. (A guess:
-    /// the plan is the same either way, only the time differs.)
+    /// Far enough in ([`Grain::looks_after`]), with long gaps at a rate
+    /// that will not fill the shortlist, or a shortlist that, at the rate
+    /// seen so far, would reach short gaps (looked at once, `projected`):
+    /// this route will most likely give up at the end, so the next one had
+    /// better start now. (A guess: the plan is the same either way, only
+    /// the time differs.)
     fn looks_hopeless(&self, scanned: u64, total: u64, projected: &mut bool) -> bool {
         let shortlist = &self.gaps.shortlist;
-        if scanned < total / 4 {
+        if scanned < total / self.grain.looks_after() {
             return false;
         }
         let places = shortlist.places();
@@ -143,29 +232,16 @@ impl Route {
             < u128::from(places) * u128::from(scanned);
         let cheap_cut = !*projected && {
             *projected = true;
-            shortlist.kth_best_worth(projected_rank(places, scanned, total)) <= SHORT_GAP_MAX_WORTH
+            let rank = projected_rank(places, scanned, total);
+            shortlist.kth_best_worth(rank) <= self.grain.short_gap_max_worth()
         };
         sparse || cheap_cut
     }
 }
 
-/// The coarse runs of a job's slices: non-zero stretches less than
-/// [`BIG_GAP`] zeros apart may come as one.
-fn coarse_runs<'a>(slices: impl Iterator<Item = (u64, &'a [u8])>) -> Vec<Range> {
-    let mut runs = Vec::new();
-    for (offset, data) in slices {
-        scan::for_each_coarse_run(data, BIG_GAP as usize, |s, e| {
-            runs.push(Range {
-                start: offset + s as u64,
-                end: offset + e as u64,
-            })
-        });
-    }
-    runs
-}
-
 /// The [`Gaps`] the full pass would gather, or `None` when this route does
-/// not apply (then nothing is known and the full pass must run).
+/// not apply (then nothing is known and the full pass must run): by
+/// 16-byte chunks, else by 8-byte words where those apply.
 pub(super) fn long_gaps(
     images: &[MemoryImage<'_>],
     budget: u64,
@@ -173,10 +249,27 @@ pub(super) fn long_gaps(
     engine: Engine,
     release: &(dyn Fn(&[u8]) + Sync),
 ) -> Option<Gaps> {
+    [Grain::Chunks, Grain::Words]
+        .into_iter()
+        .filter(|grain| grain.applies(images))
+        .find_map(|grain| long_gaps_by(grain, images, budget, also, engine, release))
+}
+
+/// [`long_gaps`] at one grain, which must [apply](Grain::applies).
+pub(super) fn long_gaps_by(
+    grain: Grain,
+    images: &[MemoryImage<'_>],
+    budget: u64,
+    also: Option<u64>,
+    engine: Engine,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> Option<Gaps> {
+    debug_assert!(grain.applies(images));
     if budget == 0 {
         return None;
     }
     let mut route = Route {
+        grain,
         gaps: Gaps::new(budget, also),
         unsettled: false,
     };
@@ -187,6 +280,7 @@ pub(super) fn long_gaps(
     let give_up = AtomicBool::new(false);
     for image in images {
         let mut regions = Regions {
+            long_gap: grain.long_gap(),
             memory_index: image.memory_index,
             index_type: image.index_type,
             previous: None,
@@ -202,7 +296,7 @@ pub(super) fn long_gaps(
                 if give_up.load(Ordering::Relaxed) {
                     return Vec::new();
                 }
-                coarse_runs(job.slices(pieces))
+                grain.runs(job.slices(pieces))
             },
             |i, runs| {
                 if give_up.load(Ordering::Relaxed) {
@@ -226,14 +320,16 @@ pub(super) fn long_gaps(
         let extent = regions.finish(&mut route);
         route.gaps.extents.extend(extent);
     }
-    let Route { gaps, unsettled } = route;
+    let Route {
+        gaps, unsettled, ..
+    } = route;
     // The full pass's shortlist holds the best-ranked closable gaps of all:
     // they are these long gaps when there are enough of them and the last
-    // of them outranks every short gap. Wizer's longest gaps are then long
-    // ones too (this route sees no gap shorter than `BIG_GAP`).
+    // of them outranks every short gap. Wizer's longest gaps must be long
+    // ones too (at least `NEVER_MERGED_GAP`, which no greedy segment spans).
     let places = gaps.shortlist.places();
     let enough = gaps.shortlist.offered >= places
-        && gaps.shortlist.kth_best_worth(places) > SHORT_GAP_MAX_WORTH
+        && gaps.shortlist.kth_best_worth(places) > grain.short_gap_max_worth()
         && !gaps.needs_short_gaps();
     (enough && !unsettled).then_some(gaps)
 }

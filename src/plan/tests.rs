@@ -577,7 +577,7 @@ proptest! {
 }
 
 /// Objects (non-zero bytes with short zero gaps inside) separated by
-/// gaps around [`coarse::BIG_GAP`] and the cost cut, with region lengths
+/// gaps around the coarse route's long gaps ([`coarse::Grain`]) and the cost cut, with region lengths
 /// on both sides of LEB boundaries: what the coarse route must weigh.
 fn snapshot_like() -> impl Strategy<Value = Vec<(u64, Vec<u8>)>> {
     let object = (
@@ -625,6 +625,118 @@ proptest! {
         let engine = Engine { threads, job_bytes, coarse: true };
         prop_assert_eq!(packed_with(&images, budget, engine), reference(&images, budget));
     }
+}
+
+/// The plan by 8-byte words ([`coarse::Grain::Words`]), if that route
+/// applies and takes the images; the 16-byte chunks are not tried first.
+/// Checks on the way that the route's shortlists (by rank, and Wizer's by
+/// length) are the full pass's.
+fn packed_by_words(
+    images: &[MemoryImage<'_>],
+    budget: u64,
+    engine: Engine,
+) -> Option<Vec<(u32, u64, u64)>> {
+    let words = coarse::Grain::Words;
+    if !words.applies(images) {
+        return None;
+    }
+    let gaps = coarse::long_gaps_by(words, images, budget, None, engine, &|_| {})?;
+    let full = greedy_gaps(images, budget, None, engine, &|_| {});
+    assert_eq!(
+        gaps.shortlist.clone().into_best(),
+        full.shortlist.into_best()
+    );
+    assert_eq!(gaps.longest.clone().into_best(), full.longest.into_best());
+    let packed = ScannedGaps { gaps, engine }.settle().split(images);
+    Some(ranges_with_parts(images, packed))
+}
+
+/// The segments of `packed`, as [`packed_with`] gives them.
+fn ranges_with_parts(images: &[MemoryImage<'_>], packed: PackedRanges) -> Vec<(u32, u64, u64)> {
+    with_parts(images, packed)
+        .segments
+        .iter()
+        .map(|s| (s.memory_index, s.offset, s.offset + s.len()))
+        .collect()
+}
+
+/// Objects between gaps of every length around what 8-byte words see (15
+/// zeros) and the headers of 32-bit memories (up to 14 bytes), at `base`.
+fn words_like(base: u64) -> impl Strategy<Value = Vec<(u64, Vec<u8>)>> {
+    let object = (
+        prop_oneof![0u64..9, 9u64..15, 15u64..23, 23u64..40, 100u64..180],
+        prop_oneof![1usize..20, 100usize..160],
+        any::<u8>(),
+    );
+    proptest::collection::vec(object, 1..80).prop_map(move |objects| {
+        let mut data = Vec::new();
+        for (gap, len, seed) in objects {
+            data.extend(std::iter::repeat_n(0u8, gap as usize));
+            data.extend((0..len).map(|i| (i as u8).wrapping_mul(seed | 1) | 1));
+        }
+        vec![(base, data)]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// The coarse route by 8-byte words, when it applies and takes the
+    /// images, gives exactly the full pass: 32-bit memories 0 and 1 (low
+    /// offsets, and offsets with 5-byte immediates), whose headers are
+    /// shorter than the 15 zeros it sees. With a 64-bit memory at 2^62
+    /// besides (headers of up to 19 bytes: gaps of 15 zeros may close in
+    /// the greedy pass), the route does not apply, and the plan is still
+    /// the full pass's.
+    #[test]
+    fn the_route_by_words_matches_the_plain_definition(
+        mem0 in words_like(0),
+        mem1 in words_like(1 << 28),
+        mem2 in prop::option::of(words_like(1 << 62)),
+        budget in 1u64..80,
+        near_wizer in 0u64..8,
+        job_bytes in prop_oneof![Just(64usize), Just(1000), Just(1 << 20)],
+    ) {
+        let mut images = vec![image(0, IndexType::I32, &mem0), image(1, IndexType::I32, &mem1)];
+        images.extend(mem2.as_ref().map(|m| image(2, IndexType::I64, m)));
+        // Half the cases at a cap just within the gaps Wizer's rule keeps
+        // (those of 23 zeros or more, never closed): the route's shortlist
+        // then reaches gaps of 15 to 22 zeros, where the short gaps it does
+        // not see could outrank them.
+        let long = images.iter().map(|i| runs_of(i).windows(2).filter(|w| w[1].start - w[0].end >= 23).count() as u64).sum::<u64>();
+        let budget = if near_wizer < 4 { long.saturating_sub(near_wizer).max(1) } else { budget };
+        let engine = Engine { threads: 2, job_bytes, coarse: true };
+        let expected = reference(&images, budget);
+        if let Some(by_words) = packed_by_words(&images, budget, engine) {
+            prop_assert_eq!(by_words, expected.clone());
+        }
+        prop_assert_eq!(packed_with(&images, budget, engine), expected);
+    }
+}
+
+#[test]
+fn the_route_by_words_takes_gaps_that_chunks_do_not_see() {
+    // 3,000 objects 16 to 30 zeros apart (no gap of 31 zeros for 16-byte
+    // chunks to see), cap 100: only 8-byte words can take the route.
+    let data = objects(3000, |i| 16 + (i * 7) % 15, 40, 9);
+    let segs = vec![(0u64, data)];
+    let im = image(0, IndexType::I32, &segs);
+    let engine = Engine {
+        threads: 2,
+        job_bytes: 4096,
+        coarse: true,
+    };
+    let images = std::slice::from_ref(&im);
+    let chunks = coarse::Grain::Chunks;
+    assert!(coarse::long_gaps_by(chunks, images, 100, None, engine, &|_| {}).is_none());
+    let expected = reference(images, 100);
+    assert_eq!(packed_by_words(images, 100, engine), Some(expected.clone()));
+    assert_eq!(packed_with(images, 100, engine), expected);
+    // A 64-bit memory's header can take 23 bytes, more than the 15 zeros
+    // words see: the route by words does not apply there.
+    let im64 = image(0, IndexType::I64, &segs);
+    assert!(!coarse::Grain::Words.applies(std::slice::from_ref(&im64)));
+    assert!(coarse::Grain::Chunks.applies(std::slice::from_ref(&im64)));
 }
 
 /// The non-zero runs of `image`, byte by byte.
