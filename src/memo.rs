@@ -17,7 +17,9 @@ use crate::parse::Binary;
 use crate::plan::{MemoryImage, ScannedGaps};
 
 /// Parses, images and scans, by where their binary or module starts in the
-/// input. Held while one input is planned several times; freed with it.
+/// input. Held while one input is planned several times with the same
+/// options but the cap (what may be packed, and so the images, depends on
+/// the others); freed with it.
 #[derive(Default)]
 pub(crate) struct Memo<'a> {
     binaries: RefCell<HashMap<usize, Rc<Binary<'a>>>>,

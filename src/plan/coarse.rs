@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::cap::{Extent, Gaps, may_close};
 use super::{Engine, MAX_SEGMENT_LEN, MemoryImage, Range, image_bytes};
 use crate::scan;
-use crate::segment::{IndexType, MAX_FIXED_HEADER_LEN, uleb_len};
+use crate::segment::{IndexType, MAX_FIXED_HEADER_LEN, header_len};
 
 /// What the route tests for all-zero at once, and so which gaps it sees:
 /// stretches of at least [`long_gap`](Grain::long_gap) zeros, the shortest
@@ -83,11 +83,9 @@ impl Grain {
     /// longer than any header there. (The greedy pass joins two runs only
     /// across fewer zeros than the second one's header.)
     pub(super) fn applies(self, images: &[MemoryImage<'_>]) -> bool {
-        images.iter().all(|image| {
-            let longest_header =
-                fixed_header_len_max(image.memory_index, image.index_type) + MAX_LENGTH_LEB;
-            longest_header < self.long_gap()
-        })
+        images
+            .iter()
+            .all(|image| longest_header(image.memory_index, image.index_type) < self.long_gap())
     }
 
     /// The coarse runs of a job's slices: non-zero stretches less than
@@ -111,23 +109,15 @@ impl Grain {
     }
 }
 
-/// The longest length LEB a segment can have: 5 bytes, as every segment is
-/// within 1 GiB.
-const MAX_LENGTH_LEB: u64 = 5;
-
-/// The longest fixed header a segment of this memory can have: its offset
-/// immediate at full width.
-fn fixed_header_len_max(memory_index: u32, index_type: IndexType) -> u64 {
-    let offset = match index_type {
-        IndexType::I32 => 5,
-        IndexType::I64 => 10,
+/// The longest header a segment of this memory can have: its offset
+/// immediate at full width (5 bytes for `i32.const`, 10 for `i64.const`),
+/// and its length at full width (within 1 GiB: 5 bytes).
+fn longest_header(memory_index: u32, index_type: IndexType) -> u64 {
+    let widest_offset = match index_type {
+        IndexType::I32 => 1 << 30,
+        IndexType::I64 => 1 << 62,
     };
-    let flag_and_memory = if memory_index == 0 {
-        1
-    } else {
-        1 + uleb_len(u64::from(memory_index))
-    };
-    flag_and_memory + 1 + offset + 1
+    header_len(memory_index, index_type, widest_offset, MAX_SEGMENT_LEN)
 }
 
 /// Follows one image's coarse runs, in order, joining those less than
@@ -345,6 +335,15 @@ fn projected_rank(budget: u64, scanned: u64, total: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_longest_headers_are_at_full_width() {
+        assert_eq!(longest_header(0, IndexType::I32), 13);
+        assert_eq!(longest_header(127, IndexType::I32), 14);
+        assert_eq!(longest_header(128, IndexType::I32), 15);
+        assert_eq!(longest_header(0, IndexType::I64), 18);
+        assert_eq!(longest_header(1 << 30, IndexType::I64), 23);
+    }
 
     #[test]
     fn the_projected_rank_scales_the_budget_to_the_bytes_scanned() {
