@@ -174,7 +174,7 @@ pub(crate) fn for_each_coarse_run<C: Chunk>(
     debug_assert!(min_gap >= C::MIN_GAP);
     let width = C::BYTES;
     let full = data.len() / width;
-    let chunk = |i: usize| C::load(&data[i * width..]);
+    let chunk = |i: usize| chunk_at::<C>(data, i);
     let mut open: Option<(usize, usize)> = None;
     let mut push = |start: usize, end: usize| match &mut open {
         Some(o) if start - o.1 < min_gap => o.1 = end,
@@ -184,14 +184,7 @@ pub(crate) fn for_each_coarse_run<C: Chunk>(
             }
         }
     };
-    // Whether chunks `i..i + 4` are all zero / all hold a non-zero byte:
-    // most of the time four chunks are settled at once.
-    let group = |i: usize| {
-        let c = [chunk(i), chunk(i + 1), chunk(i + 2), chunk(i + 3)];
-        let zero = (c[0] | c[1] | c[2] | c[3]) == C::ZERO;
-        let dense = (c[0] != C::ZERO) & (c[1] != C::ZERO) & (c[2] != C::ZERO) & (c[3] != C::ZERO);
-        (zero, dense, c[3])
-    };
+    let group = |i: usize| group_at::<C>(data, i);
     let mut i = 0;
     while i < full {
         if i.is_multiple_of(4) && i + 4 <= full && group(i).0 {
@@ -242,6 +235,24 @@ pub(crate) fn for_each_coarse_run<C: Chunk>(
     if let Some((s, e)) = open {
         f(s, e);
     }
+}
+
+/// Chunk `i` of `data`. (Functions, not closures, so that they are inlined
+/// into each instantiation: as closures of the generic scan they were not,
+/// and the scan at the default cap took 6% more CPU.)
+#[inline(always)]
+fn chunk_at<C: Chunk>(data: &[u8], i: usize) -> C {
+    C::load(&data[i * C::BYTES..])
+}
+
+/// Whether chunks `i..i + 4` of `data` are all zero / all hold a non-zero
+/// byte, and the fourth: most of the time four chunks are settled at once.
+#[inline(always)]
+fn group_at<C: Chunk>(data: &[u8], i: usize) -> (bool, bool, C) {
+    let c: [C; 4] = std::array::from_fn(|k| chunk_at(data, i + k));
+    let zero = (c[0] | c[1] | c[2] | c[3]) == C::ZERO;
+    let dense = (c[0] != C::ZERO) & (c[1] != C::ZERO) & (c[2] != C::ZERO) & (c[3] != C::ZERO);
+    (zero, dense, c[3])
 }
 
 /// A slice of an image with the address of its first byte: what jobs are

@@ -91,22 +91,30 @@ impl Grain {
     /// The coarse runs of a job's slices: non-zero stretches less than
     /// [`long_gap`](Self::long_gap) zeros apart may come as one.
     fn runs<'a>(self, slices: impl Iterator<Item = (u64, &'a [u8])>) -> Vec<Range> {
-        let mut runs = Vec::new();
         let long_gap = self.long_gap() as usize;
-        for (offset, data) in slices {
-            let mut push = |s: usize, e: usize| {
-                runs.push(Range {
-                    start: offset + s as u64,
-                    end: offset + e as u64,
-                })
-            };
-            match self {
-                Grain::Chunks => scan::for_each_coarse_run::<u128>(data, long_gap, &mut push),
-                Grain::Words => scan::for_each_coarse_run::<u64>(data, long_gap, &mut push),
-            }
+        match self {
+            Grain::Chunks => runs_by::<u128, _>(slices, long_gap),
+            Grain::Words => runs_by::<u64, _>(slices, long_gap),
         }
-        runs
     }
+}
+
+/// [`Grain::runs`] by chunks `C`, one function each, so that the scan is
+/// inlined into it whole.
+fn runs_by<'a, C: scan::Chunk, I: Iterator<Item = (u64, &'a [u8])>>(
+    slices: I,
+    long_gap: usize,
+) -> Vec<Range> {
+    let mut runs = Vec::new();
+    for (offset, data) in slices {
+        scan::for_each_coarse_run::<C>(data, long_gap, |s, e| {
+            runs.push(Range {
+                start: offset + s as u64,
+                end: offset + e as u64,
+            })
+        });
+    }
+    runs
 }
 
 /// The longest header a segment of this memory can have: its offset
