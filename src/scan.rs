@@ -221,6 +221,7 @@ pub(crate) fn for_each_coarse_run<C: Chunk>(
     }
     let rest = &data[full * width..];
     if !rest.is_empty() {
+        // (Room for the widest chunk.)
         let mut padded = [0u8; 16];
         padded[..rest.len()].copy_from_slice(rest);
         let c = C::load(&padded);
