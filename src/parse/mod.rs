@@ -275,9 +275,12 @@ pub(crate) fn parse_with<'a>(
                 pos += *size as usize;
                 if module.data_count.is_some() {
                     let code = code.start as usize..code.end as usize;
-                    module.data_slots_used = module
-                        .data_slots_used
-                        .max(data_slots_used(input, code.clone())?);
+                    let read = known.borrow().code_slots.get(&code.start).copied();
+                    let used = match read {
+                        Some(used) => used,
+                        None => data_slots_used(input, code.clone())?,
+                    };
+                    module.data_slots_used = module.data_slots_used.max(used);
                     release(&input[code]);
                 }
             }

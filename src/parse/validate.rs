@@ -9,6 +9,9 @@ use wasmparser::{
     ValidPayload, Validator, ValidatorResources, WasmFeatures,
 };
 
+use std::collections::HashMap;
+
+use super::slots::slots_named_by;
 use super::{ReleaseBehind, nested_path_at, short_path};
 use crate::error::{Error, Result};
 
@@ -48,9 +51,35 @@ fn validate_all(
     let mut validator = Validator::new_with_features(WasmFeatures::all());
     let mut functions = Bodies::default();
     let mut known = KnownHeaders::default();
+    // Per binary being read (components nest): whether it is a core module
+    // with a data count section, whose code the slot rule reads.
+    let mut has_data_count: Vec<bool> = Vec::new();
+    // The code section whose bodies come next, if the slot rule reads them.
+    let mut code_read = None;
     for payload in Parser::new(0).parse_all(input) {
         let payload = payload?;
         check_count(&payload)?;
+        match &payload {
+            Payload::Version { .. } => has_data_count.push(false),
+            Payload::DataCountSection { .. } => {
+                *has_data_count.last_mut().expect("a binary") = true
+            }
+            Payload::End(_) => drop(has_data_count.pop()),
+            Payload::CodeSectionStart {
+                unchecked_range, ..
+            } => {
+                let start = unchecked_range.start as usize;
+                code_read = has_data_count
+                    .last()
+                    .copied()
+                    .unwrap_or(false)
+                    .then_some(start);
+                if let Some(start) = code_read {
+                    known.code_slots.insert(start, 0);
+                }
+            }
+            _ => {}
+        }
         let valid = match &payload {
             Payload::DataSection(reader) => {
                 let (valid, headers) =
@@ -63,29 +92,43 @@ fn validate_all(
             _ => validator.payload(&payload)?,
         };
         if let ValidPayload::Func(func, body) = valid {
-            functions.push(func, body);
+            functions.push(func, body, code_read);
         }
     }
-    functions.validate(threads)?;
+    functions.validate(threads, &mut known.code_slots)?;
     Ok(known)
 }
 
 /// The function bodies to validate, in batches of about [`Bodies::BATCH`]
 /// bytes of code: one job for a worker each, so that a module of many
-/// small functions is not sent over the pool's channel one at a time.
+/// small functions is not sent over the pool's channel one at a time. With
+/// each, the code section it is in when the slot rule reads that code.
 #[derive(Default)]
 struct Bodies<'a> {
-    batches: Vec<Vec<(FuncToValidate<ValidatorResources>, FunctionBody<'a>)>>,
+    batches: Vec<Vec<Body<'a>>>,
     /// Code bytes in the last batch.
     last_len: usize,
 }
+
+/// A function body to validate, and its code section's start when the slot
+/// rule reads it ([`KnownHeaders::code_slots`]).
+type Body<'a> = (
+    FuncToValidate<ValidatorResources>,
+    FunctionBody<'a>,
+    Option<usize>,
+);
 
 impl<'a> Bodies<'a> {
     /// Big enough to make a job's overhead nothing; small enough that two
     /// workers share esbuild.wasm's 9 MB of code evenly.
     const BATCH: usize = 256 << 10;
 
-    fn push(&mut self, func: FuncToValidate<ValidatorResources>, body: FunctionBody<'a>) {
+    fn push(
+        &mut self,
+        func: FuncToValidate<ValidatorResources>,
+        body: FunctionBody<'a>,
+        code_read: Option<usize>,
+    ) {
         if self.batches.is_empty() || self.last_len >= Self::BATCH {
             self.batches.push(Vec::new());
             self.last_len = 0;
@@ -94,20 +137,24 @@ impl<'a> Bodies<'a> {
         self.batches
             .last_mut()
             .expect("just pushed")
-            .push((func, body));
+            .push((func, body, code_read));
     }
 
     /// Every body validated, the batches on `threads` workers; the first
-    /// error in order, if any.
-    fn validate(self, threads: usize) -> Result<()> {
+    /// error in order, if any. The bodies the slot rule reads are read for
+    /// it too, each right after it is validated (while its bytes are in the
+    /// cache): `code_slots` gets each code section's highest.
+    fn validate(self, threads: usize, code_slots: &mut HashMap<usize, u32>) -> Result<()> {
         let threads = crate::pool::thread_count(threads);
         let mut first_error = None;
         crate::pool::map_ordered(
             &self.batches,
             threads,
-            |batch| {
+            |batch| -> Result<Vec<(usize, u32)>> {
                 let mut allocations = FuncValidatorAllocations::default();
-                for (func, body) in batch {
+                // (code section, slots its bodies here name), in order.
+                let mut slots: Vec<(usize, u32)> = Vec::new();
+                for (func, body, code_read) in batch {
                     // (`FuncToValidate` is not `Clone`; its parts are.)
                     let func = FuncToValidate {
                         resources: func.resources.clone(),
@@ -116,16 +163,29 @@ impl<'a> Bodies<'a> {
                     let mut validator = func.into_validator(allocations);
                     validator.validate(body)?;
                     allocations = validator.into_allocations();
+                    if let Some(code) = *code_read {
+                        if slots.last().is_none_or(|s| s.0 != code) {
+                            slots.push((code, 0));
+                        }
+                        let last = slots.last_mut().expect("just pushed");
+                        last.1 = slots_named_by(body.get_operators_reader()?, last.1)?;
+                    }
                 }
-                Ok(())
+                Ok(slots)
             },
-            |_, result: std::result::Result<(), wasmparser::BinaryReaderError>| {
-                if let (None, Err(e)) = (&first_error, result) {
-                    first_error = Some(e);
+            |_, result| match result {
+                Ok(slots) => {
+                    for (code, used) in slots {
+                        let known = code_slots.entry(code).or_default();
+                        *known = (*known).max(used);
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
                 }
             },
         );
-        first_error.map_or(Ok(()), |e| Err(e.into()))
+        first_error.map_or(Ok(()), Err)
     }
 }
 
@@ -136,7 +196,12 @@ impl<'a> Bodies<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct KnownHeaders {
     /// By the offset of the section's contents.
-    pub(super) sections: std::collections::HashMap<usize, DataHeaders>,
+    pub(super) sections: HashMap<usize, DataHeaders>,
+    /// For each code section the slot rule reads (its module has a data
+    /// count section), by the offset of its contents: one more than the
+    /// highest data index its bodies name, 0 when none. Read by the
+    /// validation workers, so that reading the module walks no code.
+    pub(super) code_slots: HashMap<usize, u32>,
 }
 
 /// One data section's headers: a valid data section of the same count whose
@@ -302,6 +367,55 @@ fn validate_data_section<'a>(
 #[cfg(test)]
 mod tests {
     use super::validate;
+    use crate::parse::{Binary, parse_with};
+
+    /// The validation workers read what the slot rule needs of the code
+    /// (the highest data index named, over bodies in different batches),
+    /// on any number of threads, as reading the module alone does; and only
+    /// for a module with a data count section.
+    #[test]
+    fn the_workers_read_the_slots_as_the_module_reader_does() {
+        let body = "(drop (i32.add (i32.const 1000000) (i32.const 2000000)))".repeat(20);
+        let funcs: String = (0..3000)
+            .map(|i| match i {
+                10 => "(func (data.drop 3))".to_string(),
+                2900 => "(func (data.drop 1))".to_string(),
+                _ => format!("(func {body})"),
+            })
+            .collect();
+        let data = r#"(data "a") (data "b") (data "c") (data "d") (data "e")"#;
+        let with_count = format!("(core module (memory 1) {data} {funcs})");
+        let without = format!("(core module (memory 1) {data} (func {body}))");
+        let input = wat::parse_str(format!("(component {with_count} {without})")).unwrap();
+        let slots_read = |known| {
+            let known = std::cell::RefCell::new(known);
+            let Binary::Component(sections) =
+                parse_with(&input, 0..input.len(), &|_| {}, &known).unwrap()
+            else {
+                panic!("a component")
+            };
+            let nested = sections.iter().filter_map(|s| s.nested.clone());
+            nested
+                .map(
+                    |range| match parse_with(&input, range, &|_| {}, &known).unwrap() {
+                        Binary::Module(m) => (m.data_count.is_some(), m.data_slots_used),
+                        Binary::Component(_) => panic!("a module"),
+                    },
+                )
+                .collect::<Vec<_>>()
+        };
+        // Read from the code, without validation's figures.
+        assert_eq!(slots_read(Default::default()), [(true, 4), (false, 0)]);
+        for threads in [1, 2, 3] {
+            let known = validate(&input, &|_| {}, threads).unwrap();
+            assert_eq!(known.code_slots.values().copied().collect::<Vec<_>>(), [4]);
+            assert_eq!(
+                slots_read(known),
+                [(true, 4), (false, 0)],
+                "{threads} threads"
+            );
+        }
+    }
 
     /// On any number of threads, the error is the first invalid body's, as
     /// one thread finds it: two invalid bodies (`i32.const 1` left on the
