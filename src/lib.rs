@@ -40,8 +40,9 @@
 //!
 //! # Cargo features
 //!
-//! * `parallel` (default): scan memory images on a pool of worker threads,
-//!   one per core by default ([`PackOptions::threads`]). Without it
+//! * `parallel` (default): scan memory images (and validate function
+//!   bodies) on a pool of worker threads, one per core by default
+//!   ([`PackOptions::threads`]). Without it
 //!   everything runs on the calling thread and the crate has one dependency
 //!   less (crossbeam-channel); the output is byte-identical either way, for
 //!   any number of threads. Where threads cannot be started (wasm32), it runs

@@ -1,6 +1,7 @@
 //! The ordered worker pool: jobs run on worker threads, results come back in
-//! job order. Scanning and `optimize`'s compressions use it inside the
-//! library; the `segpack` CLI uses it to assemble output blocks. Results
+//! job order. Validation (function bodies), scanning and `optimize`'s
+//! compressions use it inside the library; the `segpack` CLI uses it to
+//! assemble output blocks. Results
 //! never depend on the number of threads, nor on which pool runs them:
 //!
 //! * feature `rayon`: the rayon pool the call is made from (rayon's global
