@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::parse::Binary;
-use crate::plan::{MemoryImage, ScannedGaps};
+use crate::plan::{self, MemoryImage, ScannedGaps};
 
 /// Parses, images and scans, by where their binary or module starts in the
 /// input. Held while one input is planned several times with the same
@@ -64,9 +64,8 @@ impl<'a> Memo<'a> {
         images: &[MemoryImage<'a>],
         scan: impl FnOnce() -> ScannedGaps,
     ) -> ScannedGaps {
-        let widest = budget.max(also.unwrap_or(0));
         if let Some(module) = self.modules.borrow().get(&start)
-            && module.scanned.widest() >= widest
+            && module.scanned.widest() >= plan::widest(budget, also)
         {
             return module.scanned.narrowed(budget, also);
         }

@@ -610,8 +610,8 @@ impl Gaps {
     /// Gaps for a plan within `budget` segments, and one within `also` too
     /// when asked and higher.
     pub(super) fn new(budget: u64, also: Option<u64>) -> Self {
+        let widest = super::widest(budget, also);
         let also = also.filter(|&also| also > budget);
-        let widest = also.unwrap_or(budget);
         Gaps {
             budget,
             also,
@@ -634,7 +634,7 @@ impl Gaps {
     /// alone (`optimize` plans one input at several caps from one scan).
     #[cfg_attr(not(feature = "module"), allow(dead_code))]
     pub(super) fn narrowed(&self, budget: u64, also: Option<u64>) -> Self {
-        debug_assert!(budget.max(also.unwrap_or(0)) <= self.widest());
+        debug_assert!(super::widest(budget, also) <= self.widest());
         Gaps {
             budget,
             also: also.filter(|&also| also > budget),

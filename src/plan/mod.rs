@@ -323,9 +323,15 @@ pub(crate) fn scan_gaps(
     threads: usize,
     release: &(dyn Fn(&[u8]) + Sync),
 ) -> ScannedGaps {
-    let widest = also.map_or(budget, |also| also.max(budget));
-    let coarse = image_bytes(images) >= widest.saturating_mul(COARSE_BYTES_PER_SEGMENT);
+    let coarse =
+        image_bytes(images) >= widest(budget, also).saturating_mul(COARSE_BYTES_PER_SEGMENT);
     scan_gaps_with(images, budget, also, Engine::new(threads, coarse), release)
+}
+
+/// The higher of the budget and the second one a report asks for: what a
+/// scan is made for ([`scan_gaps`]), and the most it can settle.
+pub(crate) fn widest(budget: u64, also: Option<u64>) -> u64 {
+    budget.max(also.unwrap_or(0))
 }
 
 /// What the cap needs of the images, scanned ([`scan_gaps`]).
