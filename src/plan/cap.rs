@@ -695,6 +695,9 @@ impl Gaps {
         let mut ranked = Cuts::new(shortlist.into_best(), fixed.clone(), extents.clone());
         let mut longest = Cuts::new(longest.into_best(), fixed, extents);
         let also = also.map(|also| {
+            // The shortlist may have been gathered for more than `also`
+            // (a narrowed scan): its best, as for `budget` below.
+            ranked.keep_best(places_for(also), Order::Rank);
             longest.keep_best(longest.places_left(also), Order::Length);
             match settle(&ranked, longest.section_bytes(&longest.all_open()), also) {
                 Settled::Shortlist(open) => ranked.segments(&open),
