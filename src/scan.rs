@@ -165,13 +165,33 @@ chunk!(u64);
 /// are looked into, to find where the non-zero bytes start or end. Much
 /// cheaper than [`for_each_run`] when only longer gaps matter; 16-byte
 /// chunks when the gaps that matter allow, 8-byte words for shorter ones.
+///
+/// A shorter `min_gap`, down to `C::BYTES - 1`, is exact too: a stretch of
+/// zeros that holds no whole chunk lies across the border of two non-zero
+/// chunks (inside one there is room for `C::BYTES - 2` at most), so those
+/// borders are looked at as well, a few more instructions per chunk.
 #[inline]
 pub(crate) fn for_each_coarse_run<C: Chunk>(
     data: &[u8],
     min_gap: usize,
+    f: impl FnMut(usize, usize),
+) {
+    debug_assert!(min_gap >= C::BYTES - 1);
+    if min_gap >= C::MIN_GAP {
+        coarse_runs::<C, false>(data, min_gap, f)
+    } else {
+        coarse_runs::<C, true>(data, min_gap, f)
+    }
+}
+
+/// [`for_each_coarse_run`], looking at the borders of non-zero chunks when
+/// `BORDERS` (a gap shorter than `C::MIN_GAP` may lie there).
+#[inline(always)]
+fn coarse_runs<C: Chunk, const BORDERS: bool>(
+    data: &[u8],
+    min_gap: usize,
     mut f: impl FnMut(usize, usize),
 ) {
-    debug_assert!(min_gap >= C::MIN_GAP);
     let width = C::BYTES;
     let full = data.len() / width;
     let chunk = |i: usize| chunk_at::<C>(data, i);
@@ -183,6 +203,11 @@ pub(crate) fn for_each_coarse_run<C: Chunk>(
                 f(s, e);
             }
         }
+    };
+    // Whether `min_gap` zeros or more lie across the border of the non-zero
+    // chunks `a` and `b` (in that order).
+    let splits = |a: C, b: C| {
+        BORDERS && (a.leading_zeros() / 8 + b.trailing_zeros() / 8) as usize >= min_gap
     };
     let group = |i: usize| group_at::<C>(data, i);
     let mut i = 0;
@@ -196,14 +221,15 @@ pub(crate) fn for_each_coarse_run<C: Chunk>(
             i += 1;
             continue;
         }
-        // Chunks `i..j` hold non-zero bytes; only their outer edges matter.
-        let start = i * width + first.trailing_zeros() as usize / 8;
+        // Chunks `i..j` hold non-zero bytes; only their outer edges matter
+        // (and, with `BORDERS`, the borders between them).
+        let mut start = i * width + first.trailing_zeros() as usize / 8;
         let mut last = first;
         let mut j = i + 1;
         while j < full {
             if j.is_multiple_of(4) && j + 4 <= full {
                 let (_, dense, fourth) = group(j);
-                if dense {
+                if dense && !(BORDERS && group_splits(data, j, last, &splits)) {
                     last = fourth;
                     j += 4;
                     continue;
@@ -212,6 +238,10 @@ pub(crate) fn for_each_coarse_run<C: Chunk>(
             let c = chunk(j);
             if c == C::ZERO {
                 break;
+            }
+            if splits(last, c) {
+                push(start, j * width - last.leading_zeros() as usize / 8);
+                start = j * width + c.trailing_zeros() as usize / 8;
             }
             last = c;
             j += 1;
@@ -236,6 +266,19 @@ pub(crate) fn for_each_coarse_run<C: Chunk>(
     if let Some((s, e)) = open {
         f(s, e);
     }
+}
+
+/// Whether any border of the non-zero chunks `before`, `i`, .., `i + 3`
+/// splits a stretch (`splits`).
+#[inline(always)]
+fn group_splits<C: Chunk>(
+    data: &[u8],
+    i: usize,
+    before: C,
+    splits: &impl Fn(C, C) -> bool,
+) -> bool {
+    let c: [C; 4] = std::array::from_fn(|k| chunk_at(data, i + k));
+    splits(before, c[0]) | splits(c[0], c[1]) | splits(c[1], c[2]) | splits(c[2], c[3])
 }
 
 /// Chunk `i` of `data`. (Functions, not closures, so that they are inlined
@@ -452,12 +495,29 @@ mod tests {
         assert_eq!(coarse(&d, 31), vec![(15, 47), (78, 100), (199, 200)]);
         // A longer minimum joins more.
         assert_eq!(coarse(&d, 100), vec![(15, 200)]);
-        // Words see gaps of 15 zeros: 14 join, 15 split.
+        // Words at a minimum of 15: 14 zeros join, 15 split.
         let mut d = vec![0u8; 64];
         d[3] = 1;
         d[3 + 15] = 1;
         d[3 + 15 + 16] = 1;
         assert_eq!(words(&d, 15), vec![(3, 19), (34, 35)]);
+        // Shorter gaps are seen across the border of two non-zero words:
+        // 14 zeros from byte 1 to byte 14 hold no whole word.
+        let mut d = vec![0u8; 64];
+        d[0] = 1;
+        d[15] = 1;
+        d[16] = 1; // 0 zeros: joined
+        d[31] = 2; // 14 zeros, bytes 17 to 30: split
+        assert_eq!(words(&d, 14), vec![(0, 1), (15, 17), (31, 32)]);
+        assert_eq!(words(&d, 15), vec![(0, 32)]);
+        // The same in a dense group of four words, and at the ragged tail.
+        let mut d = vec![9u8; 72];
+        d[33..47].fill(0);
+        d[57..71].fill(0);
+        assert_eq!(words(&d, 14), vec![(0, 33), (47, 57), (71, 72)]);
+        // 16-byte chunks see them from 15 zeros up (14 fit inside one).
+        assert_eq!(coarse(&d, 15), vec![(0, 72)]);
+        assert_eq!(words(&d, 7), vec![(0, 33), (47, 57), (71, 72)]);
     }
 
     proptest! {
@@ -470,7 +530,7 @@ mod tests {
         #[test]
         fn coarse_matches_bytewise(
             parts in proptest::collection::vec((prop_oneof![0usize..40, 40usize..300], 1usize..80, any::<u8>()), 0..20),
-            min_gap in prop_oneof![Just(u64::MIN_GAP), Just(u128::MIN_GAP), u64::MIN_GAP..200],
+            min_gap in prop_oneof![Just(u64::MIN_GAP), Just(u128::MIN_GAP), Just(14), u64::BYTES - 1..200],
         ) {
             // Non-zero stretches (with some zeros inside) between zero gaps
             // of every length around the threshold.
@@ -481,7 +541,7 @@ mod tests {
             }
             let expected = coarse_bytewise(&data, min_gap);
             prop_assert_eq!(words(&data, min_gap), expected.clone());
-            if min_gap >= u128::MIN_GAP {
+            if min_gap >= u128::BYTES - 1 {
                 prop_assert_eq!(coarse(&data, min_gap), expected);
             }
         }

@@ -654,6 +654,25 @@ impl Gaps {
         }
     }
 
+    /// Offers the closable gap `gap`, a whole stretch of zeros between two
+    /// greedy segments, to Wizer's gaps too, whatever its length: the
+    /// coarse route, which sees every stretch of some length or more
+    /// ([`Gaps::see_short_gaps_from`]).
+    pub(super) fn offer_stretch(&mut self, memory_index: u32, index_type: IndexType, gap: Range) {
+        self.shortlist.offer(memory_index, index_type, gap);
+        self.longest.offer(memory_index, index_type, gap);
+    }
+
+    /// Every stretch of zeros of `seen` zeros or more has been offered as a
+    /// gap ([`Gaps::offer_stretch`], or never closes): when Wizer's longest
+    /// gaps are all that long, no shorter one counts, and they are known.
+    pub(super) fn see_short_gaps_from(&mut self, seen: u64) {
+        let places = self.longest.places();
+        if self.longest.kth_best_worth(places) >= seen {
+            self.short_gaps_known = true;
+        }
+    }
+
     /// Whether Wizer's rule keeps a gap open that is shorter than
     /// [`NEVER_MERGED_GAP`], once every memory is in, and the short gaps
     /// are not known yet: then it may be one the greedy pass closed, and

@@ -7,10 +7,17 @@
 //! zeros. So a first pass that only tests chunks for all-zero
 //! ([`scan::for_each_coarse_run`]) finds every long gap with its exact ends,
 //! without the run-by-run work of the greedy pass. At a cap of 100,000 on
-//! a 1 GiB snapshot the shortlist reaches gaps shorter than 31; 8-byte words
-//! see gaps of 15 zeros or more, and serve there ([`Grain`]).
+//! a 256 MiB or 1 GiB snapshot the shortlist reaches gaps shorter than 31;
+//! 8-byte words see gaps of 14 zeros or more, and serve there ([`Grain`]).
 //!
-//! A long gap always splits the greedy pass (it costs more than any
+//! Near the start of a memory, offsets take fewer bytes, so a short gap
+//! there is worth more (its segment's header is shorter) than the long gaps
+//! of the rest. By words, the route finds the gaps of the regions that start
+//! below 1 MiB byte by byte, as the full pass does
+//! ([`Grain::exact_below`]): only past that does it need a short gap's worth
+//! bounded.
+//!
+//! A long gap always splits the greedy pass (it costs at least any
 //! header: [`Grain::applies`]), so the segment after it starts where the
 //! gap ends, and its rank
 //! ([`GapKey`](super::cap::GapKey)) is known exactly from the gap alone.
@@ -33,9 +40,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::cap::{Extent, Gaps, may_close};
+use super::merge::Merger;
 use super::{Engine, MAX_SEGMENT_LEN, MemoryImage, Range, image_bytes};
 use crate::scan;
-use crate::segment::{IndexType, MAX_FIXED_HEADER_LEN, header_len};
+use crate::segment::{IndexType, MAX_FIXED_HEADER_LEN, fixed_header_len, header_len};
 
 /// What the route tests for all-zero at once, and so which gaps it sees:
 /// stretches of at least [`long_gap`](Grain::long_gap) zeros, the shortest
@@ -45,18 +53,48 @@ pub(super) enum Grain {
     /// 16-byte chunks: gaps of 31 zeros or more, longer than any segment
     /// header (at most 23 bytes).
     Chunks,
-    /// 8-byte words: gaps of 15 zeros or more. Half the bytes settled at a
-    /// time, so tried only when chunks gave up; and only on 32-bit memories
-    /// of index under 128, whose headers take at most 14 bytes.
+    /// 8-byte words: gaps of 14 zeros or more (15 always hold a whole zero
+    /// word; 14 that do not lie across the border of two non-zero words,
+    /// which the scan looks at too). Half the bytes settled at a time, so
+    /// tried only when chunks gave up; and only on 32-bit memories of index
+    /// under 128, whose headers take at most 14 bytes.
     Words,
 }
+
+/// The shortest gap the route by words sees: as long as the longest header
+/// it applies to, so that every such gap splits the greedy pass.
+const WORDS_LONG_GAP: u64 = 14;
+
+/// Regions starting below this offset are looked into byte by byte on the
+/// route by words ([`Grain::exact_below`]): from here on an `i32.const`
+/// offset takes 4 bytes or more (up to 2 GiB), so a gap the route does not
+/// see is worth at most 24.
+const WORDS_EXACT_BELOW: u64 = 1 << 20;
+
+/// The route gives up when the regions it looks into byte by byte hold more
+/// than this share of the image (one in eight bytes), and more than
+/// [`EXACT_BYTES`]: it is meant to read most of them a word at a time.
+const EXACT_SHARE: u64 = 8;
+
+/// What the route may always look into byte by byte: the first mebibyte of
+/// an image, about a millisecond's scan.
+const EXACT_BYTES: u64 = 1 << 20;
 
 impl Grain {
     /// The shortest gap the route sees.
     pub(super) fn long_gap(self) -> u64 {
         match self {
             Grain::Chunks => <u128 as scan::Chunk>::MIN_GAP as u64,
-            Grain::Words => <u64 as scan::Chunk>::MIN_GAP as u64,
+            Grain::Words => WORDS_LONG_GAP,
+        }
+    }
+
+    /// Regions that start below this offset are looked into byte by byte,
+    /// their gaps offered as the full pass offers them.
+    fn exact_below(self) -> u64 {
+        match self {
+            Grain::Chunks => 0,
+            Grain::Words => WORDS_EXACT_BELOW,
         }
     }
 
@@ -72,20 +110,39 @@ impl Grain {
         }
     }
 
-    /// The most a gap shorter than [`long_gap`](Self::long_gap) can be
-    /// worth ([`GapKey`](super::cap::GapKey)): its zeros, less a fixed
-    /// header of at least 4 bytes (flag, opcode, a one-byte offset, `end`).
-    fn short_gap_max_worth(self) -> u64 {
-        self.long_gap() - 1 + MAX_FIXED_HEADER_LEN - 4
+    /// The most a gap the route does not see can be worth
+    /// ([`GapKey`](super::cap::GapKey)): shorter than
+    /// [`long_gap`](Self::long_gap), in a region starting at
+    /// [`exact_below`](Self::exact_below) or later, so its zeros less the
+    /// shortest fixed header from there to the image's end.
+    fn short_gap_max_worth(self, images: &[MemoryImage<'_>]) -> u64 {
+        let from = self.exact_below();
+        let shortest_header = images
+            .iter()
+            .filter_map(|image| {
+                let end = image.pieces.last()?.end();
+                // Offsets of 2^31 and up are negative immediates, shorter
+                // again towards the end: the shortest is at one end.
+                (end > from).then(|| {
+                    let at =
+                        |offset| fixed_header_len(image.memory_index, image.index_type, offset);
+                    at(from).min(at(end - 1))
+                })
+            })
+            .min();
+        match shortest_header {
+            Some(header) => self.long_gap() - 1 + MAX_FIXED_HEADER_LEN - header,
+            None => 0,
+        }
     }
 
     /// Whether every long gap splits the greedy pass in every image: it is
-    /// longer than any header there. (The greedy pass joins two runs only
-    /// across fewer zeros than the second one's header.)
+    /// at least as long as any header there. (The greedy pass joins two
+    /// runs only across fewer zeros than the second one's header.)
     pub(super) fn applies(self, images: &[MemoryImage<'_>]) -> bool {
         images
             .iter()
-            .all(|image| longest_header(image.memory_index, image.index_type) < self.long_gap())
+            .all(|image| longest_header(image.memory_index, image.index_type) <= self.long_gap())
     }
 
     /// The coarse runs of a job's slices: non-zero stretches less than
@@ -130,10 +187,11 @@ fn longest_header(memory_index: u32, index_type: IndexType) -> u64 {
 
 /// Follows one image's coarse runs, in order, joining those less than
 /// `long_gap` apart into regions.
-struct Regions {
+struct Regions<'i, 'a> {
     long_gap: u64,
-    memory_index: u32,
-    index_type: IndexType,
+    image: &'i MemoryImage<'a>,
+    /// Regions starting below this are looked into ([`Grain::exact_below`]).
+    exact_below: u64,
     /// The region before `current`, once there is one.
     previous: Option<Range>,
     /// The region being extended.
@@ -141,7 +199,7 @@ struct Regions {
     first_start: Option<u64>,
 }
 
-impl Regions {
+impl Regions<'_, '_> {
     fn run(&mut self, run: Range, route: &mut Route) {
         match &mut self.current {
             Some(c) if run.start - c.end < self.long_gap => c.end = run.end,
@@ -154,16 +212,25 @@ impl Regions {
         }
     }
 
-    /// `done` is a whole region: rank the long gap before it.
+    /// `done` is a whole region: rank the long gap before it, and the gaps
+    /// inside it when it starts low enough.
     fn region_done(&mut self, done: Range, route: &mut Route) {
         // Greedy segments never span a long gap, so a region within 1 GiB
         // holds no segment that the greedy pass must split.
         if done.len() > MAX_SEGMENT_LEN {
             route.unsettled = true;
         }
-        let Some(before) = self.previous.replace(done) else {
-            return;
-        };
+        if let Some(before) = self.previous.replace(done) {
+            self.gap_before(before, done, route);
+        }
+        if done.start < self.exact_below && !route.unsettled {
+            self.gaps_inside(done, route);
+        }
+    }
+
+    /// Ranks the long gap between the regions `before` and `done`.
+    fn gap_before(&self, before: Range, done: Range, route: &mut Route) {
+        let (memory_index, index_type) = (self.image.memory_index, self.image.index_type);
         let gap = Range {
             start: before.end,
             end: done.start,
@@ -184,12 +251,48 @@ impl Regions {
             },
         );
         if !may_close(narrowest.0, narrowest.1) {
-            route.gaps.never_closed.push((self.memory_index, gap));
+            route.gaps.never_closed.push((memory_index, gap));
         } else if may_close(before, done) {
-            route.gaps.offer(self.memory_index, self.index_type, gap);
+            route.gaps.offer_stretch(memory_index, index_type, gap);
         } else {
             route.unsettled = true;
         }
+    }
+
+    /// Offers the gaps between the greedy segments of the region `done`
+    /// (within 1 GiB), found byte by byte as the full pass finds them: long
+    /// gaps split the greedy pass, so the region's segments are those the
+    /// full pass makes of its bytes alone.
+    fn gaps_inside(&self, done: Range, route: &mut Route) {
+        route.exact_bytes += done.len();
+        if route.exact_bytes > route.exact_limit {
+            route.unsettled = true;
+            return;
+        }
+        let (memory_index, index_type) = (self.image.memory_index, self.image.index_type);
+        let mut merger = Merger::new(memory_index, index_type);
+        let mut previous: Option<Range> = None;
+        let mut segment = |r: Range| {
+            if let Some(p) = previous.replace(r) {
+                let gap = Range {
+                    start: p.end,
+                    end: r.start,
+                };
+                // (Always closable within a region of at most 1 GiB.)
+                debug_assert!(may_close(p, r));
+                route.gaps.offer(memory_index, index_type, gap);
+            }
+        };
+        for (offset, data) in super::pieces_within(self.image, done) {
+            scan::for_each_run(data, |s, e| {
+                let run = Range {
+                    start: offset + s as u64,
+                    end: offset + e as u64,
+                };
+                merger.push(run, &mut segment);
+            });
+        }
+        merger.finish_open(&mut segment);
     }
 
     /// The image's extent, if it has any non-zero byte.
@@ -197,8 +300,8 @@ impl Regions {
         let last = self.current?;
         self.region_done(last, route);
         Some(Extent {
-            memory_index: self.memory_index,
-            index_type: self.index_type,
+            memory_index: self.image.memory_index,
+            index_type: self.image.index_type,
             first: self.first_start.expect("a region has a start"),
             last: last.end,
         })
@@ -211,6 +314,12 @@ struct Route {
     grain: Grain,
     gaps: Gaps,
     unsettled: bool,
+    /// The most a gap the route does not see can be worth.
+    short_gap_max_worth: u64,
+    /// The bytes of the regions looked into byte by byte, and the most it
+    /// may be ([`EXACT_SHARE`], [`EXACT_BYTES`]).
+    exact_bytes: u64,
+    exact_limit: u64,
 }
 
 impl Route {
@@ -231,7 +340,7 @@ impl Route {
         let cheap_cut = !*projected && {
             *projected = true;
             let rank = projected_rank(places, scanned, total);
-            shortlist.kth_best_worth(rank) <= self.grain.short_gap_max_worth()
+            shortlist.kth_best_worth(rank) <= self.short_gap_max_worth
         };
         sparse || cheap_cut
     }
@@ -266,12 +375,15 @@ pub(super) fn long_gaps_by(
     if budget == 0 {
         return None;
     }
+    let total = image_bytes(images);
     let mut route = Route {
         grain,
         gaps: Gaps::new(budget, also),
         unsettled: false,
+        short_gap_max_worth: grain.short_gap_max_worth(images),
+        exact_bytes: 0,
+        exact_limit: (total / EXACT_SHARE).max(EXACT_BYTES),
     };
-    let total = image_bytes(images);
     let mut scanned = 0u64;
     let mut projected = false;
     // Set once this route cannot work: workers then skip what is left.
@@ -279,8 +391,8 @@ pub(super) fn long_gaps_by(
     for image in images {
         let mut regions = Regions {
             long_gap: grain.long_gap(),
-            memory_index: image.memory_index,
-            index_type: image.index_type,
+            image,
+            exact_below: grain.exact_below(),
             previous: None,
             current: None,
             first_start: None,
@@ -319,15 +431,19 @@ pub(super) fn long_gaps_by(
         route.gaps.extents.extend(extent);
     }
     let Route {
-        gaps, unsettled, ..
+        mut gaps,
+        unsettled,
+        short_gap_max_worth,
+        ..
     } = route;
     // The full pass's shortlist holds the best-ranked closable gaps of all:
     // they are these long gaps when there are enough of them and the last
     // of them outranks every short gap. Wizer's longest gaps must be long
     // ones too (at least `NEVER_MERGED_GAP`, which no greedy segment spans).
+    gaps.see_short_gaps_from(grain.long_gap());
     let places = gaps.shortlist.places();
     let enough = gaps.shortlist.offered >= places
-        && gaps.shortlist.kth_best_worth(places) > grain.short_gap_max_worth()
+        && gaps.shortlist.kth_best_worth(places) > short_gap_max_worth
         && !gaps.needs_short_gaps();
     (enough && !unsettled).then_some(gaps)
 }

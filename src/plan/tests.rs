@@ -641,7 +641,12 @@ fn packed_by_words(
         return None;
     }
     let gaps = coarse::long_gaps_by(words, images, budget, None, engine, &|_| {})?;
-    let full = greedy_gaps(images, budget, None, engine, &|_| {});
+    let mut full = greedy_gaps(images, budget, None, engine, &|_| {});
+    if full.needs_short_gaps() {
+        for image in images {
+            wizer::offer_short_gaps(image, &image.pieces, &mut full, &|_| {});
+        }
+    }
     assert_eq!(
         gaps.shortlist.clone().into_best(),
         full.shortlist.into_best()
@@ -660,7 +665,7 @@ fn ranges_with_parts(images: &[MemoryImage<'_>], packed: PackedRanges) -> Vec<(u
         .collect()
 }
 
-/// Objects between gaps of every length around what 8-byte words see (15
+/// Objects between gaps of every length around what 8-byte words see (14
 /// zeros) and the headers of 32-bit memories (up to 14 bytes), at `base`.
 fn words_like(base: u64) -> impl Strategy<Value = Vec<(u64, Vec<u8>)>> {
     let object = (
@@ -682,16 +687,20 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
 
     /// The coarse route by 8-byte words, when it applies and takes the
-    /// images, gives exactly the full pass: 32-bit memories 0 and 1 (low
-    /// offsets, and offsets with 5-byte immediates), whose headers are
-    /// shorter than the 15 zeros it sees. With a 64-bit memory at 2^62
-    /// besides (headers of up to 19 bytes: gaps of 15 zeros may close in
-    /// the greedy pass), the route does not apply, and the plan is still
-    /// the full pass's.
+    /// images, gives exactly the full pass: 32-bit memories 0, 1 and 3 (low
+    /// offsets, which the route looks into byte by byte; offsets with
+    /// 5-byte immediates; and across 1 MiB, where it stops looking in), and
+    /// 4 just under 4 GiB (negative immediates, shorter towards the end),
+    /// whose headers are no longer than the 14 zeros it sees. With a 64-bit
+    /// memory at 2^62 besides (headers of up to 19 bytes: gaps of 14 zeros
+    /// may close in the greedy pass), the route does not apply, and the
+    /// plan is still the full pass's.
     #[test]
     fn the_route_by_words_matches_the_plain_definition(
         mem0 in words_like(0),
         mem1 in words_like(1 << 28),
+        mem3 in words_like((1 << 20) - 1500),
+        mem4 in prop::option::of(words_like((1 << 32) - 30_000)),
         mem2 in prop::option::of(words_like(1 << 62)),
         budget in 1u64..80,
         near_wizer in 0u64..8,
@@ -699,9 +708,11 @@ proptest! {
     ) {
         let mut images = vec![image(0, IndexType::I32, &mem0), image(1, IndexType::I32, &mem1)];
         images.extend(mem2.as_ref().map(|m| image(2, IndexType::I64, m)));
+        images.push(image(3, IndexType::I32, &mem3));
+        images.extend(mem4.as_ref().map(|m| image(4, IndexType::I32, m)));
         // Half the cases at a cap just within the gaps Wizer's rule keeps
         // (those of 23 zeros or more, never closed): the route's shortlist
-        // then reaches gaps of 15 to 22 zeros, where the short gaps it does
+        // then reaches gaps of 14 to 22 zeros, where the short gaps it does
         // not see could outrank them.
         let long = images.iter().map(|i| runs_of(i).windows(2).filter(|w| w[1].start - w[0].end >= 23).count() as u64).sum::<u64>();
         let budget = if near_wizer < 4 { long.saturating_sub(near_wizer).max(1) } else { budget };
@@ -717,9 +728,10 @@ proptest! {
 #[test]
 fn the_route_by_words_takes_gaps_that_chunks_do_not_see() {
     // 3,000 objects 16 to 30 zeros apart (no gap of 31 zeros for 16-byte
-    // chunks to see), cap 100: only 8-byte words can take the route.
+    // chunks to see), cap 100: only 8-byte words can take the route. (At
+    // 16 MiB, past the regions the route looks into byte by byte.)
     let data = objects(3000, |i| 16 + (i * 7) % 15, 40, 9);
-    let segs = vec![(0u64, data)];
+    let segs = vec![(1u64 << 24, data)];
     let im = image(0, IndexType::I32, &segs);
     let engine = Engine {
         threads: 2,
@@ -732,11 +744,39 @@ fn the_route_by_words_takes_gaps_that_chunks_do_not_see() {
     let expected = reference(images, 100);
     assert_eq!(packed_by_words(images, 100, engine), Some(expected.clone()));
     assert_eq!(packed_with(images, 100, engine), expected);
-    // A 64-bit memory's header can take 23 bytes, more than the 15 zeros
+    // A 64-bit memory's header can take 23 bytes, more than the 14 zeros
     // words see: the route by words does not apply there.
     let im64 = image(0, IndexType::I64, &segs);
     assert!(!coarse::Grain::Words.applies(std::slice::from_ref(&im64)));
     assert!(coarse::Grain::Chunks.applies(std::slice::from_ref(&im64)));
+}
+
+#[test]
+fn the_route_by_words_looks_into_regions_near_the_start() {
+    // Near address 0, gaps of 13 zeros (which words do not see) start
+    // segments with 2-byte offsets: worth 26, more than the 15-zero gaps
+    // (25, 5-byte offsets) at 256 MiB where the cut falls. The route finds
+    // them byte by byte. Wizer's 499 longest gaps are of 15 zeros, shorter
+    // than the 23 the greedy pass never closes: the route sees those whole
+    // too. (Objects start with a zero byte: `objects`' gaps are one short.)
+    let head = objects(200, |_| 12, 20, usize::MAX);
+    let tail = objects(3000, |i| if i % 3 == 2 { 14 } else { 13 }, 20, usize::MAX);
+    let segs = vec![(100u64, head), (1u64 << 28, tail)];
+    let im = image(0, IndexType::I32, &segs);
+    let images = std::slice::from_ref(&im);
+    let engine = Engine {
+        threads: 2,
+        job_bytes: 4096,
+        coarse: true,
+    };
+    let chunks = coarse::Grain::Chunks;
+    assert!(coarse::long_gaps_by(chunks, images, 500, None, engine, &|_| {}).is_none());
+    let expected = reference(images, 500);
+    let near_the_start = expected.iter().filter(|s| s.1 < 8192).count();
+    // Every one of the 199 gaps between the first 200 objects stays open.
+    assert_eq!(near_the_start, 200);
+    assert_eq!(packed_by_words(images, 500, engine), Some(expected.clone()));
+    assert_eq!(packed_with(images, 500, engine), expected);
 }
 
 /// The non-zero runs of `image`, byte by byte.
