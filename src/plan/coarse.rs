@@ -8,7 +8,8 @@
 //! ([`scan::for_each_coarse_run`]) finds every long gap with its exact ends,
 //! without the run-by-run work of the greedy pass. At a cap of 100,000 on
 //! a 256 MiB or 1 GiB snapshot the shortlist reaches gaps shorter than 31;
-//! 8-byte words see gaps of 14 zeros or more, and serve there ([`Grain`]).
+//! 8-byte words see gaps of 15 zeros or more, and with the borders between
+//! them 14, and serve there ([`Grain`]).
 //!
 //! Near the start of a memory, offsets take fewer bytes, so a short gap
 //! there is worth more (its segment's header is shorter) than the long gaps
@@ -53,22 +54,23 @@ pub(super) enum Grain {
     /// 16-byte chunks: gaps of 31 zeros or more, longer than any segment
     /// header (at most 23 bytes).
     Chunks,
-    /// 8-byte words: gaps of 14 zeros or more (15 always hold a whole zero
-    /// word; 14 that do not lie across the border of two non-zero words,
-    /// which the scan looks at too). Half the bytes settled at a time, so
-    /// tried only when chunks gave up; and only on 32-bit memories of index
-    /// under 128, whose headers take at most 14 bytes.
+    /// 8-byte words: gaps of 15 zeros or more. Half the bytes settled at a
+    /// time, so tried only when chunks gave up; and only on 32-bit memories
+    /// of index under 128, whose headers take at most 14 bytes.
     Words,
+    /// 8-byte words and the borders between them: gaps of 14 zeros or more
+    /// (14 that hold no whole zero word lie across the border of two
+    /// non-zero words). A gap as long as the longest header it applies to,
+    /// the shortest that always splits the greedy pass; a few more
+    /// instructions a word, so tried last (the 256 MiB bench snapshot at
+    /// 100,000, whose cut falls on gaps of 14 and 15 zeros).
+    WordBorders,
 }
 
-/// The shortest gap the route by words sees: as long as the longest header
-/// it applies to, so that every such gap splits the greedy pass.
-const WORDS_LONG_GAP: u64 = 14;
-
 /// Regions starting below this offset are looked into byte by byte on the
-/// route by words ([`Grain::exact_below`]): from here on an `i32.const`
+/// routes by words ([`Grain::exact_below`]): from here on an `i32.const`
 /// offset takes 4 bytes or more (up to 2 GiB), so a gap the route does not
-/// see is worth at most 24.
+/// see is worth at most 24 (by word borders; 25 by words).
 const WORDS_EXACT_BELOW: u64 = 1 << 20;
 
 /// The route gives up when the regions it looks into byte by byte hold more
@@ -85,7 +87,8 @@ impl Grain {
     pub(super) fn long_gap(self) -> u64 {
         match self {
             Grain::Chunks => <u128 as scan::Chunk>::MIN_GAP as u64,
-            Grain::Words => WORDS_LONG_GAP,
+            Grain::Words => <u64 as scan::Chunk>::MIN_GAP as u64,
+            Grain::WordBorders => <u64 as scan::Chunk>::MIN_GAP as u64 - 1,
         }
     }
 
@@ -94,19 +97,32 @@ impl Grain {
     fn exact_below(self) -> u64 {
         match self {
             Grain::Chunks => 0,
-            Grain::Words => WORDS_EXACT_BELOW,
+            Grain::Words | Grain::WordBorders => WORDS_EXACT_BELOW,
         }
     }
 
     /// How far in the route first judges whether it will work: a quarter
-    /// of the image by chunks; a sixteenth by words, the second try, so
-    /// that a try that fails (the 256 MiB bench snapshot at 100,000) costs
-    /// little over the full pass that follows. A 1 GiB snapshot's
+    /// of the image by chunks; a sixteenth by words, the later tries, so
+    /// that a try that fails (the 256 MiB bench snapshot at 100,000, by
+    /// words) costs little over the one that follows. A 1 GiB snapshot's
     /// sixteenth holds 40,000 long gaps.
     fn looks_after(self) -> u64 {
         match self {
             Grain::Chunks => 4,
-            Grain::Words => 16,
+            Grain::Words | Grain::WordBorders => 16,
+        }
+    }
+
+    /// How close to [`short_gap_max_worth`](Self::short_gap_max_worth) the
+    /// shortlist's cut, projected from the bytes scanned so far, makes the
+    /// route give up early. Words have a finer grain after them: a cut
+    /// projected within 2 of the bound (the 256 MiB bench snapshot at
+    /// 100,000: 26 against 25) gives way to it a sixteenth in, rather than
+    /// failing at the end and scanning the image twice.
+    fn projection_margin(self) -> u64 {
+        match self {
+            Grain::Words => 2,
+            Grain::Chunks | Grain::WordBorders => 0,
         }
     }
 
@@ -151,7 +167,7 @@ impl Grain {
         let long_gap = self.long_gap() as usize;
         match self {
             Grain::Chunks => runs_by::<u128, _>(slices, long_gap),
-            Grain::Words => runs_by::<u64, _>(slices, long_gap),
+            Grain::Words | Grain::WordBorders => runs_by::<u64, _>(slices, long_gap),
         }
     }
 }
@@ -340,7 +356,8 @@ impl Route {
         let cheap_cut = !*projected && {
             *projected = true;
             let rank = projected_rank(places, scanned, total);
-            shortlist.kth_best_worth(rank) <= self.short_gap_max_worth
+            shortlist.kth_best_worth(rank)
+                <= self.short_gap_max_worth + self.grain.projection_margin()
         };
         sparse || cheap_cut
     }
@@ -348,7 +365,8 @@ impl Route {
 
 /// The [`Gaps`] the full pass would gather, or `None` when this route does
 /// not apply (then nothing is known and the full pass must run): by
-/// 16-byte chunks, else by 8-byte words where those apply.
+/// 16-byte chunks, else by 8-byte words where those apply, else by words
+/// and their borders.
 pub(super) fn long_gaps(
     images: &[MemoryImage<'_>],
     budget: u64,
@@ -356,7 +374,7 @@ pub(super) fn long_gaps(
     engine: Engine,
     release: &(dyn Fn(&[u8]) + Sync),
 ) -> Option<Gaps> {
-    [Grain::Chunks, Grain::Words]
+    [Grain::Chunks, Grain::Words, Grain::WordBorders]
         .into_iter()
         .filter(|grain| grain.applies(images))
         .find_map(|grain| long_gaps_by(grain, images, budget, also, engine, release))

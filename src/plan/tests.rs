@@ -627,16 +627,17 @@ proptest! {
     }
 }
 
-/// The plan by 8-byte words ([`coarse::Grain::Words`]), if that route
-/// applies and takes the images; the 16-byte chunks are not tried first.
-/// Checks on the way that the route's shortlists (by rank, and Wizer's by
-/// length) are the full pass's.
+/// The plan by 8-byte words ([`coarse::Grain::Words`], or
+/// [`coarse::Grain::WordBorders`]), if that route applies and takes the
+/// images; no other grain is tried first. Checks on the way that the
+/// route's shortlists (by rank, and Wizer's by length) are the full
+/// pass's.
 fn packed_by_words(
+    words: coarse::Grain,
     images: &[MemoryImage<'_>],
     budget: u64,
     engine: Engine,
 ) -> Option<Vec<(u32, u64, u64)>> {
-    let words = coarse::Grain::Words;
     if !words.applies(images) {
         return None;
     }
@@ -718,8 +719,10 @@ proptest! {
         let budget = if near_wizer < 4 { long.saturating_sub(near_wizer).max(1) } else { budget };
         let engine = Engine { threads: 2, job_bytes, coarse: true };
         let expected = reference(&images, budget);
-        if let Some(by_words) = packed_by_words(&images, budget, engine) {
-            prop_assert_eq!(by_words, expected.clone());
+        for words in [coarse::Grain::Words, coarse::Grain::WordBorders] {
+            if let Some(by_words) = packed_by_words(words, &images, budget, engine) {
+                prop_assert_eq!(by_words, expected.clone());
+            }
         }
         prop_assert_eq!(packed_with(&images, budget, engine), expected);
     }
@@ -742,12 +745,17 @@ fn the_route_by_words_takes_gaps_that_chunks_do_not_see() {
     let chunks = coarse::Grain::Chunks;
     assert!(coarse::long_gaps_by(chunks, images, 100, None, engine, &|_| {}).is_none());
     let expected = reference(images, 100);
-    assert_eq!(packed_by_words(images, 100, engine), Some(expected.clone()));
+    let words = coarse::Grain::Words;
+    assert_eq!(
+        packed_by_words(words, images, 100, engine),
+        Some(expected.clone())
+    );
     assert_eq!(packed_with(images, 100, engine), expected);
     // A 64-bit memory's header can take 23 bytes, more than the 14 zeros
     // words see: the route by words does not apply there.
     let im64 = image(0, IndexType::I64, &segs);
     assert!(!coarse::Grain::Words.applies(std::slice::from_ref(&im64)));
+    assert!(!coarse::Grain::WordBorders.applies(std::slice::from_ref(&im64)));
     assert!(coarse::Grain::Chunks.applies(std::slice::from_ref(&im64)));
 }
 
@@ -775,7 +783,13 @@ fn the_route_by_words_looks_into_regions_near_the_start() {
     let near_the_start = expected.iter().filter(|s| s.1 < 8192).count();
     // Every one of the 199 gaps between the first 200 objects stays open.
     assert_eq!(near_the_start, 200);
-    assert_eq!(packed_by_words(images, 500, engine), Some(expected.clone()));
+    // Words alone see only 15 zeros and more, and cannot rank the cut.
+    let (words, borders) = (coarse::Grain::Words, coarse::Grain::WordBorders);
+    assert_eq!(packed_by_words(words, images, 500, engine), None);
+    assert_eq!(
+        packed_by_words(borders, images, 500, engine),
+        Some(expected.clone())
+    );
     assert_eq!(packed_with(images, 500, engine), expected);
 }
 
