@@ -339,6 +339,33 @@ struct Route {
 }
 
 impl Route {
+    fn new(grain: Grain, images: &[MemoryImage<'_>], budget: u64, also: Option<u64>) -> Self {
+        Route {
+            grain,
+            gaps: Gaps::new(budget, also),
+            unsettled: false,
+            short_gap_max_worth: grain.short_gap_max_worth(images),
+            exact_bytes: 0,
+            exact_limit: (image_bytes(images) / EXACT_SHARE).max(EXACT_BYTES),
+        }
+    }
+
+    /// The gaps gathered, if they are the full pass's. Its shortlist holds
+    /// the best-ranked closable gaps of all: they are those offered here
+    /// when there are enough of them and the last of them outranks every
+    /// gap not seen. Wizer's longest gaps must all have been seen too
+    /// ([`Gaps::see_short_gaps_from`]), or be long enough that the greedy
+    /// pass never closes them.
+    fn finish(self) -> Option<Gaps> {
+        let mut gaps = self.gaps;
+        gaps.see_short_gaps_from(self.grain.long_gap());
+        let places = gaps.shortlist.places();
+        let enough = gaps.shortlist.offered >= places
+            && gaps.shortlist.kth_best_worth(places) > self.short_gap_max_worth
+            && !gaps.needs_short_gaps();
+        (enough && !self.unsettled).then_some(gaps)
+    }
+
     /// Far enough in ([`Grain::looks_after`]), with long gaps at a rate
     /// that will not fill the shortlist, or a shortlist that, at the rate
     /// seen so far, would reach short gaps (looked at once, `projected`):
@@ -394,14 +421,7 @@ pub(super) fn long_gaps_by(
         return None;
     }
     let total = image_bytes(images);
-    let mut route = Route {
-        grain,
-        gaps: Gaps::new(budget, also),
-        unsettled: false,
-        short_gap_max_worth: grain.short_gap_max_worth(images),
-        exact_bytes: 0,
-        exact_limit: (total / EXACT_SHARE).max(EXACT_BYTES),
-    };
+    let mut route = Route::new(grain, images, budget, also);
     let mut scanned = 0u64;
     let mut projected = false;
     // Set once this route cannot work: workers then skip what is left.
@@ -448,22 +468,7 @@ pub(super) fn long_gaps_by(
         let extent = regions.finish(&mut route);
         route.gaps.extents.extend(extent);
     }
-    let Route {
-        mut gaps,
-        unsettled,
-        short_gap_max_worth,
-        ..
-    } = route;
-    // The full pass's shortlist holds the best-ranked closable gaps of all:
-    // they are these long gaps when there are enough of them and the last
-    // of them outranks every short gap. Wizer's longest gaps must be long
-    // ones too (at least `NEVER_MERGED_GAP`, which no greedy segment spans).
-    gaps.see_short_gaps_from(grain.long_gap());
-    let places = gaps.shortlist.places();
-    let enough = gaps.shortlist.offered >= places
-        && gaps.shortlist.kth_best_worth(places) > short_gap_max_worth
-        && !gaps.needs_short_gaps();
-    (enough && !unsettled).then_some(gaps)
+    route.finish()
 }
 
 /// The rank the shortlist's last place would have if the rest of the image
