@@ -129,7 +129,33 @@ pub fn inspect_with_release(
     options: &PackOptions,
     release: &(dyn Fn(&[u8]) + Sync),
 ) -> Result<Inspection> {
-    let plan = Plan::with_release(input, options, release)?;
+    inspect_with(input, options, release, None)
+}
+
+/// [`inspect`] for an input mapped from a file, as [`Plan::with_mapped`]
+/// plans it.
+///
+/// # Errors
+/// As [`Plan::new`].
+///
+/// See [`MappedInput`](crate::MappedInput) for a mapped input.
+pub fn inspect_with_mapped(
+    input: &[u8],
+    options: &PackOptions,
+    mapped: &dyn crate::MappedInput,
+) -> Result<Inspection> {
+    let release = |bytes: &[u8]| mapped.release(bytes);
+    let read_at = |offset, buf: &mut [u8]| mapped.read_at(offset, buf);
+    inspect_with(input, options, &release, Some(&read_at))
+}
+
+fn inspect_with(
+    input: &[u8],
+    options: &PackOptions,
+    release: &(dyn Fn(&[u8]) + Sync),
+    read_at: Option<crate::parse::ReadAt<'_>>,
+) -> Result<Inspection> {
+    let plan = Plan::build(input, options, release, read_at, None)?;
     let report = plan.report().clone();
     let mut memories = Vec::with_capacity(report.modules.len());
     walk(input, 0..input.len(), release, &mut |module| {

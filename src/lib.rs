@@ -99,6 +99,8 @@ mod inspect;
 #[cfg(feature = "module")]
 mod map;
 #[cfg(feature = "module")]
+mod mapped;
+#[cfg(feature = "module")]
 mod memo;
 #[cfg(feature = "module")]
 mod names;
@@ -126,9 +128,11 @@ pub use segment::{IndexType, PackedSegment, Part, Segment};
 #[cfg(feature = "module")]
 pub use compress::{Codec, Compression};
 #[cfg(feature = "module")]
-pub use inspect::{Inspection, MemoryReport, inspect, inspect_with_release};
+pub use inspect::{Inspection, MemoryReport, inspect, inspect_with_mapped, inspect_with_release};
 #[cfg(feature = "module")]
 pub use map::{MAX_COLUMNS, MapColumn, MemoryMap, ModuleMap, memory_maps};
+#[cfg(feature = "module")]
+pub use mapped::MappedInput;
 #[cfg(feature = "module")]
 pub use optimize::{
     BUDGET, BUDGET_SLACK, CompressedLen, Optimized, WINDOWS, optimize, optimize_with,

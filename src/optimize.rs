@@ -191,7 +191,7 @@ pub fn optimize_with<'a>(
 ) -> Result<Optimized<'a>> {
     // Kept for every cap planned after the raw plan: none is above it.
     let memo = Memo::default();
-    let raw = Plan::build(input, options, &|_| {}, Some(&memo))?;
+    let raw = Plan::build(input, options, &|_| {}, None, Some(&memo))?;
     let mut search = Search::new(input, options, &raw, compressed_len, memo);
     let grid = search.grid()?;
     let mut ranking = Ranking::new(&search, &raw, &grid);
@@ -1058,7 +1058,7 @@ mod tests {
     /// candidates are planned.
     fn plan_at(input: &[u8], cap: u32) -> Plan<'_> {
         let options = PackOptions::default().with_max_segments(MaxSegments::new(cap).unwrap());
-        let known = crate::parse::validate(input, &|_| {}, 1).unwrap();
+        let known = crate::parse::validate(input, &|_| {}, None, 1).unwrap();
         Plan::build_valid(input, &options, &|_| {}, true, known, None).unwrap()
     }
 
@@ -1114,7 +1114,7 @@ mod tests {
             format!("(core module (memory 1) {data})")
         };
         let input = wat::parse_str(format!("(component {} {})", module("a"), module("b"))).unwrap();
-        let known = || crate::parse::validate(&input, &|_| {}, 1).unwrap();
+        let known = || crate::parse::validate(&input, &|_| {}, None, 1).unwrap();
         let options =
             |cap| PackOptions::default().with_max_segments(MaxSegments::new(cap).unwrap());
         let bytes = |plan: &Plan<'_>| {

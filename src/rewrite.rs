@@ -6,7 +6,7 @@ use std::io::Write;
 pub use crate::emit::Chunk;
 use crate::error::{Error, Result};
 use crate::memo::Memo;
-use crate::{PackOptions, PackReport, emit, pack, parse};
+use crate::{MappedInput, PackOptions, PackReport, emit, pack, parse};
 
 /// A binary planned for packing: every output byte is decided, none written.
 ///
@@ -63,18 +63,39 @@ impl<'a> Plan<'a> {
         options: &PackOptions,
         release: &(dyn Fn(&[u8]) + Sync),
     ) -> Result<Self> {
-        Self::build(input, options, release, None)
+        Self::build(input, options, release, None, None)
     }
 
-    /// [`Plan::with_release`], keeping what can be planned again at other
-    /// caps in `memo`, if given.
+    /// As [`Plan::with_release`], for an input mapped from a file: `mapped`
+    /// is told what was read for good, and serves the data segments'
+    /// headers by positioned reads ([`MappedInput`]), so that their pages
+    /// are not faulted in only to be released again.
+    ///
+    /// # Errors
+    /// As [`Plan::new`].
+    ///
+    /// See [`MappedInput`] for an example.
+    pub fn with_mapped(
+        input: &'a [u8],
+        options: &PackOptions,
+        mapped: &dyn MappedInput,
+    ) -> Result<Self> {
+        let release = |bytes: &[u8]| mapped.release(bytes);
+        let read_at = |offset, buf: &mut [u8]| mapped.read_at(offset, buf);
+        Self::build(input, options, &release, Some(&read_at), None)
+    }
+
+    /// [`Plan::with_release`], the data segments' headers read with
+    /// `read_at` if given ([`MappedInput::read_at`]), keeping what can be
+    /// planned again at other caps in `memo`, if given.
     pub(crate) fn build(
         input: &'a [u8],
         options: &PackOptions,
         release: &(dyn Fn(&[u8]) + Sync),
+        read_at: Option<parse::ReadAt<'_>>,
         memo: Option<&Memo<'a>>,
     ) -> Result<Self> {
-        let known = parse::validate(input, release, options.threads)?;
+        let known = parse::validate(input, release, read_at, options.threads)?;
         release(input);
         Self::build_valid(input, options, release, false, known, memo)
     }

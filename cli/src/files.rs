@@ -333,6 +333,26 @@ impl Input {
     }
 }
 
+/// Planning reads the data segments' headers through the file rather than
+/// the map ([`segpack::MappedInput`]): a snapshot's headers are a page
+/// apart, and each read in the map would fault in the pages around it.
+impl segpack::MappedInput for Input {
+    fn release(&self, bytes: &[u8]) {
+        Input::release(self, bytes)
+    }
+
+    #[cfg(any(unix, windows))]
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        crate::write::read_at(&self.file, buf, offset)
+    }
+
+    /// WASI: the input was read into memory ([`map`]); no file to read.
+    #[cfg(not(any(unix, windows)))]
+    fn read_at(&self, _: u64, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
 /// The same file: the same device and inode.
 #[cfg(unix)]
 fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {

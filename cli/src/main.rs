@@ -246,13 +246,13 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
     let mut compressed = None;
     let planned = match args.optimize_for {
         // The report's line on the engine limit comes from the same pass.
-        Objective::Raw => Plan::with_release(
+        Objective::Raw => Plan::with_mapped(
             input.bytes(),
             &args
                 .common
                 .options()
                 .with_report_engine_limit(args.json || args.stats),
-            &|bytes| input.release(bytes),
+            &input,
         ),
         Objective::Compressed(c) => segpack::optimize(input.bytes(), &args.common.options(), c)
             .map(|o| {
@@ -437,9 +437,8 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
         return print(&svg::memory_map(input.name(), &maps));
     }
     let options = args.common.options().with_report_engine_limit(true);
-    let inspection =
-        segpack::inspect_with_release(input.bytes(), &options, &|bytes| input.release(bytes))
-            .map_err(|e| input_failure(e, input.name()))?;
+    let inspection = segpack::inspect_with_mapped(input.bytes(), &options, &input)
+        .map_err(|e| input_failure(e, input.name()))?;
     let compressed = match args.compressed {
         Some(c) => Some(
             inspect_compressed(input.bytes(), &options, c)

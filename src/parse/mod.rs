@@ -13,7 +13,7 @@ use crate::segment::IndexType;
 mod slots;
 mod validate;
 use slots::{data_slots_used, element_slots_used, offset_slots_used, slots_named_by};
-pub(crate) use validate::{KnownHeaders, validate};
+pub(crate) use validate::{KnownHeaders, ReadAt, validate};
 
 /// Section ids of core modules (binary format §5.5.2).
 pub(crate) const CUSTOM_SECTION: u8 = 0;

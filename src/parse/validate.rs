@@ -31,10 +31,11 @@ use crate::error::{Error, Result};
 pub(crate) fn validate(
     input: &[u8],
     release: &(dyn Fn(&[u8]) + Sync),
+    read_at: Option<ReadAt<'_>>,
     threads: usize,
 ) -> Result<KnownHeaders> {
     crate::sniff::check(input)?;
-    validate_all(input, release, threads).map_err(|e| match e.offset() {
+    validate_all(input, release, read_at, threads).map_err(|e| match e.offset() {
         Some(offset) => {
             let path = short_path(&nested_path_at(input, offset as usize));
             e.in_context(&path)
@@ -43,9 +44,14 @@ pub(crate) fn validate(
     })
 }
 
+/// A read of the input at an offset that leaves its map alone (`pread` of
+/// the file it maps): how many bytes it read into the buffer.
+pub(crate) type ReadAt<'r> = &'r (dyn Fn(u64, &mut [u8]) -> std::io::Result<usize> + Sync);
+
 fn validate_all(
     input: &[u8],
     release: &(dyn Fn(&[u8]) + Sync),
+    read_at: Option<ReadAt<'_>>,
     threads: usize,
 ) -> Result<KnownHeaders> {
     let mut validator = Validator::new_with_features(WasmFeatures::all());
@@ -83,7 +89,7 @@ fn validate_all(
         let valid = match &payload {
             Payload::DataSection(reader) => {
                 let (valid, headers) =
-                    validate_data_section(&mut validator, input, reader, release)?;
+                    validate_data_section(&mut validator, input, reader, release, read_at)?;
                 known
                     .sections
                     .insert(reader.range().start as usize, headers);
@@ -193,7 +199,7 @@ impl<'a> Bodies<'a> {
 /// that planning reads them without touching the input again: each header
 /// sits on its own page of a snapshot, and a second walk would fault every
 /// one of them in again.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct KnownHeaders {
     /// By the offset of the section's contents.
     pub(super) sections: HashMap<usize, DataHeaders>,
@@ -207,7 +213,7 @@ pub(crate) struct KnownHeaders {
 /// One data section's headers: a valid data section of the same count whose
 /// payloads are all empty, and where each segment and its payload are in
 /// the input.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub(super) struct DataHeaders {
     pub(super) headers: Vec<u8>,
     /// Where the first segment starts; each of the others starts where the
@@ -286,49 +292,26 @@ fn check_count(payload: &Payload<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Validates a data section through a copy of its segment headers.
+/// Validates a data section through a copy of its segment headers, read
+/// with `read_at` when given (see [`headers_by_reads`]), else from the map.
 fn validate_data_section<'a>(
     validator: &mut Validator,
     input: &[u8],
     reader: &wasmparser::DataSectionReader<'a>,
     release: &(dyn Fn(&[u8]) + Sync),
+    read_at: Option<ReadAt<'_>>,
 ) -> Result<(ValidPayload<'a>, DataHeaders)> {
     let section_start = reader.range().start as usize;
     let mut headers = Vec::new();
     wasm_encoder::Encode::encode(&reader.count(), &mut headers);
     let count_len = headers.len();
-    // The count is the file's claim: never reserve for more segments than
-    // the section's bytes could hold (each takes at least 3 bytes).
-    let most = (reader.range().end - reader.range().start) as usize / 3;
-    let mut known = DataHeaders {
-        headers: Vec::new(),
-        first: section_start,
-        segments: Vec::with_capacity((reader.count() as usize).min(most)),
+    let mut known = match read_at.and_then(|read_at| headers_by_reads(read_at, input, reader)) {
+        Some((read, known)) => {
+            headers.extend_from_slice(&read);
+            known
+        }
+        None => headers_from_map(input, reader, release, &mut headers)?,
     };
-    let mut behind = ReleaseBehind::new(release, section_start);
-    for data in reader.clone() {
-        let data = data?;
-        let start = data.range.start as usize;
-        let payload = data.data.as_ptr() as usize - input.as_ptr() as usize;
-        if known.segments.is_empty() {
-            known.first = start;
-        }
-        debug_assert_eq!(start, known.start(known.segments.len()));
-        debug_assert_eq!(payload + data.data.len(), data.range.end as usize);
-        known.segments.push((data.range.end as usize, payload));
-        behind.advance(input, start);
-        let mut r = BinaryReader::new(&input[start..], start as u64);
-        let flags = r.read_var_u32()?;
-        if flags == 2 {
-            r.read_var_u32()?;
-        }
-        if flags != 1 {
-            r.read::<wasmparser::ConstExpr<'_>>()?;
-        }
-        headers.extend_from_slice(&input[start..start + r.current_position()]);
-        headers.push(0); // payload length 0
-    }
-    behind.finish(input, reader.range().end as usize);
     let synthetic = wasmparser::DataSectionReader::new(BinaryReader::new(&headers, 0))?;
     validator
         .payload(&Payload::DataSection(synthetic.clone()))
@@ -364,9 +347,115 @@ fn validate_data_section<'a>(
     Ok((ValidPayload::Ok, known))
 }
 
+/// The most bytes a segment header takes in the common case: flag, memory
+/// index and an `i32.const`/`i64.const` offset, or a short extended constant
+/// expression, and the payload length. A longer one is read from the map.
+const HEADER_READ: usize = 64;
+
+/// The segment headers of a data section, read with `read_at` a header at
+/// a time: in a snapshot each header sits on a page of its own, and reading
+/// it in the map would fault in the pages around it (the kernel's
+/// fault-around) only to release them again. `None` when anything is out of
+/// the ordinary (a read fails, a header is longer than [`HEADER_READ`] or
+/// malformed, the segments do not end with the section): the map is read
+/// then, and its errors are the ones reported.
+fn headers_by_reads(
+    read_at: ReadAt<'_>,
+    input: &[u8],
+    reader: &wasmparser::DataSectionReader<'_>,
+) -> Option<(Vec<u8>, DataHeaders)> {
+    let (section_start, end) = (reader.range().start as usize, reader.range().end as usize);
+    // The count as written (its LEB may be padded), from the map: the
+    // section's first page.
+    let mut count = BinaryReader::new(&input[section_start..end], section_start as u64);
+    count.read_var_u32().ok()?;
+    let mut at = section_start + count.current_position();
+    let mut known = DataHeaders::for_section(reader);
+    known.first = at;
+    let mut headers = Vec::new();
+    let mut buffer = [0u8; HEADER_READ];
+    for _ in 0..reader.count() {
+        let read = read_at(at as u64, &mut buffer).ok()?;
+        let mut r = BinaryReader::new(&buffer[..read.min(end - at)], at as u64);
+        let flags = r.read_var_u32().ok()?;
+        if flags == 2 {
+            r.read_var_u32().ok()?;
+        }
+        if flags > 2 {
+            return None;
+        }
+        if flags != 1 {
+            r.read::<wasmparser::ConstExpr<'_>>().ok()?;
+        }
+        let header = r.current_position();
+        let len = r.read_var_u32().ok()? as usize;
+        let payload = at + r.current_position();
+        let segment_end = payload.checked_add(len).filter(|&e| e <= end)?;
+        headers.extend_from_slice(&buffer[..header]);
+        headers.push(0); // payload length 0
+        known.segments.push((segment_end, payload));
+        at = segment_end;
+    }
+    (at == end).then_some((headers, known))
+}
+
+impl DataHeaders {
+    /// Empty, for the segments of the section `reader` reads, the room for
+    /// them made: as many as the section claims, never more than its bytes
+    /// could hold (each takes at least 3 bytes).
+    fn for_section(reader: &wasmparser::DataSectionReader<'_>) -> Self {
+        let most = (reader.range().end - reader.range().start) as usize / 3;
+        DataHeaders {
+            headers: Vec::new(),
+            first: reader.range().start as usize,
+            segments: Vec::with_capacity((reader.count() as usize).min(most)),
+        }
+    }
+}
+
+/// The segment headers of a data section, read from the map: appended to
+/// `headers` (the synthetic section's), `release` told of the pages behind.
+fn headers_from_map(
+    input: &[u8],
+    reader: &wasmparser::DataSectionReader<'_>,
+    release: &(dyn Fn(&[u8]) + Sync),
+    headers: &mut Vec<u8>,
+) -> Result<DataHeaders> {
+    let section_start = reader.range().start as usize;
+    // The count is the file's claim: never reserve for more segments than
+    // the section's bytes could hold (each takes at least 3 bytes).
+    let mut known = DataHeaders::for_section(reader);
+    let mut behind = ReleaseBehind::new(release, section_start);
+    for data in reader.clone() {
+        let data = data?;
+        let start = data.range.start as usize;
+        let payload = data.data.as_ptr() as usize - input.as_ptr() as usize;
+        if known.segments.is_empty() {
+            known.first = start;
+        }
+        debug_assert_eq!(start, known.start(known.segments.len()));
+        debug_assert_eq!(payload + data.data.len(), data.range.end as usize);
+        known.segments.push((data.range.end as usize, payload));
+        behind.advance(input, start);
+        let mut r = BinaryReader::new(&input[start..], start as u64);
+        let flags = r.read_var_u32()?;
+        if flags == 2 {
+            r.read_var_u32()?;
+        }
+        if flags != 1 {
+            r.read::<wasmparser::ConstExpr<'_>>()?;
+        }
+        headers.extend_from_slice(&input[start..start + r.current_position()]);
+        headers.push(0); // payload length 0
+    }
+    behind.finish(input, reader.range().end as usize);
+    Ok(known)
+}
+
 #[cfg(test)]
 mod tests {
     use super::validate;
+    use crate::Error;
     use crate::parse::{Binary, parse_with};
 
     /// The validation workers read what the slot rule needs of the code
@@ -407,7 +496,7 @@ mod tests {
         // Read from the code, without validation's figures.
         assert_eq!(slots_read(Default::default()), [(true, 4), (false, 0)]);
         for threads in [1, 2, 3] {
-            let known = validate(&input, &|_| {}, threads).unwrap();
+            let known = validate(&input, &|_| {}, None, threads).unwrap();
             assert_eq!(known.code_slots.values().copied().collect::<Vec<_>>(), [4]);
             assert_eq!(
                 slots_read(known),
@@ -415,6 +504,55 @@ mod tests {
                 "{threads} threads"
             );
         }
+    }
+
+    /// Headers read through the file (`read_at`) are those read from the
+    /// map, whatever the module: several memories, passive segments, a
+    /// `global.get` and an extended constant offset, a count LEB padded to
+    /// 4 bytes, a header longer than one read (read from the map). A read
+    /// that fails falls back to the map; a malformed section gives the
+    /// map's error either way.
+    #[test]
+    fn headers_read_through_the_file_are_those_in_the_map() {
+        let long_offset = "(i32.add ".repeat(30) + "(i32.const 1)" + &" (i32.const 1))".repeat(30);
+        let wat = format!(
+            r#"(module (memory 1) (memory 2) (global i32 (i32.const 64))
+                (data (i32.const 0) "a") (data "passive")
+                (data (memory 1) (i32.const 8) "cc") (data (global.get 0) "d")
+                (data (i32.add (i32.const 1) (i32.const 2)) "e")
+                (data {long_offset} "f") (data (i32.const 100) "g"))"#
+        );
+        let module = wat::parse_str(wat).unwrap();
+        let mut padded = b"\0asm\x01\0\0\0\x05\x03\x01\0\x01\x0b\x11".to_vec();
+        padded.extend([0x82, 0x80, 0x80, 0x00]); // 2 segments
+        padded.extend([0x00, 0x41, 0x00, 0x0b, 0x01, b'a']);
+        padded.extend([0x00, 0x41, 0x10, 0x0b, 0x02, b'b', b'c']);
+        let mut too_long = padded.clone();
+        let at = too_long.len() - 3;
+        too_long[at] = 0x03; // the last payload runs past the section
+        let reads = std::sync::atomic::AtomicUsize::new(0);
+        let by_file = |input: &[u8], fails: bool| {
+            let read_at = |offset: u64, buf: &mut [u8]| {
+                reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if fails {
+                    return Err(std::io::ErrorKind::Other.into());
+                }
+                let rest = &input[(offset as usize).min(input.len())..];
+                let n = rest.len().min(buf.len());
+                buf[..n].copy_from_slice(&rest[..n]);
+                Ok(n)
+            };
+            validate(input, &|_| {}, Some(&read_at), 1)
+        };
+        for input in [&module, &padded] {
+            let from_map = validate(input, &|_| {}, None, 1).unwrap();
+            assert_eq!(by_file(input, false).unwrap(), from_map);
+            assert_eq!(by_file(input, true).unwrap(), from_map);
+        }
+        assert!(reads.load(std::sync::atomic::Ordering::Relaxed) >= 9);
+        let error = |e: Error| (e.offset(), e.to_string());
+        let from_map = error(validate(&too_long, &|_| {}, None, 1).unwrap_err());
+        assert_eq!(error(by_file(&too_long, false).unwrap_err()), from_map);
     }
 
     /// On any number of threads, the error is the first invalid body's, as
@@ -435,7 +573,7 @@ mod tests {
         };
         let (both, first, second) = (module(&[1500, 2900]), module(&[1500]), module(&[2900]));
         let error = |input: &[u8], threads| {
-            let e = validate(input, &|_| {}, threads).unwrap_err();
+            let e = validate(input, &|_| {}, None, threads).unwrap_err();
             (e.offset(), e.to_string())
         };
         let expected = error(&first, 1);

@@ -132,9 +132,9 @@ pub fn verify(
 ) -> Result<Option<Difference>> {
     let keep = &|_: &[u8]| {};
     let original_headers =
-        parse::validate(original, keep, 0).map_err(|e| e.in_context("the original"))?;
+        parse::validate(original, keep, None, 0).map_err(|e| e.in_context("the original"))?;
     let packed_headers =
-        parse::validate(packed, keep, 0).map_err(|e| e.in_context("the packed binary"))?;
+        parse::validate(packed, keep, None, 0).map_err(|e| e.in_context("the packed binary"))?;
     let cx = Sides {
         original,
         packed,
