@@ -73,6 +73,20 @@ pub(super) enum Grain {
 /// see is worth at most 24 (by word borders; 25 by words).
 const WORDS_EXACT_BELOW: u64 = 1 << 20;
 
+/// How far in (this share of the image) the route first judges whether it
+/// will work: a sixteenth, so that a try that fails (chunks at 100,000 on
+/// the 256 MiB and 1 GiB bench snapshots, then words on the 256 MiB one)
+/// costs little over the one that follows. A 1 GiB snapshot's sixteenth
+/// holds 40,000 long gaps. (Chunks judged a quarter in until 0.97x the wall
+/// time at 100,000 on the 1 GiB snapshot said otherwise; the default cap
+/// and the 4,000 MiB snapshot took the same time.)
+const JUDGED_AFTER: u64 = 16;
+
+/// The route judges no sooner than this many bytes in, whatever the
+/// image: a smaller sample (a sixteenth of a small image) says too little
+/// of the rest, and scanning it all costs little anyway.
+const JUDGED_AFTER_BYTES: u64 = 4 << 20;
+
 /// The route gives up when the regions it looks into byte by byte hold more
 /// than this share of the image (one in eight bytes), and more than
 /// [`EXACT_BYTES`]: it is meant to read most of them a word at a time.
@@ -98,18 +112,6 @@ impl Grain {
         match self {
             Grain::Chunks => 0,
             Grain::Words | Grain::WordBorders => WORDS_EXACT_BELOW,
-        }
-    }
-
-    /// How far in the route first judges whether it will work: a quarter
-    /// of the image by chunks; a sixteenth by words, the later tries, so
-    /// that a try that fails (the 256 MiB bench snapshot at 100,000, by
-    /// words) costs little over the one that follows. A 1 GiB snapshot's
-    /// sixteenth holds 40,000 long gaps.
-    fn looks_after(self) -> u64 {
-        match self {
-            Grain::Chunks => 4,
-            Grain::Words | Grain::WordBorders => 16,
         }
     }
 
@@ -366,7 +368,7 @@ impl Route {
         (enough && !self.unsettled).then_some(gaps)
     }
 
-    /// Far enough in ([`Grain::looks_after`]), with long gaps at a rate
+    /// Far enough in ([`JUDGED_AFTER`], [`JUDGED_AFTER_BYTES`]), with long gaps at a rate
     /// that will not fill the shortlist, or a shortlist that, at the rate
     /// seen so far, would reach short gaps (looked at once, `projected`):
     /// this route will most likely give up at the end, so the next one had
@@ -374,7 +376,7 @@ impl Route {
     /// the time differs.)
     fn looks_hopeless(&self, scanned: u64, total: u64, projected: &mut bool) -> bool {
         let shortlist = &self.gaps.shortlist;
-        if scanned < total / self.grain.looks_after() {
+        if scanned < (total / JUDGED_AFTER).max(JUDGED_AFTER_BYTES) {
             return false;
         }
         let places = shortlist.places();
