@@ -377,15 +377,8 @@ fn headers_by_reads(
     for _ in 0..reader.count() {
         let read = read_at(at as u64, &mut buffer).ok()?;
         let mut r = BinaryReader::new(&buffer[..read.min(end - at)], at as u64);
-        let flags = r.read_var_u32().ok()?;
-        if flags == 2 {
-            r.read_var_u32().ok()?;
-        }
-        if flags > 2 {
+        if read_fixed_header(&mut r).ok()? > 2 {
             return None;
-        }
-        if flags != 1 {
-            r.read::<wasmparser::ConstExpr<'_>>().ok()?;
         }
         let header = r.current_position();
         let len = r.read_var_u32().ok()? as usize;
@@ -397,6 +390,20 @@ fn headers_by_reads(
         at = segment_end;
     }
     (at == end).then_some((headers, known))
+}
+
+/// Reads a segment header up to its payload length (flag, memory index,
+/// offset expression): what the synthetic section copies of it. Returns
+/// the flag.
+fn read_fixed_header(r: &mut BinaryReader<'_>) -> wasmparser::Result<u32> {
+    let flags = r.read_var_u32()?;
+    if flags == 2 {
+        r.read_var_u32()?;
+    }
+    if flags != 1 {
+        r.read::<wasmparser::ConstExpr<'_>>()?;
+    }
+    Ok(flags)
 }
 
 impl DataHeaders {
@@ -438,13 +445,7 @@ fn headers_from_map(
         known.segments.push((data.range.end as usize, payload));
         behind.advance(input, start);
         let mut r = BinaryReader::new(&input[start..], start as u64);
-        let flags = r.read_var_u32()?;
-        if flags == 2 {
-            r.read_var_u32()?;
-        }
-        if flags != 1 {
-            r.read::<wasmparser::ConstExpr<'_>>()?;
-        }
+        read_fixed_header(&mut r)?;
         headers.extend_from_slice(&input[start..start + r.current_position()]);
         headers.push(0); // payload length 0
     }

@@ -332,6 +332,8 @@ struct Route {
     grain: Grain,
     gaps: Gaps,
     unsettled: bool,
+    /// The bytes of the images' pieces: what a scan reads.
+    total: u64,
     /// The most a gap the route does not see can be worth.
     short_gap_max_worth: u64,
     /// The bytes of the regions looked into byte by byte, and the most it
@@ -342,13 +344,15 @@ struct Route {
 
 impl Route {
     fn new(grain: Grain, images: &[MemoryImage<'_>], budget: u64, also: Option<u64>) -> Self {
+        let total = image_bytes(images);
         Route {
             grain,
             gaps: Gaps::new(budget, also),
             unsettled: false,
+            total,
             short_gap_max_worth: grain.short_gap_max_worth(images),
             exact_bytes: 0,
-            exact_limit: (image_bytes(images) / EXACT_SHARE).max(EXACT_BYTES),
+            exact_limit: (total / EXACT_SHARE).max(EXACT_BYTES),
         }
     }
 
@@ -368,13 +372,14 @@ impl Route {
         (enough && !self.unsettled).then_some(gaps)
     }
 
-    /// Far enough in ([`JUDGED_AFTER`], [`JUDGED_AFTER_BYTES`]), with long gaps at a rate
-    /// that will not fill the shortlist, or a shortlist that, at the rate
-    /// seen so far, would reach short gaps (looked at once, `projected`):
-    /// this route will most likely give up at the end, so the next one had
-    /// better start now. (A guess: the plan is the same either way, only
+    /// Far enough in ([`JUDGED_AFTER`], [`JUDGED_AFTER_BYTES`]), with long
+    /// gaps at a rate that will not fill the shortlist, or a shortlist that,
+    /// at the rate seen so far, would reach short gaps (looked at once,
+    /// `projected`): this route will most likely give up at the end, so the
+    /// next one had better start now. (A guess: the plan is the same either way, only
     /// the time differs.)
-    fn looks_hopeless(&self, scanned: u64, total: u64, projected: &mut bool) -> bool {
+    fn looks_hopeless(&self, scanned: u64, projected: &mut bool) -> bool {
+        let total = self.total;
         let shortlist = &self.gaps.shortlist;
         if scanned < (total / JUDGED_AFTER).max(JUDGED_AFTER_BYTES) {
             return false;
@@ -422,7 +427,6 @@ pub(super) fn long_gaps_by(
     if budget == 0 {
         return None;
     }
-    let total = image_bytes(images);
     let mut route = Route::new(grain, images, budget, also);
     let mut scanned = 0u64;
     let mut projected = false;
@@ -459,7 +463,7 @@ pub(super) fn long_gaps_by(
                     scanned += data.len() as u64;
                     release(data);
                 }
-                if route.unsettled || route.looks_hopeless(scanned, total, &mut projected) {
+                if route.unsettled || route.looks_hopeless(scanned, &mut projected) {
                     give_up.store(true, Ordering::Relaxed);
                 }
             },
