@@ -1,0 +1,319 @@
+//! A walk over a plan's output that finds its data segments.
+
+use crate::segment::{read_leb, read_uleb};
+use crate::{Chunk, Plan};
+
+/// The output of `plan` as byte slices (zeros from a shared buffer).
+pub(super) fn bytes_of<'p>(plan: &'p Plan<'_>) -> impl Iterator<Item = &'p [u8]> + 'p {
+    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    let input = plan.input();
+    plan.chunks().flat_map(move |chunk| {
+        let (slice, zeros): (&[u8], u64) = match chunk {
+            Chunk::Input(r) => (&input[r.start as usize..r.end as usize], 0),
+            Chunk::Bytes(b) => (b, 0),
+            Chunk::Zeros(n) => (&[], n),
+        };
+        let full = zeros / ZEROS.len() as u64;
+        let rest = (zeros % ZEROS.len() as u64) as usize;
+        std::iter::once(slice)
+            .chain(std::iter::repeat_n(&ZEROS[..], full as usize))
+            .chain(std::iter::once(&ZEROS[..rest]))
+            .filter(|s| !s.is_empty())
+    })
+}
+
+/// What [`for_each_segment`] hands out.
+pub(super) enum Item<'b> {
+    /// An active segment with a constant offset: its header (flags, memory,
+    /// offset expression, length).
+    Header(u32, u64, &'b [u8]),
+    /// Payload bytes of such a segment, and where the first one goes.
+    Payload(u32, u64, &'b [u8]),
+}
+
+/// Calls `f` with every active segment with a constant offset in the data
+/// sections of `plan`'s output, in order.
+pub(super) fn for_each_segment(plan: &Plan<'_>, f: &mut dyn FnMut(Item<'_>)) {
+    let mut walker = DataSections::default();
+    let mut segments = Segments::default();
+    for slice in bytes_of(plan) {
+        walker.feed(slice, &mut |body| match body {
+            None => segments = Segments::default(),
+            Some(bytes) => segments.feed(bytes, f),
+        });
+    }
+}
+
+/// A streaming reader of a data section's body: the count, then each
+/// segment's header and payload.
+#[derive(Default)]
+struct Segments {
+    /// Whether the count has been read.
+    counted: bool,
+    /// The header read so far.
+    header: Vec<u8>,
+    /// Payload bytes left of the current segment, and where the next goes
+    /// (`None`: passive, or an offset that is not one constant).
+    payload: Option<(u64, Option<(u32, u64)>)>,
+}
+
+impl Segments {
+    fn feed(&mut self, mut bytes: &[u8], f: &mut dyn FnMut(Item<'_>)) {
+        while !bytes.is_empty() {
+            if let Some((left, at)) = self.payload {
+                let n = left.min(bytes.len() as u64) as usize;
+                if let Some((memory, offset)) = at {
+                    f(Item::Payload(memory, offset, &bytes[..n]));
+                }
+                self.payload = (left > n as u64)
+                    .then(|| (left - n as u64, at.map(|(m, o)| (m, o + n as u64))));
+                bytes = &bytes[n..];
+                continue;
+            }
+            self.header.push(bytes[0]);
+            bytes = &bytes[1..];
+            if !self.counted {
+                if self.header.last().is_some_and(|b| b & 0x80 == 0) {
+                    self.counted = true;
+                    self.header.clear();
+                }
+                continue;
+            }
+            if let Some((len, at)) = parse_header(&self.header) {
+                if let Some((memory, offset)) = at {
+                    f(Item::Header(memory, offset, &self.header));
+                }
+                self.header.clear();
+                self.payload = (len > 0).then_some((len, at));
+            }
+        }
+    }
+}
+
+/// A whole segment header: its payload length and, for an active segment
+/// whose offset is one `i32.const` or `i64.const`, (memory, offset). `None`
+/// while `h` is not a whole header yet.
+fn parse_header(h: &[u8]) -> Option<(u64, Option<(u32, u64)>)> {
+    let mut at = 0;
+    let flags = read_uleb(h, &mut at)?;
+    let memory = match flags {
+        0 => Some(0),
+        1 => None,
+        2 => Some(read_uleb(h, &mut at)? as u32),
+        // Other flags are element-style; not in a valid data section.
+        _ => return Some((0, None)),
+    };
+    let mut offset = None;
+    if memory.is_some() {
+        // The expression: constants, global.get, arithmetic, then `end`.
+        let mut ops = 0;
+        loop {
+            let op = *h.get(at)?;
+            at += 1;
+            match op {
+                0x0b => break,
+                0x41 => offset = Some(sleb(h, &mut at)? as i32 as u32 as u64),
+                0x42 => offset = Some(sleb(h, &mut at)? as u64),
+                0x23 => {
+                    read_uleb(h, &mut at)?;
+                }
+                _ => {}
+            }
+            ops += 1;
+        }
+        if ops != 1 {
+            offset = None;
+        }
+    }
+    let len = read_uleb(h, &mut at)?;
+    if at != h.len() {
+        return None;
+    }
+    Some((len, memory.zip(offset)))
+}
+
+fn sleb(h: &[u8], at: &mut usize) -> Option<i64> {
+    let (value, shift) = read_leb(h, at)?;
+    // The last byte's bit 6, the highest bit read, is the sign.
+    let negative = shift < 64 && (value >> (shift - 1)) & 1 != 0;
+    Some(if negative {
+        value | (u64::MAX << shift)
+    } else {
+        value
+    } as i64)
+}
+
+/// A streaming walk over a binary's sections that hands out the bodies of
+/// core modules' data sections (`None` where one starts), recursing into a component's nested core
+/// modules and components (sections 1 and 4). The binary is valid (it is a
+/// plan's output), so the walk trusts its lengths.
+#[derive(Default)]
+struct DataSections {
+    /// Bytes left in each open binary, outermost first; the top level has
+    /// no end.
+    open: Vec<Frame>,
+    state: State,
+}
+
+#[derive(Clone, Copy)]
+struct Frame {
+    left: u64,
+    component: bool,
+}
+
+#[derive(Default, Clone, Copy)]
+enum State {
+    /// At the 8-byte preamble of a binary (`seen` bytes of it so far; the
+    /// layer byte, 5th and 6th, tells a component).
+    #[default]
+    Preamble,
+    PreambleAt(u8, bool),
+    /// At a section id.
+    Id,
+    /// In a section's size LEB.
+    Size {
+        id: u8,
+        value: u64,
+        shift: u32,
+    },
+    /// In a section's body that is not walked into: `data` says whether it
+    /// is handed out.
+    Body {
+        left: u64,
+        data: bool,
+    },
+}
+
+impl DataSections {
+    fn feed(&mut self, mut bytes: &[u8], f: &mut dyn FnMut(Option<&[u8]>)) {
+        while !bytes.is_empty() {
+            let taken = match self.state {
+                State::Body { left, data } => {
+                    let n = left.min(bytes.len() as u64) as usize;
+                    if data {
+                        f(Some(&bytes[..n]));
+                    }
+                    self.state = if n as u64 == left {
+                        State::Id
+                    } else {
+                        State::Body {
+                            left: left - n as u64,
+                            data,
+                        }
+                    };
+                    n
+                }
+                state => {
+                    let b = bytes[0];
+                    self.byte(state, b, f);
+                    1
+                }
+            };
+            bytes = &bytes[taken..];
+            self.consumed(taken as u64);
+        }
+    }
+
+    fn byte(&mut self, state: State, b: u8, f: &mut dyn FnMut(Option<&[u8]>)) {
+        let in_component = self.open.last().is_some_and(|fr| fr.component);
+        self.state = match state {
+            State::Preamble => State::PreambleAt(1, false),
+            State::PreambleAt(seen, component) => {
+                // Bytes 6 and 7 (0-based) are the layer: 1 for a component.
+                let component = component || (seen == 6 && b == 1);
+                if seen == 7 {
+                    if let Some(top) = self.open.last_mut() {
+                        top.component = component;
+                    } else {
+                        self.open.push(Frame {
+                            left: u64::MAX,
+                            component,
+                        });
+                    }
+                    State::Id
+                } else {
+                    State::PreambleAt(seen + 1, component)
+                }
+            }
+            State::Id => State::Size {
+                id: b,
+                value: 0,
+                shift: 0,
+            },
+            State::Size { id, value, shift } => {
+                let value = value | (u64::from(b & 0x7f) << shift);
+                if b & 0x80 != 0 {
+                    State::Size {
+                        id,
+                        value,
+                        shift: shift + 7,
+                    }
+                } else if value == 0 {
+                    State::Id
+                } else if in_component && (id == 1 || id == 4) {
+                    // A nested binary: its own preamble and sections. The
+                    // frame's length counts from after this size byte.
+                    self.open.push(Frame {
+                        left: value + 1,
+                        component: false,
+                    });
+                    State::Preamble
+                } else {
+                    let data = !in_component && id == 11;
+                    if data {
+                        f(None);
+                    }
+                    State::Body { left: value, data }
+                }
+            }
+            State::Body { .. } => unreachable!("bodies are taken whole"),
+        };
+    }
+
+    /// Counts `n` bytes against every open nested binary, closing those
+    /// that end.
+    fn consumed(&mut self, n: u64) {
+        for frame in &mut self.open {
+            frame.left = frame.left.saturating_sub(n);
+        }
+        while self.open.len() > 1 && self.open.last().is_some_and(|fr| fr.left == 0) {
+            self.open.pop();
+            self.state = State::Id;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{read_uleb, sleb};
+
+    #[test]
+    fn lebs_read_as_the_encoder_writes_them() {
+        let mut bytes = Vec::new();
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            64,
+            -64,
+            -65,
+            127,
+            -128,
+            i32::MIN.into(),
+            i64::MIN,
+            i64::MAX,
+        ] {
+            bytes.clear();
+            wasm_encoder::Encode::encode(&v, &mut bytes);
+            assert_eq!(sleb(&bytes, &mut 0), Some(v), "{v} as {bytes:02x?}");
+        }
+        for v in [0u64, 1, 127, 128, 1 << 32, u64::MAX] {
+            bytes.clear();
+            wasm_encoder::Encode::encode(&v, &mut bytes);
+            assert_eq!(read_uleb(&bytes, &mut 0), Some(v), "{v} as {bytes:02x?}");
+        }
+        // Cut short: not a number yet.
+        assert_eq!(read_uleb(&[0x80], &mut 0), None);
+    }
+}
