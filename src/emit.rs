@@ -278,6 +278,16 @@ impl<'a> Output<'a> {
         })
     }
 
+    /// A [`Cursor`] at the first byte.
+    pub(crate) fn cursor(&self) -> Cursor<'_, 'a> {
+        Cursor {
+            output: self,
+            span: 0,
+            passed: 0,
+            owned: 0,
+        }
+    }
+
     /// Writes every byte, in order.
     pub(crate) fn write_to(&self, out: &mut dyn Write) -> io::Result<()> {
         static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
@@ -296,6 +306,87 @@ impl<'a> Output<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// The output's chunks in order, as [`Output::chunks`] gives them, but
+/// able to skip any number of bytes without handing them out: a walk that
+/// needs a few stretches of a long output (`optimize`'s samples) passes
+/// the rest a span at a time.
+pub(crate) struct Cursor<'o, 'a> {
+    output: &'o Output<'a>,
+    /// The current span.
+    span: usize,
+    /// Bytes of it already handed out or skipped.
+    passed: u64,
+    /// Where its owned bytes start in `Output::owned`.
+    owned: usize,
+}
+
+impl<'o> Cursor<'o, '_> {
+    /// The rest of the current span (its owned bytes first, for an
+    /// `OwnedInput`), or `None` at the end.
+    pub(crate) fn next(&mut self) -> Option<Chunk<'o>> {
+        let span = *self.output.spans.get(self.span)?;
+        let passed = self.passed as usize;
+        let owned = |len: usize| {
+            let at = self.owned + passed;
+            Chunk::Bytes(&self.output.owned[at..self.owned + len])
+        };
+        let input = |start: usize, len: u32, from: usize| {
+            Chunk::Input((start + from) as u64..start as u64 + u64::from(len))
+        };
+        let chunk = match span {
+            Span::Input { start, len } => input(start, len, passed),
+            Span::Owned(len) => owned(len as usize),
+            Span::Zeros(len) => Chunk::Zeros(u64::from(len) - self.passed),
+            Span::OwnedInput { owned: n, .. } if passed < usize::from(n) => {
+                let chunk = owned(n.into());
+                self.passed = n.into();
+                return Some(chunk);
+            }
+            Span::OwnedInput {
+                owned: n,
+                start,
+                len,
+            } => input(start, len, passed - usize::from(n)),
+        };
+        self.next_span();
+        Some(chunk)
+    }
+
+    /// Passes the next `n` bytes (at most what is left).
+    pub(crate) fn skip(&mut self, mut n: u64) {
+        while n > 0 {
+            let Some(&span) = self.output.spans.get(self.span) else {
+                return;
+            };
+            let left = span_total(span) - self.passed;
+            if n < left {
+                self.passed += n;
+                return;
+            }
+            n -= left;
+            self.next_span();
+        }
+    }
+
+    fn next_span(&mut self) {
+        self.owned += match self.output.spans[self.span] {
+            Span::Owned(len) => len as usize,
+            Span::OwnedInput { owned, .. } => owned.into(),
+            Span::Input { .. } | Span::Zeros(_) => 0,
+        };
+        self.span += 1;
+        self.passed = 0;
+    }
+}
+
+/// The bytes a span stands for (an `OwnedInput`'s owned bytes and input).
+fn span_total(span: Span) -> u64 {
+    match span {
+        Span::OwnedInput { owned, len, .. } => u64::from(owned) + u64::from(len),
+        span => span.len().into(),
     }
 }
 
@@ -334,6 +425,59 @@ mod tests {
         let mut tally = Output::tally(&input);
         fill(&mut tally);
         assert_eq!(tally.tallied(), (chunks.len(), 3));
+    }
+
+    /// A cursor hands out the chunks `chunks` does, and after skipping any
+    /// number of bytes from any point, the bytes that follow them.
+    #[test]
+    fn a_cursor_skips_to_the_same_bytes_from_anywhere() {
+        let input: Vec<u8> = (1..=40).collect();
+        let mut out = Output::new(&input);
+        out.input(0..3);
+        out.owned(&[100, 101]);
+        out.input(10..14);
+        out.zeros(5);
+        out.owned(&[102; 3]);
+        out.input(20..22);
+        out.input(30..31);
+        out.owned(&[103; 300]);
+        out.zeros(2);
+        out.input(35..40);
+        let bytes = |chunks: &mut dyn Iterator<Item = Chunk<'_>>| {
+            let mut bytes = Vec::new();
+            for chunk in chunks {
+                match chunk {
+                    Chunk::Input(r) => {
+                        bytes.extend_from_slice(&input[r.start as usize..r.end as usize])
+                    }
+                    Chunk::Bytes(b) => bytes.extend_from_slice(b),
+                    Chunk::Zeros(n) => bytes.resize(bytes.len() + n as usize, 0),
+                }
+            }
+            bytes
+        };
+        let mut cursor = out.cursor();
+        let all: Vec<Chunk<'_>> = std::iter::from_fn(|| cursor.next()).collect();
+        assert_eq!(all, out.chunks().collect::<Vec<_>>());
+        let whole = bytes(&mut out.chunks());
+        assert_eq!(whole.len() as u64, out.len());
+        // Read `read` chunks, skip `skip` bytes, read the rest.
+        for read in 0..all.len() {
+            let before: u64 = all[..read].iter().map(Chunk::len).sum();
+            for skip in 0..=out.len() - before {
+                let mut cursor = out.cursor();
+                for _ in 0..read {
+                    cursor.next();
+                }
+                cursor.skip(skip);
+                let rest = bytes(&mut std::iter::from_fn(|| cursor.next()));
+                assert_eq!(
+                    rest,
+                    whole[(before + skip) as usize..],
+                    "{read} chunks, {skip} skipped"
+                );
+            }
+        }
     }
 
     /// A few owned bytes and the input after them (a segment's header and

@@ -260,6 +260,11 @@ impl<'a> Plan<'a> {
     pub fn chunks(&self) -> impl Iterator<Item = Chunk<'_>> + '_ {
         self.output.chunks()
     }
+
+    /// The output's chunks, able to skip bytes (`optimize`'s samples).
+    pub(crate) fn cursor(&self) -> emit::Cursor<'_, 'a> {
+        self.output.cursor()
+    }
 }
 
 /// A writer that reports how many bytes went through it.

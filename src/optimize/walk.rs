@@ -22,25 +22,90 @@ pub(super) fn bytes_of<'p>(plan: &'p Plan<'_>) -> impl Iterator<Item = &'p [u8]>
     })
 }
 
+/// A stretch of a plan's output as the walk sees it: bytes, or a run of
+/// zeros, counted and never made (a closed gap can be megabytes, and a
+/// walk passes tens of thousands of them).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Piece<'b> {
+    Bytes(&'b [u8]),
+    Zeros(u64),
+}
+
+impl<'b> Piece<'b> {
+    pub(super) fn len(self) -> u64 {
+        match self {
+            Piece::Bytes(b) => b.len() as u64,
+            Piece::Zeros(n) => n,
+        }
+    }
+
+    /// Its first byte (it is not empty).
+    fn first(self) -> u8 {
+        match self {
+            Piece::Bytes(b) => b[0],
+            Piece::Zeros(_) => 0,
+        }
+    }
+
+    /// Its first `n` bytes (at most its length), and the rest.
+    fn split_at(self, n: u64) -> (Piece<'b>, Piece<'b>) {
+        match self {
+            Piece::Bytes(b) => {
+                let (head, tail) = b.split_at(n as usize);
+                (Piece::Bytes(head), Piece::Bytes(tail))
+            }
+            Piece::Zeros(z) => (Piece::Zeros(n), Piece::Zeros(z - n)),
+        }
+    }
+
+    /// Appends its bytes `from..to` to `out`.
+    pub(super) fn extend(self, out: &mut Vec<u8>, from: u64, to: u64) {
+        match self {
+            Piece::Bytes(b) => out.extend_from_slice(&b[from as usize..to as usize]),
+            Piece::Zeros(_) => out.resize(out.len() + (to - from) as usize, 0),
+        }
+    }
+}
+
 /// What [`for_each_segment`] hands out.
 pub(super) enum Item<'b> {
-    /// An active segment with a constant offset: its header (flags, memory,
-    /// offset expression, length).
-    Header(u32, u64, &'b [u8]),
-    /// Payload bytes of such a segment, and where the first one goes.
-    Payload(u32, u64, &'b [u8]),
+    /// An active segment with a constant offset: where its payload goes
+    /// (memory, offset), its header (flags, memory, offset expression,
+    /// length), and its payload's length.
+    Header(u32, u64, &'b [u8], u64),
+    /// Payload of such a segment, and where its first byte goes.
+    Payload(u32, u64, Piece<'b>),
 }
 
 /// Calls `f` with every active segment with a constant offset in the data
-/// sections of `plan`'s output, in order.
-pub(super) fn for_each_segment(plan: &Plan<'_>, f: &mut dyn FnMut(Item<'_>)) {
+/// sections of `plan`'s output, in order: its header, then its payload,
+/// piece by piece. After each item, `f` says how many of the segment's
+/// payload bytes that follow it need not be handed out (`u64::MAX`: none
+/// of them); the walk passes those without reading them, so a walk that
+/// needs a few stretches of a long output costs what it needs.
+pub(super) fn for_each_segment(plan: &Plan<'_>, mut f: impl FnMut(Item<'_>) -> u64) {
+    let input = plan.input();
     let mut walker = DataSections::default();
     let mut segments = Segments::default();
-    for slice in bytes_of(plan) {
-        walker.feed(slice, &mut |body| match body {
+    let mut cursor = plan.cursor();
+    while let Some(chunk) = cursor.next() {
+        let piece = match chunk {
+            Chunk::Input(r) => Piece::Bytes(&input[r.start as usize..r.end as usize]),
+            Chunk::Bytes(b) => Piece::Bytes(b),
+            Chunk::Zeros(n) => Piece::Zeros(n),
+        };
+        walker.feed(piece, &mut |body| match body {
             None => segments = Segments::default(),
-            Some(bytes) => segments.feed(bytes, f),
+            Some(piece) => segments.feed(piece, &mut f),
         });
+        // A payload's bytes to pass lie in the section's body, past this
+        // chunk: taken from all three at once.
+        let skip = segments.skippable();
+        if skip > 0 {
+            cursor.skip(skip);
+            walker.skip_body(skip);
+            segments.skipped(skip);
+        }
     }
 }
 
@@ -55,23 +120,30 @@ struct Segments {
     /// Payload bytes left of the current segment, and where the next goes
     /// (`None`: passive, or an offset that is not one constant).
     payload: Option<(u64, Option<(u32, u64)>)>,
+    /// How many of the payload bytes to come are not handed out.
+    skip: u64,
 }
 
 impl Segments {
-    fn feed(&mut self, mut bytes: &[u8], f: &mut dyn FnMut(Item<'_>)) {
-        while !bytes.is_empty() {
+    fn feed(&mut self, mut piece: Piece<'_>, f: &mut impl FnMut(Item<'_>) -> u64) {
+        while piece.len() > 0 {
             if let Some((left, at)) = self.payload {
-                let n = left.min(bytes.len() as u64) as usize;
-                if let Some((memory, offset)) = at {
-                    f(Item::Payload(memory, offset, &bytes[..n]));
+                let n = left.min(piece.len());
+                let (payload, rest) = piece.split_at(n);
+                let passed = self.skip.min(n);
+                self.skip -= passed;
+                if let Some((memory, offset)) = at
+                    && passed < n
+                {
+                    let payload = payload.split_at(passed).1;
+                    self.skip = f(Item::Payload(memory, offset + passed, payload));
                 }
-                self.payload = (left > n as u64)
-                    .then(|| (left - n as u64, at.map(|(m, o)| (m, o + n as u64))));
-                bytes = &bytes[n..];
+                self.advance(n);
+                piece = rest;
                 continue;
             }
-            self.header.push(bytes[0]);
-            bytes = &bytes[1..];
+            self.header.push(piece.first());
+            piece = piece.split_at(1).1;
             if !self.counted {
                 if self.header.last().is_some_and(|b| b & 0x80 == 0) {
                     self.counted = true;
@@ -80,13 +152,35 @@ impl Segments {
                 continue;
             }
             if let Some((len, at)) = parse_header(&self.header) {
-                if let Some((memory, offset)) = at {
-                    f(Item::Header(memory, offset, &self.header));
-                }
+                // Passive segments' payloads are never handed out.
+                self.skip = match at {
+                    Some((memory, offset)) => f(Item::Header(memory, offset, &self.header, len)),
+                    None => u64::MAX,
+                };
                 self.header.clear();
                 self.payload = (len > 0).then_some((len, at));
             }
         }
+    }
+
+    /// Payload bytes the walk may pass unread: those not handed out, up to
+    /// the segment's end.
+    fn skippable(&self) -> u64 {
+        self.payload.map_or(0, |(left, _)| left.min(self.skip))
+    }
+
+    /// `n` bytes of the payload passed (at most [`Segments::skippable`]).
+    fn skipped(&mut self, n: u64) {
+        self.skip -= n;
+        self.advance(n);
+    }
+
+    /// `n` more bytes of the current payload read or passed.
+    fn advance(&mut self, n: u64) {
+        let Some((left, at)) = self.payload else {
+            return;
+        };
+        self.payload = (left > n).then(|| (left - n, at.map(|(m, o)| (m, o + n))));
     }
 }
 
@@ -185,37 +279,40 @@ enum State {
 }
 
 impl DataSections {
-    fn feed(&mut self, mut bytes: &[u8], f: &mut dyn FnMut(Option<&[u8]>)) {
-        while !bytes.is_empty() {
+    fn feed<'b>(&mut self, mut piece: Piece<'b>, f: &mut impl FnMut(Option<Piece<'b>>)) {
+        while piece.len() > 0 {
             let taken = match self.state {
                 State::Body { left, data } => {
-                    let n = left.min(bytes.len() as u64) as usize;
+                    let n = left.min(piece.len());
                     if data {
-                        f(Some(&bytes[..n]));
+                        f(Some(piece.split_at(n).0));
                     }
-                    self.state = if n as u64 == left {
+                    self.state = if n == left {
                         State::Id
                     } else {
                         State::Body {
-                            left: left - n as u64,
+                            left: left - n,
                             data,
                         }
                     };
                     n
                 }
                 state => {
-                    let b = bytes[0];
-                    self.byte(state, b, f);
+                    if self.byte(state, piece.first()) {
+                        f(None);
+                    }
                     1
                 }
             };
-            bytes = &bytes[taken..];
-            self.consumed(taken as u64);
+            piece = piece.split_at(taken).1;
+            self.consumed(taken);
         }
     }
 
-    fn byte(&mut self, state: State, b: u8, f: &mut dyn FnMut(Option<&[u8]>)) {
+    /// Takes byte `b` in `state`; whether a data section's body starts.
+    fn byte(&mut self, state: State, b: u8) -> bool {
         let in_component = self.open.last().is_some_and(|fr| fr.component);
+        let mut data_starts = false;
         self.state = match state {
             State::Preamble => State::PreambleAt(1, false),
             State::PreambleAt(seen, component) => {
@@ -260,14 +357,30 @@ impl DataSections {
                     State::Preamble
                 } else {
                     let data = !in_component && id == 11;
-                    if data {
-                        f(None);
-                    }
+                    data_starts = data;
                     State::Body { left: value, data }
                 }
             }
             State::Body { .. } => unreachable!("bodies are taken whole"),
         };
+        data_starts
+    }
+
+    /// Passes `n` bytes of the data section's body being handed out (at
+    /// most what is left of it).
+    fn skip_body(&mut self, n: u64) {
+        if let State::Body { left, data } = self.state {
+            debug_assert!(data && n <= left);
+            self.state = if n == left {
+                State::Id
+            } else {
+                State::Body {
+                    left: left - n,
+                    data,
+                }
+            };
+            self.consumed(n);
+        }
     }
 
     /// Counts `n` bytes against every open nested binary, closing those

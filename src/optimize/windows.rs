@@ -26,17 +26,20 @@ impl Windows {
     pub(super) fn new(plan: &Plan<'_>, share: u64, whole: bool) -> Windows {
         let mut spans: Vec<(u64, u64)> = Vec::new();
         let mut headers = 0u64;
-        for_each_segment(plan, &mut |item| match item {
-            Item::Payload(memory, offset, bytes) => {
+        for_each_segment(plan, |item| {
+            if let Item::Header(memory, offset, header, len) = item {
+                headers += header.len() as u64;
                 let memory = memory as usize;
-                if spans.len() <= memory {
-                    spans.resize(memory + 1, (u64::MAX, 0));
+                if len > 0 {
+                    if spans.len() <= memory {
+                        spans.resize(memory + 1, (u64::MAX, 0));
+                    }
+                    let span = &mut spans[memory];
+                    span.0 = span.0.min(offset);
+                    span.1 = span.1.max(offset + len);
                 }
-                let span = &mut spans[memory];
-                span.0 = span.0.min(offset);
-                span.1 = span.1.max(offset + bytes.len() as u64);
             }
-            Item::Header(_, _, header) => headers += header.len() as u64,
+            u64::MAX
         });
         for span in &mut spans {
             if span.0 > span.1 {
@@ -86,17 +89,18 @@ impl Windows {
         for plan in plans {
             count += 1;
             let mut end: Option<(u32, u64)> = None;
-            for_each_segment(plan, &mut |item| match item {
-                Item::Header(memory, offset, _) => {
+            for_each_segment(plan, |item| {
+                if let Item::Header(memory, offset, _, len) = item {
                     let zeros = match end {
                         Some((m, e)) if m == memory && e <= offset => offset - e,
                         _ => 0,
                     };
                     starts.extend(self.position(memory, offset).map(|p| (p, zeros)));
+                    if len > 0 {
+                        end = Some((memory, offset + len));
+                    }
                 }
-                Item::Payload(memory, offset, bytes) => {
-                    end = Some((memory, offset + bytes.len() as u64));
-                }
+                u64::MAX
             });
         }
         starts.sort_unstable();
@@ -155,33 +159,45 @@ impl Windows {
     /// segment that starts in one, and its payload bytes that lie in one.
     pub(super) fn sample(&self, plan: &Plan<'_>) -> Vec<u8> {
         let mut sample = Vec::new();
-        for_each_segment(plan, &mut |item| match item {
-            Item::Header(memory, offset, header) => {
+        for_each_segment(plan, |item| match item {
+            Item::Header(memory, offset, header, _) => {
                 if self
                     .position(memory, offset)
                     .is_some_and(|p| self.inside(p))
                 {
                     sample.extend_from_slice(header);
                 }
+                self.to_next_window(memory, offset)
             }
-            Item::Payload(memory, offset, bytes) => {
+            Item::Payload(memory, offset, payload) => {
                 // Positions are linear within a memory's span.
                 let Some(first) = self.position(memory, offset) else {
-                    return;
+                    return u64::MAX;
                 };
-                let last = first + bytes.len() as u64;
+                let last = first + payload.len();
                 let from = self.windows.partition_point(|w| w.1 <= first);
                 for w in self.windows[from..].iter().take_while(|w| w.0 < last) {
                     let (lo, hi) = (w.0.max(first), w.1.min(last));
                     if lo < hi {
-                        sample.extend_from_slice(
-                            &bytes[(lo - first) as usize..(hi - first) as usize],
-                        );
+                        payload.extend(&mut sample, lo - first, hi - first);
                     }
                 }
+                self.to_next_window(memory, offset + payload.len())
             }
         });
         sample
+    }
+
+    /// The bytes from `(memory, offset)` to the next window on the line: a
+    /// payload's bytes the sample need not read (`u64::MAX` past the last).
+    fn to_next_window(&self, memory: u32, offset: u64) -> u64 {
+        let Some(p) = self.position(memory, offset) else {
+            return u64::MAX;
+        };
+        let i = self.windows.partition_point(|w| w.1 <= p);
+        self.windows
+            .get(i)
+            .map_or(u64::MAX, |w| w.0.saturating_sub(p))
     }
 }
 
@@ -201,6 +217,113 @@ mod tests {
         let options = PackOptions::default().with_max_segments(MaxSegments::new(cap).unwrap());
         let known = crate::parse::validate(input, &|_| {}, None, 1).unwrap();
         Plan::build_valid(input, &options, &|_| {}, true, known, None).unwrap()
+    }
+
+    /// A sample holds, of every active segment with a constant offset,
+    /// its header when it starts in a window and each payload byte that
+    /// lies in one, read here from the written output by wasmparser, byte
+    /// by byte: the walk passes the rest unread, and passes no byte it
+    /// needs. Two nested modules (one with two memories), a passive
+    /// segment, caps that merge into long segments, and windows that start
+    /// and end inside payloads, gaps and headers.
+    #[test]
+    fn a_sample_holds_what_its_windows_cover_and_nothing_else() {
+        let data = |memory: u32, step: u32, tag: &str| -> String {
+            (0..30)
+                .map(|i| {
+                    let offset = 64 + i * (step + i * 7);
+                    format!(
+                        r#"(data (memory {memory}) (i32.const {offset}) "{tag}{i:02}-{}")"#,
+                        "x".repeat(i as usize % 5)
+                    )
+                })
+                .collect()
+        };
+        let input = wat::parse_str(format!(
+            r#"(component
+                (core module (memory 1) (memory 1) {} {} (data "passive"))
+                (core module (memory 1) {}))"#,
+            data(0, 40, "a"),
+            data(1, 90, "b"),
+            data(0, 300, "c"),
+        ))
+        .unwrap();
+        let raw = plan_at(&input, 10_000);
+        let spans = Windows::new(&raw, 0, true).spans;
+        let line = super::line_len(&spans);
+        let edges = [0, 1, 5, 63, 64, 70, 100, 777, 1000, 1500, 2900, 3100, 5000];
+        let mut window_sets: Vec<Vec<(u64, u64)>> = vec![vec![(0, line)], vec![]];
+        for (i, &a) in edges.iter().enumerate() {
+            for &b in &edges[i + 1..] {
+                window_sets.push(vec![(a, b.min(line))]);
+                if a + 3 < b {
+                    window_sets.push(vec![(a, a + 3), (b, b + 40)]);
+                }
+            }
+        }
+        for cap in [1, 3, 10, 40, 10_000] {
+            let plan = plan_at(&input, cap);
+            let mut output = Vec::new();
+            plan.write_to(&mut output, None).unwrap();
+            for set in &window_sets {
+                let windows = Windows {
+                    spans: spans.clone(),
+                    windows: set.iter().copied().filter(|w| w.0 < w.1).collect(),
+                };
+                assert_eq!(
+                    windows.sample(&plan),
+                    read_sample(&windows, &output),
+                    "cap {cap}, windows {set:?}"
+                );
+            }
+        }
+    }
+
+    /// What a sample should hold, from the output's bytes.
+    fn read_sample(windows: &Windows, output: &[u8]) -> Vec<u8> {
+        let mut sample = Vec::new();
+        let inside = |memory: u32, offset: u64| {
+            windows
+                .position(memory, offset)
+                .is_some_and(|p| windows.inside(p))
+        };
+        for payload in wasmparser::Parser::new(0).parse_all(output) {
+            let wasmparser::Payload::DataSection(reader) = payload.unwrap() else {
+                continue;
+            };
+            for segment in reader {
+                let segment = segment.unwrap();
+                let wasmparser::DataKind::Active {
+                    memory_index,
+                    offset_expr,
+                } = segment.kind
+                else {
+                    continue;
+                };
+                let ops: Vec<_> = offset_expr
+                    .get_operators_reader()
+                    .into_iter()
+                    .map(Result::unwrap)
+                    .collect();
+                let offset = match ops[..] {
+                    [
+                        wasmparser::Operator::I32Const { value },
+                        wasmparser::Operator::End,
+                    ] => value as u32 as u64,
+                    _ => continue,
+                };
+                let payload_at = segment.data.as_ptr() as usize - output.as_ptr() as usize;
+                if inside(memory_index, offset) {
+                    sample.extend_from_slice(&output[segment.range.start as usize..payload_at]);
+                }
+                for (i, &byte) in segment.data.iter().enumerate() {
+                    if inside(memory_index, offset + i as u64) {
+                        sample.push(byte);
+                    }
+                }
+            }
+        }
+        sample
     }
 
     /// Windows around the cuts where two plans differ hold each such cut's
