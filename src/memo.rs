@@ -9,9 +9,8 @@
 //! gaps for every lower one (`plan::cap`), so settling it lower gives what
 //! a scan for the lower cap alone would give, byte for byte.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::{Arc, RwLock};
 
 use crate::parse::Binary;
 use crate::plan::{self, MemoryImage, ScannedGaps};
@@ -19,11 +18,12 @@ use crate::plan::{self, MemoryImage, ScannedGaps};
 /// Parses, images and scans, by where their binary or module starts in the
 /// input. Held while one input is planned several times with the same
 /// options but the cap (what may be packed, and so the images, depends on
-/// the others); freed with it.
+/// the others); freed with it. `Sync`: `optimize` plans several caps at
+/// once from one memo.
 #[derive(Default)]
 pub(crate) struct Memo<'a> {
-    binaries: RefCell<HashMap<usize, Rc<Binary<'a>>>>,
-    modules: RefCell<HashMap<usize, Scan<'a>>>,
+    binaries: RwLock<HashMap<usize, Arc<Binary<'a>>>>,
+    modules: RwLock<HashMap<usize, Scan<'a>>>,
 }
 
 /// One module's images and its scan, settled at any budget up to the one
@@ -39,18 +39,18 @@ impl<'a> Memo<'a> {
         &self,
         start: usize,
         parse: impl FnOnce() -> Result<Binary<'a>, E>,
-    ) -> Result<Rc<Binary<'a>>, E> {
-        if let Some(binary) = self.binaries.borrow().get(&start) {
-            return Ok(Rc::clone(binary));
+    ) -> Result<Arc<Binary<'a>>, E> {
+        if let Some(binary) = read(&self.binaries).get(&start) {
+            return Ok(Arc::clone(binary));
         }
-        let binary = Rc::new(parse()?);
-        self.binaries.borrow_mut().insert(start, Rc::clone(&binary));
+        let binary = Arc::new(parse()?);
+        write(&self.binaries).insert(start, Arc::clone(&binary));
         Ok(binary)
     }
 
     /// The images of the module starting at `start`, if scanned before.
     pub(crate) fn images(&self, start: usize) -> Option<Vec<MemoryImage<'a>>> {
-        self.modules.borrow().get(&start).map(|m| m.images.clone())
+        read(&self.modules).get(&start).map(|m| m.images.clone())
     }
 
     /// The scan of the module starting at `start` within `budget` (and
@@ -64,7 +64,7 @@ impl<'a> Memo<'a> {
         images: &[MemoryImage<'a>],
         scan: impl FnOnce() -> ScannedGaps,
     ) -> ScannedGaps {
-        if let Some(module) = self.modules.borrow().get(&start)
+        if let Some(module) = read(&self.modules).get(&start)
             && module.scanned.widest() >= plan::widest(budget, also)
         {
             return module.scanned.narrowed(budget, also);
@@ -74,7 +74,20 @@ impl<'a> Memo<'a> {
             images: images.to_vec(),
             scanned: scanned.clone(),
         };
-        self.modules.borrow_mut().insert(start, kept);
+        write(&self.modules).insert(start, kept);
         scanned
     }
+}
+
+/// Read access to one of the memo's maps. A panic while it was held (the
+/// memo's own code does not panic) leaves nothing half-written: each map
+/// only gains whole entries.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Write access to one of the memo's maps (as [`read`]).
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

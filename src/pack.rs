@@ -3,7 +3,7 @@
 //! output byte before any is written.
 
 use std::ops::Range;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::emit::Output;
 use crate::error::{Error, Result};
@@ -47,11 +47,11 @@ pub(crate) struct Context<'c, 'a> {
 
 impl<'a> Context<'_, 'a> {
     /// The binary at `range` of `input`, parsed (once, with a memo).
-    fn parse(&self, input: &'a [u8], range: Range<usize>) -> Result<Rc<Binary<'a>>> {
+    fn parse(&self, input: &'a [u8], range: Range<usize>) -> Result<Arc<Binary<'a>>> {
         let parse = || parse::parse_with(input, range.clone(), self.release, self.known);
         match self.memo {
             Some(memo) => memo.binary(range.start, parse),
-            None => parse().map(Rc::new),
+            None => parse().map(Arc::new),
         }
     }
 }

@@ -321,20 +321,34 @@ impl<'a, 'o, 'f> Search<'a, 'o, 'f> {
     /// Step 2: the grid's plans, caps `n`, `n/4`, ... down to the first
     /// over the growth limit (lower caps only grow more).
     fn grid(&self) -> Result<Vec<(u32, Plan<'a>)>> {
+        let caps: Vec<u32> =
+            std::iter::successors(Some(self.n), |&cap| (cap > 1).then(|| (cap / 4).max(1)))
+                .collect();
         let mut grid = Vec::new();
-        let mut cap = self.n;
-        loop {
-            let plan = self.plan_at(cap)?;
-            if plan.len() > self.growth_limit {
-                break;
+        // As many caps at a time as there are workers: past the first plan
+        // over the limit, the rest of its batch is dropped.
+        for batch in caps.chunks(self.threads) {
+            for (&cap, plan) in batch.iter().zip(self.plans_at(batch)?) {
+                if plan.len() > self.growth_limit {
+                    return Ok(grid);
+                }
+                grid.push((cap, plan));
             }
-            grid.push((cap, plan));
-            if cap == 1 {
-                break;
-            }
-            cap = (cap / 4).max(1);
         }
         Ok(grid)
+    }
+
+    /// The plans at `caps` ([`Search::plan_at`]), several at once on the
+    /// workers, in order; the first error in that order.
+    fn plans_at(&self, caps: &[u32]) -> Result<Vec<Plan<'a>>> {
+        let mut plans = Vec::with_capacity(caps.len());
+        crate::pool::map_ordered(
+            caps,
+            self.threads,
+            |&cap| self.plan_at(cap),
+            |_, plan| plans.push(plan),
+        );
+        plans.into_iter().collect()
     }
 
     /// Step 4: the codec decides. The input whole, then the best-ranked
@@ -441,13 +455,15 @@ impl Ranking {
             let best = last.weighed.remove(at);
             let up = ((best.0 as f64 * factor).round() as u32).min(search.n);
             let down = ((best.0 as f64 / factor).round() as u32).max(1);
+            let mut caps = vec![up];
+            if down != up {
+                caps.push(down);
+            }
+            caps.retain(|&cap| cap != best.0);
             let mut plans = vec![(best.0, best.2)];
-            for cap in [up, down] {
-                if plans.iter().all(|p| p.0 != cap) {
-                    let plan = search.plan_at(cap)?;
-                    if plan.len() <= search.growth_limit {
-                        plans.push((cap, plan));
-                    }
+            for (cap, plan) in caps.iter().zip(search.plans_at(&caps)?) {
+                if plan.len() <= search.growth_limit {
+                    plans.push((*cap, plan));
                 }
             }
             if plans.len() == 1 {
