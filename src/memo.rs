@@ -24,6 +24,9 @@ use crate::plan::{self, MemoryImage, ScannedGaps};
 pub(crate) struct Memo<'a> {
     binaries: RwLock<HashMap<usize, Arc<Binary<'a>>>>,
     modules: RwLock<HashMap<usize, Scan<'a>>>,
+    /// Parses only, no scans (`inspect`, which plans once and reads the
+    /// modules again).
+    parses_only: bool,
 }
 
 /// One module's images and its scan, settled at any budget up to the one
@@ -34,6 +37,14 @@ struct Scan<'a> {
 }
 
 impl<'a> Memo<'a> {
+    /// A memo that keeps each binary's parse, and no scan.
+    pub(crate) fn parses_only() -> Self {
+        Memo {
+            parses_only: true,
+            ..Memo::default()
+        }
+    }
+
     /// The binary starting at `start`, parsed by `parse` the first time.
     pub(crate) fn binary<E>(
         &self,
@@ -70,6 +81,9 @@ impl<'a> Memo<'a> {
             return module.scanned.narrowed(budget, also);
         }
         let scanned = scan();
+        if self.parses_only {
+            return scanned;
+        }
         let kept = Scan {
             images: images.to_vec(),
             scanned: scanned.clone(),

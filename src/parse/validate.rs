@@ -210,6 +210,20 @@ pub(crate) struct KnownHeaders {
     pub(super) code_slots: HashMap<usize, u32>,
 }
 
+impl KnownHeaders {
+    /// Every data segment's payload in the input, of every module, in
+    /// input order (payloads never overlap).
+    pub(crate) fn payloads(&self) -> Vec<Range<usize>> {
+        let mut payloads: Vec<Range<usize>> = self
+            .sections
+            .values()
+            .flat_map(|section| section.ranges().map(|(_, payload)| payload))
+            .collect();
+        payloads.sort_unstable_by_key(|p| p.start);
+        payloads
+    }
+}
+
 /// One data section's headers: a valid data section of the same count whose
 /// payloads are all empty, and where each segment and its payload are in
 /// the input.
