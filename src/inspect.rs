@@ -2,7 +2,6 @@
 //! numbers behind `segpack inspect`.
 
 use std::ops::Range;
-
 use std::sync::{Arc, Mutex};
 
 use crate::error::Result;
@@ -323,8 +322,9 @@ impl Seen<'_> {
 }
 
 /// The memory reports of one module; `packed` is what packing gave each
-/// re-packed memory (segments, bytes), from the plan. `release` is told of
-/// each segment's bytes once counted.
+/// re-packed memory (segments, bytes), from the plan; `seen`, the zeros
+/// counted as the plan scanned. `release` is told of the segments read
+/// here, once counted.
 fn module_memories(
     module: &Module<'_>,
     packed: &[(u32, u64, u64)],
