@@ -249,35 +249,6 @@ impl<'a> Output<'a> {
         }
     }
 
-    /// The output as [`Chunk`]s, in order.
-    pub(crate) fn chunks(&self) -> impl Iterator<Item = Chunk<'_>> + '_ {
-        let mut owned = &self.owned[..];
-        let mut take = move |len: usize| {
-            let (bytes, rest) = owned.split_at(len);
-            owned = rest;
-            Chunk::Bytes(bytes)
-        };
-        let input =
-            |start: usize, len: u32| Chunk::Input(start as u64..start as u64 + u64::from(len));
-        let mut spans = self.spans.iter();
-        // The input of an `OwnedInput`, after its owned bytes.
-        let mut then = None;
-        std::iter::from_fn(move || {
-            if let Some(chunk) = then.take() {
-                return Some(chunk);
-            }
-            Some(match *spans.next()? {
-                Span::Input { start, len } => input(start, len),
-                Span::Owned(len) => take(len as usize),
-                Span::Zeros(n) => Chunk::Zeros(n.into()),
-                Span::OwnedInput { owned, start, len } => {
-                    then = Some(input(start, len));
-                    take(owned.into())
-                }
-            })
-        })
-    }
-
     /// A [`Cursor`] at the first byte.
     pub(crate) fn cursor(&self) -> Cursor<'_, 'a> {
         Cursor {
@@ -286,6 +257,12 @@ impl<'a> Output<'a> {
             passed: 0,
             owned: 0,
         }
+    }
+
+    /// The output as [`Chunk`]s, in order.
+    pub(crate) fn chunks(&self) -> impl Iterator<Item = Chunk<'_>> + '_ {
+        let mut cursor = self.cursor();
+        std::iter::from_fn(move || cursor.next())
     }
 
     /// Writes every byte, in order.

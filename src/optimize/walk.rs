@@ -278,6 +278,21 @@ enum State {
     },
 }
 
+impl State {
+    /// A body of `left` bytes (handed out when `data`), `n` of them read
+    /// or passed (at most `left`).
+    fn body_after(left: u64, data: bool, n: u64) -> State {
+        if n == left {
+            State::Id
+        } else {
+            State::Body {
+                left: left - n,
+                data,
+            }
+        }
+    }
+}
+
 impl DataSections {
     fn feed<'b>(&mut self, mut piece: Piece<'b>, f: &mut impl FnMut(Option<Piece<'b>>)) {
         while piece.len() > 0 {
@@ -287,14 +302,7 @@ impl DataSections {
                     if data {
                         f(Some(piece.split_at(n).0));
                     }
-                    self.state = if n == left {
-                        State::Id
-                    } else {
-                        State::Body {
-                            left: left - n,
-                            data,
-                        }
-                    };
+                    self.state = State::body_after(left, data, n);
                     n
                 }
                 state => {
@@ -371,14 +379,7 @@ impl DataSections {
     fn skip_body(&mut self, n: u64) {
         if let State::Body { left, data } = self.state {
             debug_assert!(data && n <= left);
-            self.state = if n == left {
-                State::Id
-            } else {
-                State::Body {
-                    left: left - n,
-                    data,
-                }
-            };
+            self.state = State::body_after(left, data, n);
             self.consumed(n);
         }
     }

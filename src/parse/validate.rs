@@ -443,8 +443,6 @@ fn headers_from_map(
     headers: &mut Vec<u8>,
 ) -> Result<DataHeaders> {
     let section_start = reader.range().start as usize;
-    // The count is the file's claim: never reserve for more segments than
-    // the section's bytes could hold (each takes at least 3 bytes).
     let mut known = DataHeaders::for_section(reader);
     let mut behind = ReleaseBehind::new(release, section_start);
     for data in reader.clone() {
