@@ -157,6 +157,48 @@ fn map_parallel<J: Sync, R: Send>(
     });
 }
 
+/// Runs `a` on the calling thread and `b` beside it, when `threads` (as
+/// [`thread_count`] reads it) allows more than one; else `a`, then `b`.
+/// Validation runs a data section's headers (which need the module's
+/// validator, on this thread) beside the function bodies before it.
+#[cfg_attr(not(feature = "module"), allow(dead_code))]
+pub(crate) fn join<RA, RB: Send>(
+    threads: usize,
+    a: impl FnOnce() -> RA,
+    b: impl FnOnce() -> RB + Send,
+) -> (RA, RB) {
+    #[cfg(feature = "rayon")]
+    if thread_count(threads) > 1 {
+        let mut done_b = None;
+        let done_a = rayon::in_place_scope(|scope| {
+            scope.spawn(|_| done_b = Some(b()));
+            a()
+        });
+        return (done_a, done_b.expect("the scope ran b"));
+    }
+    #[cfg(all(feature = "parallel", not(feature = "rayon")))]
+    if thread_count(threads) > 1 {
+        // `b` stays here if no thread can be started (wasm32 without threads).
+        let b = std::sync::Mutex::new(Some(b));
+        let take = || b.lock().expect("not poisoned").take();
+        return std::thread::scope(|scope| {
+            let spawned = std::thread::Builder::new().spawn_scoped(scope, || take().map(|b| b()));
+            let done_a = a();
+            let done_b = spawned.ok().and_then(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            });
+            (
+                done_a,
+                done_b.unwrap_or_else(|| take().expect("b not taken")()),
+            )
+        });
+    }
+    let _ = threads;
+    (a(), b())
+}
+
 /// Worker threads for `threads`: 0 means one per core (as
 /// `std::thread::available_parallelism` says, 1 where it cannot tell), or
 /// with the `rayon` feature as many as the current rayon pool has. Without
@@ -201,6 +243,25 @@ mod tests {
             map_ordered(&jobs, threads, |&n| n * 3, |i, r| seen.push((i, r)));
             let expected: Vec<(usize, u64)> = (0..200).map(|i| (i, i as u64 * 3)).collect();
             assert_eq!(seen, expected, "threads {threads}");
+        }
+    }
+
+    /// Both results, on any number of threads; with more than one (and
+    /// threads to start), `b` runs beside `a`, not after it: `a` waits for
+    /// `b` to begin.
+    #[test]
+    fn join_runs_both_and_beside_when_it_can() {
+        for threads in [1, 2, 3] {
+            assert_eq!(join(threads, || 1, || "b"), (1, "b"), "threads {threads}");
+        }
+        if thread_count(2) > 1 {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (a, ()) = join(
+                2,
+                || rx.recv_timeout(std::time::Duration::from_secs(10)),
+                move || tx.send(()).unwrap(),
+            );
+            assert_eq!(a, Ok(()));
         }
     }
 
