@@ -24,7 +24,10 @@ use crate::error::{Error, Result};
 /// where touching one header per page would otherwise map the whole file.
 ///
 /// Function bodies are validated on `threads` workers ([`crate::pool`]),
-/// the first error in the input's order reported, as one thread would.
+/// those before a data section while this thread validates its headers
+/// ([`crate::pool::join`]). Any error of the sections is reported before
+/// any of the bodies, and of those the first in the input's order, on any
+/// number of threads.
 ///
 /// An error inside a component names the nested binary it is in
 /// ("in component 0 / core module 1: …").
