@@ -108,6 +108,14 @@ fn span_lens(mut n: u64) -> impl Iterator<Item = u32> {
     })
 }
 
+/// Where `bytes` starts in `input`, when it is a slice of it (it borrows
+/// from it, and lies within it).
+pub(crate) fn offset_in(input: &[u8], bytes: &[u8]) -> Option<usize> {
+    (bytes.as_ptr() as usize)
+        .checked_sub(input.as_ptr() as usize)
+        .filter(|start| start + bytes.len() <= input.len())
+}
+
 /// The planned output bytes, not yet written.
 #[derive(Debug, Clone)]
 pub(crate) struct Output<'a> {
@@ -188,10 +196,7 @@ impl<'a> Output<'a> {
 
     /// Appends a slice that borrows from the input.
     fn input_slice(&mut self, bytes: &[u8]) {
-        let start = (bytes.as_ptr() as usize)
-            .checked_sub(self.input.as_ptr() as usize)
-            .filter(|s| s + bytes.len() <= self.input.len())
-            .expect("payload bytes borrow from the input");
+        let start = offset_in(self.input, bytes).expect("payload bytes borrow from the input");
         self.input(start..start + bytes.len());
     }
 

@@ -240,14 +240,11 @@ impl<'a> ZerosSeen<'a> {
     /// scanned piece; not the whole input or a section, which validation
     /// and parsing release).
     fn see(&self, bytes: &[u8]) {
-        let Some(start) = (bytes.as_ptr() as usize).checked_sub(self.input.as_ptr() as usize)
+        let Some(start) = crate::emit::offset_in(self.input, bytes).filter(|_| !bytes.is_empty())
         else {
             return;
         };
         let end = start + bytes.len();
-        if bytes.is_empty() || end > self.input.len() {
-            return;
-        }
         let i = self.payloads.partition_point(|p| p.end <= start);
         if !self
             .payloads
@@ -286,7 +283,7 @@ impl Seen<'_> {
     /// counted now (all of it when two pieces seen overlap but differ).
     /// Whether any byte was read now.
     fn zeros(&self, data: &[u8]) -> (u64, bool) {
-        let start = data.as_ptr() as usize - self.input.as_ptr() as usize;
+        let start = crate::emit::offset_in(self.input, data).expect("a payload of the input");
         let end = start + data.len();
         let i = self.payloads.partition_point(|p| p.start < start);
         if self.payloads.get(i) != Some(&(start..end)) {
