@@ -32,7 +32,7 @@ pub(crate) struct Memo<'a> {
 /// One module's images and its scan, settled at any budget up to the one
 /// it was made for.
 struct Scan<'a> {
-    images: Vec<MemoryImage<'a>>,
+    images: Arc<[MemoryImage<'a>]>,
     scanned: ScannedGaps,
 }
 
@@ -60,8 +60,10 @@ impl<'a> Memo<'a> {
     }
 
     /// The images of the module starting at `start`, if scanned before.
-    pub(crate) fn images(&self, start: usize) -> Option<Vec<MemoryImage<'a>>> {
-        read(&self.modules).get(&start).map(|m| m.images.clone())
+    pub(crate) fn images(&self, start: usize) -> Option<Arc<[MemoryImage<'a>]>> {
+        read(&self.modules)
+            .get(&start)
+            .map(|m| Arc::clone(&m.images))
     }
 
     /// The scan of the module starting at `start` within `budget` (and
@@ -72,7 +74,7 @@ impl<'a> Memo<'a> {
         start: usize,
         budget: u64,
         also: Option<u64>,
-        images: &[MemoryImage<'a>],
+        images: &Arc<[MemoryImage<'a>]>,
         scan: impl FnOnce() -> ScannedGaps,
     ) -> ScannedGaps {
         if let Some(module) = read(&self.modules).get(&start)
@@ -85,7 +87,7 @@ impl<'a> Memo<'a> {
             return scanned;
         }
         let kept = Scan {
-            images: images.to_vec(),
+            images: Arc::clone(images),
             scanned: scanned.clone(),
         };
         write(&self.modules).insert(start, kept);

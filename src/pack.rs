@@ -219,8 +219,9 @@ struct Layout<'m, 'a> {
     module: &'m Module<'a>,
     /// Per memory: whether its active segments are re-packed.
     packable: Vec<bool>,
-    /// The images of the packable memories, in memory order.
-    images: Vec<MemoryImage<'a>>,
+    /// The images of the packable memories, in memory order. Shared with
+    /// the memo, which keeps them for every other cap: never copied.
+    images: Arc<[MemoryImage<'a>]>,
     /// The packed segments, in (memory, offset) order.
     packed: plan::Segments,
     /// The last input segment kept at its index.
@@ -260,7 +261,7 @@ impl<'m, 'a> Layout<'m, 'a> {
         let mut layout = Layout {
             module,
             packable,
-            images: Vec::new(),
+            images: Arc::new([]),
             packed: plan::Segments::default(),
             last_kept: None,
             keep_all: false,
@@ -277,14 +278,15 @@ impl<'m, 'a> Layout<'m, 'a> {
     }
 
     /// The images of the packable memories (the memo's, once it has them).
-    fn make_images(&self) -> Vec<MemoryImage<'a>> {
+    fn make_images(&self) -> Arc<[MemoryImage<'a>]> {
         if let Some(images) = self.memo.and_then(|memo| memo.images(self.start)) {
             return images;
         }
         (0..self.module.memories.len())
             .filter(|&m| self.packable[m])
             .map(|m| rules::image(self.module, m))
-            .collect()
+            .collect::<Vec<_>>()
+            .into()
     }
 
     fn repacked(&self, segment: &DataSegment<'_>) -> bool {
@@ -319,7 +321,8 @@ impl<'m, 'a> Layout<'m, 'a> {
         };
         // The pieces (16 bytes an input segment) are made again after the
         // cap settles, which reads none: the npm build's peak is there.
-        self.images = Vec::new();
+        // (A memo keeps them for the next cap: then they are shared.)
+        self.images = Arc::new([]);
         let finals = scanned.settle();
         self.images = self.make_images();
         let packed = finals.split(&self.images);
