@@ -75,6 +75,10 @@ pub(super) fn element_slots_used(reader: &wasmparser::ElementSectionReader<'_>) 
 /// As [`data_slots_used`], for a data segment's offset expression.
 pub(super) fn offset_slots_used(data: &wasmparser::Data<'_>, used: u32) -> Result<u32> {
     match &data.kind {
+        // A single constant names no segment.
+        DataKind::Active { offset_expr, .. } if super::single_const(offset_expr).is_some() => {
+            Ok(used)
+        }
         DataKind::Active { offset_expr, .. } => {
             slots_named_by(offset_expr.get_operators_reader(), used)
         }
