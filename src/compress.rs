@@ -295,6 +295,13 @@ impl<'i, 'b> Rechunk<'i, 'b> {
                     None => break,
                 }
             }
+            // A whole write within one slice (most of a module's input) is
+            // handed out as it is, not copied.
+            if self.buffer.is_empty() && self.pending.len() >= WRITE {
+                let (write, rest) = self.pending.split_at(WRITE);
+                self.pending = rest;
+                return Some(write);
+            }
             let n = self.pending.len().min(WRITE - self.buffer.len());
             self.buffer.extend_from_slice(&self.pending[..n]);
             self.pending = &self.pending[n..];
@@ -315,5 +322,45 @@ impl std::io::Write for Count {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Rechunk, WRITE};
+
+    /// Whatever slices the bytes come in, the writes are the same: the
+    /// bytes in order, `WRITE` at a time, the last one shorter.
+    #[test]
+    fn writes_are_cut_the_same_whatever_the_slices() {
+        let bytes: Vec<u8> = (0..5 * WRITE + 123).map(|i| (i % 251) as u8).collect();
+        let cuts: [&[usize]; 5] = [
+            &[],
+            &[1, 2, 3],
+            &[WRITE],
+            &[100, 100 + 3 * WRITE, 100 + 3 * WRITE + 1],
+            &[WRITE - 1, 2 * WRITE + 7, 4 * WRITE],
+        ];
+        for cut in cuts {
+            let mut slices = Vec::new();
+            let mut from = 0;
+            for &at in cut.iter().chain([&bytes.len()]) {
+                slices.push(&bytes[from..at]);
+                from = at;
+            }
+            let mut iter = slices.into_iter();
+            let mut rechunk = Rechunk::new(&mut iter);
+            let mut writes = Vec::new();
+            while let Some(write) = rechunk.next() {
+                writes.push(write.to_vec());
+            }
+            let lens: Vec<usize> = writes.iter().map(Vec::len).collect();
+            assert_eq!(
+                lens,
+                [WRITE, WRITE, WRITE, WRITE, WRITE, 123],
+                "cut at {cut:?}"
+            );
+            assert_eq!(writes.concat(), bytes, "cut at {cut:?}");
+        }
     }
 }
