@@ -136,6 +136,7 @@ pub use mapped::MappedInput;
 #[cfg(feature = "module")]
 pub use optimize::{
     BUDGET, BUDGET_SLACK, CompressedLen, Optimized, WINDOWS, optimize, optimize_with,
+    optimize_with_mapped,
 };
 #[cfg(feature = "module")]
 pub use report::{Figures, ModuleReport, PackReport};

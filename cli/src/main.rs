@@ -254,18 +254,21 @@ fn pack(args: PackArgs) -> Result<(), Failure> {
                 .with_report_engine_limit(args.json || args.stats),
             &input,
         ),
-        Objective::Compressed(c) => segpack::optimize(input.bytes(), &args.common.options(), c)
-            .map(|o| {
-                compressed = Some(render::Compressed {
-                    compression: c,
-                    before: o.compressed_before,
-                    after: o.compressed_after,
-                    candidates: o.candidates.clone(),
-                    measured: o.measured.clone(),
-                    bytes_compressed: o.bytes_compressed,
-                });
-                o.plan
-            }),
+        Objective::Compressed(c) => {
+            segpack::optimize_with_mapped(input.bytes(), &args.common.options(), c, &input).map(
+                |o| {
+                    compressed = Some(render::Compressed {
+                        compression: c,
+                        before: o.compressed_before,
+                        after: o.compressed_after,
+                        candidates: o.candidates.clone(),
+                        measured: o.measured.clone(),
+                        bytes_compressed: o.bytes_compressed,
+                    });
+                    o.plan
+                },
+            )
+        }
     };
     let plan = match planned {
         Ok(plan) => plan,
@@ -441,8 +444,7 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
         .map_err(|e| input_failure(e, input.name()))?;
     let compressed = match args.compressed {
         Some(c) => Some(
-            inspect_compressed(input.bytes(), &options, c)
-                .map_err(|e| input_failure(e, input.name()))?,
+            inspect_compressed(&input, &options, c).map_err(|e| input_failure(e, input.name()))?,
         ),
         None => None,
     };
@@ -468,21 +470,19 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
 /// `inspect --compressed`: the input, the default pack and the optimized
 /// pack, each compressed whole.
 fn inspect_compressed(
-    input: &[u8],
+    input: &Input,
     options: &PackOptions,
     compression: segpack::Compression,
 ) -> Result<render::InspectCompressed, segpack::Error> {
-    let plan = Plan::new(input, options)?;
-    let mut output = Vec::with_capacity(plan.len() as usize);
-    plan.write_to(&mut output, None)
-        .map_err(|e| segpack::Error::io("packing", e))?;
+    // Compressed as they are walked, the input released behind the codec:
+    // nothing the size of the input is held.
+    let plan = Plan::with_mapped(input.bytes(), options, input)?;
     let default = if plan.report().changed() {
-        compression.compressed_len(output.len() as u64, &mut std::iter::once(&output[..]))?
+        plan.compressed_len(compression, &|bytes| input.release(bytes))?
     } else {
         u64::MAX
     };
-    drop(output);
-    let optimized = segpack::optimize(input, options, compression)?;
+    let optimized = segpack::optimize_with_mapped(input.bytes(), options, compression, input)?;
     let default = if default == u64::MAX {
         optimized.compressed_before
     } else {

@@ -58,11 +58,19 @@ impl<'b> Piece<'b> {
         }
     }
 
-    /// Appends its bytes `from..to` to `out`.
-    pub(super) fn extend(self, out: &mut Vec<u8>, from: u64, to: u64) {
+    /// Appends its bytes `from..to` to `out`; returns those it read (none
+    /// of zeros).
+    pub(super) fn extend(self, out: &mut Vec<u8>, from: u64, to: u64) -> &'b [u8] {
         match self {
-            Piece::Bytes(b) => out.extend_from_slice(&b[from as usize..to as usize]),
-            Piece::Zeros(_) => out.resize(out.len() + (to - from) as usize, 0),
+            Piece::Bytes(b) => {
+                let bytes = &b[from as usize..to as usize];
+                out.extend_from_slice(bytes);
+                bytes
+            }
+            Piece::Zeros(_) => {
+                out.resize(out.len() + (to - from) as usize, 0);
+                &[]
+            }
         }
     }
 }

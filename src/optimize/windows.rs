@@ -1,7 +1,8 @@
 //! Where the ranking samples: windows of the memories' address space.
 
+use super::behind::Behind;
 use super::walk::{Item, for_each_segment};
-use super::{CUT_CONTEXT, MIN_WINDOW, WINDOWS};
+use super::{CUT_CONTEXT, MIN_WINDOW, Release, WINDOWS};
 use crate::Plan;
 
 /// Where the ranking samples: windows of the memories' address space, the
@@ -157,7 +158,9 @@ impl Windows {
 
     /// `plan`'s data sections inside the windows: the header of each active
     /// segment that starts in one, and its payload bytes that lie in one.
-    pub(super) fn sample(&self, plan: &Plan<'_>) -> Vec<u8> {
+    /// `release` is told of the input read, as it goes ([`Behind`]).
+    pub(super) fn sample(&self, plan: &Plan<'_>, release: Release<'_>) -> Vec<u8> {
+        let mut behind = Behind::new(plan.input(), release);
         let mut sample = Vec::new();
         for_each_segment(plan, |item| match item {
             Item::Header(memory, offset, header, _) => {
@@ -179,7 +182,7 @@ impl Windows {
                 for w in self.windows[from..].iter().take_while(|w| w.0 < last) {
                     let (lo, hi) = (w.0.max(first), w.1.min(last));
                     if lo < hi {
-                        payload.extend(&mut sample, lo - first, hi - first);
+                        behind.read(payload.extend(&mut sample, lo - first, hi - first));
                     }
                 }
                 self.to_next_window(memory, offset + payload.len())
@@ -271,7 +274,7 @@ mod tests {
                     windows: set.iter().copied().filter(|w| w.0 < w.1).collect(),
                 };
                 assert_eq!(
-                    windows.sample(&plan),
+                    windows.sample(&plan, &|_| {}),
                     read_sample(&windows, &output),
                     "cap {cap}, windows {set:?}"
                 );
