@@ -146,16 +146,17 @@ mod tests {
     /// and every one of them is.
     #[test]
     fn small_reads_far_apart_are_released_in_few_stretches() {
-        let input = vec![0u8; 64 * STEP];
-        let at: Vec<usize> = (0..2000).map(|i| i * 32 * STEP / 1000 + 7).collect();
+        let input = vec![0u8; 12 * STEP];
+        // (No product past 32 bits: this runs on wasm32 too.)
+        let at: Vec<usize> = (0..500).map(|i| i * (12 * STEP / 500) + 7).collect();
         let released = releases(&input, |release| {
             let mut behind = Behind::new(&input, release);
             for &a in &at {
                 behind.read(&input[a..a + 100]);
             }
         });
-        // 2,000 reads over 64 steps.
-        assert_eq!(released.len(), 16);
+        // 500 reads over 12 steps.
+        assert_eq!(released.len(), 3);
         for a in at {
             assert!(released.iter().any(|r| r.0 <= a && a + 100 <= r.1), "{a}");
         }
