@@ -111,7 +111,7 @@ mod tests {
     fn releases(input: &[u8], walk: impl FnOnce(&(dyn Fn(&[u8]) + Sync))) -> Vec<(usize, usize)> {
         let released = Mutex::new(Vec::new());
         walk(&|bytes: &[u8]| {
-            let at = bytes.as_ptr() as usize - input.as_ptr() as usize;
+            let at = crate::emit::offset_in(input, bytes).expect("input bytes");
             released.lock().unwrap().push((at, at + bytes.len()));
         });
         released.into_inner().unwrap()
@@ -173,7 +173,7 @@ mod tests {
         let slices = [&input[..10], &owned[..], &input[100..], &owned[..5]];
         let released = Mutex::new(Vec::new());
         let release = |bytes: &[u8]| {
-            let at = bytes.as_ptr() as usize - input.as_ptr() as usize;
+            let at = crate::emit::offset_in(&input, bytes).expect("input bytes");
             released.lock().unwrap().push(at + bytes.len());
         };
         let mut handed = Vec::new();
